@@ -1,0 +1,115 @@
+"""Run an agency client: ``python -m client_gevent [--config PATH]``.
+
+The work runs in its own greenlet; SIGTERM or SIGINT kills that greenlet at
+whatever it is doing (uploading, waiting for winners, sleeping in the echo
+loop), which closes its socket, and the process exits 0.
+
+Exit codes: 0 on success or on a stop signal, 1 if the job failed, 2 for a bad
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import gevent
+
+from client_gevent.backoff import Backoff
+from client_gevent.bets_source import BetsSource, CsvBets, SingleBet
+from client_gevent.config import DEFAULT_CONFIG_PATH, ClientConfig, ConfigError, load_config
+from client_gevent.echo_mode import run_echo_loop
+from client_gevent.lottery_mode import LotteryAgency
+from shared.logs import Result, log_action, setup_logging
+
+logger = logging.getLogger("client_gevent")
+
+
+class StopRequested(gevent.GreenletExit):  # type: ignore[misc]
+    """Thrown into the worker greenlet by the signal handler."""
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m client_gevent",
+        description="Lotería Nacional agency: uploads its bets from a CSV file and asks for "
+        "its winners (CLI_MODE=lottery), or sends numbered echo messages (CLI_MODE=echo).",
+        epilog="Environment: CLI_ID (required), CLI_MODE, CLI_BETS_FILE, CLI_SERVER_ADDRESS, "
+        "CLI_LOOP_AMOUNT, CLI_LOOP_PERIOD, CLI_LOG_LEVEL, CLI_BATCH_MAXAMOUNT, "
+        "CLI_CONNECTION_RETRYTIMEOUT, CLI_CONNECTION_REPLYTIMEOUT; NOMBRE, APELLIDO, "
+        "DOCUMENTO, NACIMIENTO and NUMERO together send that single bet instead of the file.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"config.yaml to read (default: {DEFAULT_CONFIG_PATH}, if present)",
+    )
+    return parser.parse_args(argv)
+
+
+def _work(config: ClientConfig) -> int:
+    backoff = Backoff(config.retry_timeout.seconds, config.client_id)
+    if config.mode == "echo":
+        return run_echo_loop(config, backoff)
+    source: BetsSource = SingleBet(config.single_bet) if config.single_bet else CsvBets(config.bets_file)
+    return LotteryAgency(config, source, backoff).run()
+
+
+def run(config: ClientConfig) -> int:
+    """Run the configured mode until done or stopped. Returns the exit code."""
+    worker = gevent.spawn(_work, config)
+
+    def on_signal(signum: int) -> None:
+        log_action(
+            logger,
+            logging.INFO,
+            "shutdown",
+            Result.IN_PROGRESS,
+            client_id=config.client_id,
+            signal=signal.Signals(signum).name,
+        )
+        worker.kill(StopRequested, block=False)
+
+    handlers = [gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGTERM, signal.SIGINT)]
+    try:
+        worker.join()
+    finally:
+        for handler in handlers:
+            handler.cancel()
+    if isinstance(worker.value, StopRequested):
+        log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, client_id=config.client_id)
+        log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, client_id=config.client_id)
+        return 0
+    code: int = worker.get()  # re-raises if the worker crashed: that is a bug, let it show
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"client_gevent: config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    log_action(
+        logger,
+        logging.INFO,
+        "config",
+        Result.SUCCESS,
+        client_id=config.client_id,
+        server_address=config.server_address,
+        loop_amount=config.loop_amount,
+        loop_period=config.loop_period,
+        log_level=config.log_level,
+    )
+    return run(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+# Strategy: where an agency's bets come from, streamed: the CSV file is read
+# row by row, never loaded whole, and every row is validated before it is
+# handed out, so a bad row stops the upload before anything from it on is sent.
+# The file: five columns (first names, last name, document, birthdate, number),
+# no header, UTF-8, LF or CRLF line endings. Blank lines are ignored.
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+from shared.domain import FIELD_COUNT, BetFields, validate_bet
+from shared.errors import InvalidBet, LotteryError
+
+
+class BetsFileError(LotteryError):
+    """The bets file is missing or holds a bad row.
+
+    Attributes:
+        path: the file.
+        line: the line the bad row ends on (None if the file itself is the problem).
+    """
+
+    def __init__(self, path: Path, line: int | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {reason}")
+
+
+class CsvBets:
+    """The bets of one agency file.
+
+    Attributes:
+        line: the line on which the last row handed out ends (for error messages).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.line = 0
+
+    def rows(self, skip: int = 0) -> Iterator[BetFields]:
+        """Yield validated bets, after skipping the first `skip` (already stored) ones.
+
+        Raises:
+            BetsFileError: naming the file and the line of the first bad row, or
+                the file if it cannot be read or has fewer than `skip` rows.
+        """
+        try:
+            file = open(self.path, encoding="utf-8", newline="")
+        except OSError as exc:
+            raise BetsFileError(self.path, None, f"cannot open: {exc.strerror or exc}") from exc
+        with file:
+            reader = csv.reader(file, strict=True)
+            index = 0
+            while True:
+                try:
+                    row = next(reader, None)
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    raise BetsFileError(self.path, reader.line_num + 1, f"unreadable row: {exc}") from exc
+                self.line = reader.line_num
+                if row is None:
+                    break
+                if not row:
+                    continue
+                index += 1
+                if index <= skip:
+                    continue
+                yield self._bet(row)
+            if index < skip:
+                raise BetsFileError(
+                    self.path, None, f"has {index} bets, but the server already stores {skip} of this agency"
+                )
+
+    def _bet(self, row: list[str]) -> BetFields:
+        if len(row) != FIELD_COUNT:
+            raise BetsFileError(self.path, self.line, f"{len(row)} fields, expected {FIELD_COUNT}")
+        bet = BetFields._make(row)
+        try:
+            validate_bet(bet)
+        except InvalidBet as exc:
+            raise BetsFileError(self.path, self.line, str(exc)) from exc
+        return bet
+
+
+class SingleBet:
+    """One bet given in the environment (NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO, NUMERO)."""
+
+    def __init__(self, bet: BetFields) -> None:
+        self.bet = bet
+        self.path = Path("<environment>")
+        self.line = 1
+
+    def rows(self, skip: int = 0) -> Iterator[BetFields]:
+        """Yield the bet, unless the server already stores it; raises BetsFileError if invalid."""
+        try:
+            validate_bet(self.bet)
+        except InvalidBet as exc:
+            raise BetsFileError(self.path, None, str(exc)) from exc
+        if skip == 0:
+            yield self.bet
+
+
+BetsSource = CsvBets | SingleBet

@@ -1,0 +1,78 @@
+# Strategy: the course skeleton's echo loop, kept as a second mode. For each of
+# `loop.amount` messages: connect, send one text line (the server's inline
+# echo), read the line back, close, sleep `loop.period`. A server that is not
+# up yet is retried with backoff, like in lottery mode.
+from __future__ import annotations
+
+import logging
+
+import gevent
+
+from client_gevent.backoff import Backoff, GaveUp
+from client_gevent.config import ClientConfig
+from shared.errors import ConnectFailed, PeerClosed, Timeout
+from shared.logs import Result, log_action
+from shared.transport import open_connection, recv_line, send_all
+
+logger = logging.getLogger(__name__)
+
+#: Longest echo reply read back.
+MAX_REPLY_BYTES = 4096
+
+
+def echo_message(config: ClientConfig, number: int) -> str:
+    return f"[CLIENT {config.client_id}] Message N°{number}"
+
+
+def _exchange(config: ClientConfig, message: str) -> str:
+    sock = open_connection(config.server_host, config.server_port, config.reply_timeout.seconds)
+    try:
+        send_all(sock, f"{message}\n".encode())
+        reply = recv_line(sock, MAX_REPLY_BYTES)
+    finally:
+        sock.close()
+    if not reply:
+        raise PeerClosed()
+    return reply.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def run_echo_loop(config: ClientConfig, backoff: Backoff) -> int:
+    """Send the numbered messages; returns the exit code (0 if every echo matched)."""
+    mismatches = 0
+    for number in range(1, config.loop_amount + 1):
+        message = echo_message(config, number)
+        while True:
+            try:
+                reply = _exchange(config, message)
+                break
+            except (ConnectFailed, PeerClosed, Timeout, ValueError) as exc:
+                try:
+                    backoff.failed("connect", exc)
+                except GaveUp as gave_up:
+                    log_action(
+                        logger, logging.ERROR, "receive_message", Result.FAIL, client_id=config.client_id, error=gave_up
+                    )
+                    return 1
+        backoff.succeeded()
+        if reply == message:
+            log_action(logger, logging.INFO, "receive_message", Result.SUCCESS, client_id=config.client_id, msg=reply)
+        else:
+            mismatches += 1
+            log_action(
+                logger,
+                logging.ERROR,
+                "receive_message",
+                Result.FAIL,
+                client_id=config.client_id,
+                msg=reply,
+                error=f"expected {message!r}",
+            )
+        gevent.sleep(config.loop_period.seconds)
+    log_action(
+        logger,
+        logging.INFO,
+        "loop_finished",
+        Result.SUCCESS if not mismatches else Result.FAIL,
+        client_id=config.client_id,
+    )
+    return 0 if not mismatches else 1

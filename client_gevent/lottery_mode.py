@@ -1,0 +1,123 @@
+# Strategy: the agency's whole job, resumable at any point.
+#
+#   connect -> Hello -> Welcome(stored, done)
+#   upload: skip the `stored` bets the server already has, send the rest in
+#           batches, one at a time, each waiting for its BetsAck
+#   Done -> DoneAck, WinnersQuery -> Winners (blocks until the draw)
+#
+# Any connection failure (refused, reset, timeout, a retryable Error) sends the
+# agency back to "connect", after a backoff pause. Because the server reports
+# how many bets it has and accepts a batch only where its stored bets end, a
+# retry can neither skip nor repeat a bet. Bad data (a bad CSV row, a bet the
+# server rejects) is not retried: it ends the run with one `fail` line.
+from __future__ import annotations
+
+import logging
+
+from client_gevent.backoff import Backoff, GaveUp
+from client_gevent.batching import BetTooLarge, batches
+from client_gevent.bets_source import BetsFileError, BetsSource
+from client_gevent.config import ClientConfig
+from client_gevent.connection import ServerConnection, ServerRefused
+from shared.errors import ConnectFailed, LotteryError, PeerClosed, ProtocolError, Timeout
+from shared.logs import Result, log_action
+from shared.protocol import Bets, BetsAck, Done, DoneAck, ErrorCode, Hello, Welcome
+
+logger = logging.getLogger(__name__)
+
+#: Refusals that a fresh connection may get past (the server is busy, restarting,
+#: or out of step with us); any other refusal ends the run.
+RETRYABLE_CODES = frozenset(
+    {
+        ErrorCode.OUT_OF_SEQUENCE,
+        ErrorCode.STORAGE_FAILURE,
+        ErrorCode.SHUTTING_DOWN,
+        ErrorCode.SUPERSEDED,
+        ErrorCode.SERVER_BUSY,
+    }
+)
+_CONNECTION_ERRORS = (ConnectFailed, PeerClosed, Timeout, ProtocolError)
+
+
+class LotteryAgency:
+    """Uploads one agency's bets and fetches its winners.
+
+    Args:
+        config: the client settings.
+        source: where the bets come from.
+        backoff: paces reconnections and decides when to give up.
+    """
+
+    def __init__(self, config: ClientConfig, source: BetsSource, backoff: Backoff) -> None:
+        self._config = config
+        self._source = source
+        self._backoff = backoff
+        self._agency = config.client_id
+        self._phase = "connect"
+
+    def run(self) -> int:
+        """Do the whole job; returns the exit code (0 on success)."""
+        while True:
+            try:
+                winners = self._attempt()
+            except _CONNECTION_ERRORS as exc:
+                error: LotteryError = exc
+            except ServerRefused as exc:
+                if exc.code not in RETRYABLE_CODES:
+                    return self._fail(exc)
+                error = exc
+            except BetsFileError as exc:
+                return self._fail(exc)
+            else:
+                log_action(
+                    logger,
+                    logging.INFO,
+                    "consulta_ganadores",
+                    Result.SUCCESS,
+                    client_id=self._agency,
+                    cant_ganadores=len(winners),
+                )
+                return 0
+            try:
+                self._backoff.failed("connect", error)
+            except GaveUp as exc:
+                return self._fail(exc)
+
+    def _attempt(self) -> list[str]:
+        self._phase = "connect"
+        host, port = self._config.server_host, self._config.server_port
+        with ServerConnection(host, port, self._config.reply_timeout.seconds) as server:
+            welcome = server.request(Hello(self._agency), Welcome)
+            self._backoff.succeeded()
+            if not welcome.done:
+                self._phase = "apuesta_enviada"
+                self._upload(server, welcome.stored)
+                self._phase = "agency_done"
+                server.request(Done(), DoneAck)
+            self._phase = "consulta_ganadores"
+            return server.query_winners()
+
+    def _upload(self, server: ServerConnection, stored: int) -> None:
+        index = stored
+        level = logging.INFO if self._config.single_bet is not None else logging.DEBUG
+        try:
+            for batch in batches(self._source.rows(skip=stored), self._config.batch_max_amount):
+                if logger.isEnabledFor(level):
+                    for bet in batch:
+                        log_action(
+                            logger, level, "apuesta_enviada", Result.SUCCESS, dni=bet.document, numero=bet.number
+                        )
+                ack = server.request(Bets(index, tuple(batch)), BetsAck)
+                if ack.stored != index + len(batch):
+                    raise ProtocolError(f"server acknowledged {ack.stored} bets, expected {index + len(batch)}")
+                index = ack.stored
+                self._backoff.succeeded()
+        except BetTooLarge as exc:
+            raise BetsFileError(self._source.path, self._source.line, str(exc)) from exc
+        log_action(
+            logger, logging.INFO, "upload", Result.SUCCESS, client_id=self._agency, sent=index - stored, stored=index
+        )
+
+    def _fail(self, error: Exception) -> int:
+        log_action(logger, logging.ERROR, self._phase, Result.FAIL, client_id=self._agency, error=error)
+        return 1

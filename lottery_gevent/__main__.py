@@ -1,0 +1,129 @@
+"""Run the lottery server: ``python -m lottery_gevent [--config PATH]``.
+
+Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 1 if the server cannot
+start (storage damaged, address not bindable), 2 for a bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import resource
+import signal
+import sys
+from pathlib import Path
+
+import gevent
+from gevent.event import Event
+
+from lottery_gevent.config import DEFAULT_CONFIG_PATH, ConfigError, ServerConfig, load_config
+from lottery_gevent.lottery import Lottery
+from lottery_gevent.recovery import StorageCorrupt
+from lottery_gevent.server import LotteryServer
+from lottery_gevent.storage import BetStore
+from shared.logs import Result, log_action, setup_logging
+
+logger = logging.getLogger("lottery_gevent")
+
+#: File descriptors kept beyond one per connection (listener, storage, logs).
+SPARE_FDS = 64
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m lottery_gevent",
+        description="Lotería Nacional server: stores agencies' bets, runs the draw, "
+        "answers each agency with its winners; also echoes text lines (health checks).",
+        epilog="Every config key can be overridden by an environment variable of the same name.",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"config.ini to read (default: {DEFAULT_CONFIG_PATH}, if present)",
+    )
+    return parser.parse_args(argv)
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def _log_config(config: ServerConfig) -> None:
+    log_action(
+        logger,
+        logging.INFO,
+        "config",
+        Result.SUCCESS,
+        port=config.port,
+        listen_backlog=config.listen_backlog,
+        logging_level=config.logging_level,
+        agencies=config.agencies,
+    )
+    log_action(
+        logger,
+        logging.INFO,
+        "limits",
+        Result.SUCCESS,
+        max_connections=config.max_connections,
+        idle_timeout_s=config.idle_timeout_s,
+        frame_timeout_s=config.frame_timeout_s,
+        echo_max_bytes=config.echo_max_bytes,
+        echo_timeout_s=config.echo_timeout_s,
+        stop_timeout_s=config.stop_timeout_s,
+        fsync=config.fsync,
+    )
+
+
+def run(config: ServerConfig) -> int:
+    """Serve until SIGTERM or SIGINT. Returns the process exit code."""
+    _raise_fd_limit(config.max_connections + SPARE_FDS)
+    store = BetStore(durable=config.fsync)
+    try:
+        store.open()
+    except (StorageCorrupt, OSError) as exc:
+        log_action(logger, logging.ERROR, "storage_recovery", Result.FAIL, error=exc)
+        return 1
+    lottery = Lottery(store, config.agencies)
+    server = LotteryServer(config, store, lottery)
+    try:
+        server.start()
+    except OSError as exc:
+        log_action(logger, logging.ERROR, "listen", Result.FAIL, ip=config.ip, port=config.port, error=exc)
+        store.close()
+        return 1
+
+    stop_requested = Event()
+
+    def on_signal(signum: int) -> None:
+        log_action(logger, logging.INFO, "shutdown", Result.IN_PROGRESS, signal=signal.Signals(signum).name)
+        stop_requested.set()
+
+    handlers = [gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGTERM, signal.SIGINT)]
+    lottery.start()
+    stop_requested.wait()
+    server.stop()
+    for handler in handlers:
+        handler.cancel()
+    log_action(logger, logging.INFO, "shutdown", Result.SUCCESS)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"lottery_gevent: config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.logging_level)
+    _log_config(config)
+    return run(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+# Strategy: the draw barrier. One gevent AsyncResult stands for "the draw's
+# result". Every winners query blocks on it; nobody polls, and no answer is ever
+# built from partial data, because the result is set only after the one draw
+# over the complete file has finished.
+#
+# The draw starts when the configured number of agencies are done, in a greenlet
+# of its own (so that no connection's fate can interrupt it). If it fails, the
+# AsyncResult carries the exception and every waiter receives it.
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Mapping
+
+import gevent
+from gevent.event import AsyncResult
+
+from lottery_gevent.storage import BetStore
+from shared.errors import LotteryError
+from shared.logs import Result, log_action
+
+logger = logging.getLogger(__name__)
+
+
+class DrawFailed(LotteryError):
+    """The draw could not read the stored bets; no winners can be given."""
+
+
+class Lottery:
+    """Which agencies are done, and the draw once they all are.
+
+    Args:
+        store: the bet store (already open).
+        agencies: how many agencies take part, with ids 1..agencies. Zero means
+            nobody takes part and the draw never runs.
+    """
+
+    def __init__(self, store: BetStore, agencies: int) -> None:
+        self._store = store
+        self._agencies = agencies
+        self._draw: gevent.Greenlet | None = None
+        #: Set to {agency: [winning documents]} by the draw, or to its exception.
+        self.result: AsyncResult = AsyncResult()
+
+    def knows(self, agency: int) -> bool:
+        return 1 <= agency <= self._agencies
+
+    def is_done(self, agency: int) -> bool:
+        return agency in self._store.done_agencies()
+
+    def start(self) -> None:
+        """Start the draw now if a previous run already saw every agency done."""
+        self._draw_if_complete()
+
+    def mark_done(self, agency: int) -> None:
+        """Record the agency as done (durably, idempotently); start the draw if it was the last.
+
+        Raises:
+            StorageFailure: the done mark could not be written.
+        """
+        self._store.mark_done(agency)
+        self._draw_if_complete()
+
+    def winners(self, agency: int) -> list[str]:
+        """Block until the draw is over; return the agency's winning documents.
+
+        Raises:
+            DrawFailed: the draw could not be run.
+        """
+        result: Mapping[int, list[str]] = self.result.get()
+        return result.get(agency, [])
+
+    def stop(self) -> None:
+        """Kill a draw still running (shutdown)."""
+        if self._draw is not None:
+            self._draw.kill(block=True, timeout=1)
+
+    def _draw_if_complete(self) -> None:
+        if self._draw is not None or self._agencies == 0:
+            return
+        done = sum(1 for agency in self._store.done_agencies() if self.knows(agency))
+        if done == self._agencies:
+            self._draw = gevent.spawn(self._run_draw)
+
+    def _run_draw(self) -> None:
+        try:
+            winners = self._store.find_winners()
+        except (OSError, ValueError, csv.Error) as exc:
+            log_action(logger, logging.ERROR, "sorteo", Result.FAIL, error=exc)
+            failure = DrawFailed(f"the draw failed: {exc}")
+            failure.__cause__ = exc
+            self.result.set_exception(failure)
+            return
+        log_action(logger, logging.INFO, "sorteo", Result.SUCCESS)
+        self.result.set(winners)

@@ -1,0 +1,148 @@
+# Strategy: make the storage files trustworthy before the server accepts anyone.
+#
+# A crash (SIGKILL, power loss) can interrupt a write, so the last row of
+# bets.csv may be torn. A torn write can only damage the *last* record: a row
+# without its final newline, or a quoted field whose closing quote never came.
+# Recovery reads the file with a strict CSV parser, tracking the byte offset
+# where each complete, valid row ends, and cuts the file back to the end of the
+# last one. Anything wrong *before* the last record is not a torn write but
+# corruption, and recovery refuses to start rather than delete a complete row.
+#
+# The done log (one agency id per line) gets the same treatment.
+from __future__ import annotations
+
+import collections
+import csv
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from lottery_gevent.contract import Bet
+from shared.errors import LotteryError
+
+ROW_FIELDS = 6
+
+
+class StorageCorrupt(LotteryError):
+    """A storage file is damaged somewhere other than its last record."""
+
+
+@dataclass
+class Recovered:
+    """What recovery found in a storage file."""
+
+    #: Stored rows per agency.
+    counts: dict[int, int] = field(default_factory=dict)
+    #: Size of the file after repair, in bytes.
+    size: int = 0
+    #: Bytes of torn tail that were cut off (0 if none).
+    repaired_bytes: int = 0
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+
+class _LineFeeder:
+    """Hands a binary file's complete lines to csv.reader, counting bytes as it goes.
+
+    A line without its final newline is a torn tail and is never handed out.
+    Undecodable bytes are replaced rather than raised (a generator that raises
+    ends, which would hide the rows after it); `take_invalid_utf8()` reports them.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.consumed = 0
+        self._invalid_utf8 = False
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self._file:
+            if not raw.endswith(b"\n"):
+                return
+            self.consumed += len(raw)
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self._invalid_utf8 = True
+                yield raw.decode("utf-8", "replace")
+
+    def take_invalid_utf8(self) -> bool:
+        """True if a line handed out since the last call was not UTF-8."""
+        invalid, self._invalid_utf8 = self._invalid_utf8, False
+        return invalid
+
+
+def _agency_of(row: list[str]) -> int:
+    """The agency of a stored row; raises ValueError if the row is not a valid bet."""
+    if len(row) != ROW_FIELDS:
+        raise ValueError(f"{len(row)} fields, expected {ROW_FIELDS}")
+    bet = Bet(*row)
+    if bet.agency < 1:
+        raise ValueError(f"agency {bet.agency}")
+    return bet.agency
+
+
+def recover_bets(path: str) -> Recovered:
+    """Scan the bets file at `path`, cut off a torn last record, and count rows.
+
+    A missing file is an empty one.
+
+    Raises:
+        StorageCorrupt: a record other than the last one is unreadable.
+    """
+    if not os.path.exists(path):
+        return Recovered()
+    counts: collections.Counter[int] = collections.Counter()
+    good_end = 0
+    problem: str | None = None
+    with open(path, "rb") as file:
+        feeder = _LineFeeder(file)
+        reader = csv.reader(feeder, strict=True)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                problem = problem or f"record ending on line {reader.line_num}: {exc}"
+                continue
+            if problem is not None:
+                raise StorageCorrupt(f"{path}: {problem}, yet more records follow it")
+            try:
+                if feeder.take_invalid_utf8():
+                    raise ValueError("not UTF-8")
+                counts[_agency_of(row)] += 1
+            except ValueError as exc:
+                problem = f"record ending on line {reader.line_num}: {exc}"
+                continue
+            good_end = feeder.consumed
+        size = file.seek(0, os.SEEK_END)
+    if good_end < size:
+        os.truncate(path, good_end)
+    return Recovered(dict(counts), good_end, size - good_end)
+
+
+def recover_done(path: str) -> tuple[set[int], int]:
+    """Read the done log at `path` (one agency id per line); cut a torn last line.
+
+    Returns:
+        The agencies recorded as done, and how many torn bytes were cut.
+
+    Raises:
+        StorageCorrupt: a complete line is not an agency id.
+    """
+    if not os.path.exists(path):
+        return set(), 0
+    with open(path, "rb") as file:
+        data = file.read()
+    complete = data[: data.rfind(b"\n") + 1]
+    done: set[int] = set()
+    for number, line in enumerate(complete.splitlines(), start=1):
+        if not line.isdigit():
+            raise StorageCorrupt(f"{path}: line {number} is not an agency id: {line!r}")
+        done.add(int(line))
+    if len(complete) < len(data):
+        os.truncate(path, len(complete))
+    return done, len(data) - len(complete)

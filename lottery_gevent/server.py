@@ -1,0 +1,145 @@
+# Strategy: the gevent StreamServer and what is shared between connections.
+#
+#   - One greenlet per connection, spawned from a gevent Pool that bounds how
+#     many run at once. When the pool is full the server still accepts, but
+#     closes the new connection at once (and logs it) instead of leaving it
+#     queued in the kernel's backlog.
+#   - The handler reads the first byte: the protocol's start byte means an
+#     agency session (session.py), anything else an inline echo (echo.py).
+#   - At most one live session per agency: a new identification takes over,
+#     ending the old session first (its in-flight batch is stored whole or not
+#     at all, since appends never yield midway).
+#   - stop(): close the listener, end every session (also those waiting on the
+#     draw), wait a bounded time, then flush and close the store.
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+from lottery_gevent.config import ServerConfig
+from lottery_gevent.echo import serve_inline_echo
+from lottery_gevent.lottery import Lottery
+from lottery_gevent.session import AgencySession, EndSession
+from lottery_gevent.storage import BetStore
+from shared.errors import PeerClosed, Timeout
+from shared.logs import Result, log_action
+from shared.protocol import START_BYTE
+from shared.transport import configure_stream, recv_exact
+
+logger = logging.getLogger(__name__)
+
+
+class _RefusingStreamServer(StreamServer):  # type: ignore[misc]
+    """A StreamServer that refuses connections beyond its pool instead of queueing them.
+
+    gevent's own behaviour with a full pool is to stop accepting, which leaves
+    new peers waiting in the backlog for as long as the pool stays full.
+    """
+
+    def __init__(self, *args: Any, on_full: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_full = on_full
+        # set_spawn() made `full` the pool's; keep accepting and decide per connection.
+        self.full = lambda: False
+
+    def do_handle(self, *args: Any) -> None:
+        if self.pool.full():
+            self._on_full(*args)
+        else:
+            super().do_handle(*args)
+
+
+class LotteryServer:
+    """The lottery's TCP server: listener, connection pool, and agency registry.
+
+    Args:
+        config: the server's settings.
+        store: the bet store, already open.
+        lottery: the draw barrier over that store.
+    """
+
+    def __init__(self, config: ServerConfig, store: BetStore, lottery: Lottery) -> None:
+        self.config = config
+        self.store = store
+        self.lottery = lottery
+        self._pool = Pool(config.max_connections)
+        self._sessions: dict[int, AgencySession] = {}
+        self._port = config.port
+        self._listener = _RefusingStreamServer(
+            (config.ip, config.port),
+            self._handle,
+            backlog=config.listen_backlog,
+            spawn=self._pool,
+            on_full=self._refuse,
+        )
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return self._port
+
+    def start(self) -> None:
+        """Bind and start accepting. Raises OSError if the address cannot be bound."""
+        self._listener.start()
+        self._port = self._listener.server_port
+        log_action(logger, logging.INFO, "listen", Result.SUCCESS, ip=self.config.ip, port=self.port)
+
+    def stop(self) -> None:
+        """Stop accepting, end every connection within the stop timeout, close the store."""
+        self._listener.close()
+        log_action(logger, logging.INFO, "close_listener", Result.SUCCESS, port=self.port)
+        self._pool.kill(EndSession("server shutting down"), block=True, timeout=self.config.stop_timeout_s)
+        self.lottery.stop()
+        self.store.close()
+
+    # --- the agency registry (used by sessions) ---------------------------
+
+    def claim(self, agency: int, session: AgencySession) -> None:
+        """Make `session` the agency's only one, ending any older session first."""
+        old = self._sessions.get(agency)
+        self._sessions[agency] = session
+        if old is not None and old is not session:
+            log_action(logger, logging.INFO, "takeover", Result.SUCCESS, agency=agency)
+            old.greenlet.kill(
+                EndSession("superseded by a newer connection of the same agency"),
+                block=True,
+                timeout=self.config.stop_timeout_s,
+            )
+
+    def release(self, agency: int, session: AgencySession) -> None:
+        if self._sessions.get(agency) is session:
+            del self._sessions[agency]
+
+    # --- connections ------------------------------------------------------
+
+    def _handle(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        ip = address[0]
+        configure_stream(sock)
+        sock.settimeout(self.config.idle_timeout_s)
+        try:
+            first = recv_exact(sock, 1)
+            if first[0] == START_BYTE:
+                AgencySession(self, sock, ip).run(first)
+            else:
+                serve_inline_echo(sock, ip, first, self.config.echo_max_bytes, self.config.echo_timeout_s)
+        except (PeerClosed, Timeout) as exc:
+            log_action(
+                logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"nothing received: {exc}"
+            )
+        except EndSession as exc:
+            log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
+
+    def _refuse(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        log_action(
+            logger,
+            logging.WARNING,
+            "accept_connection",
+            Result.FAIL,
+            ip=address[0],
+            error=f"too many connections (max {self.config.max_connections})",
+        )
+        sock.close()

@@ -1,0 +1,283 @@
+# Strategy: one AgencySession per protocol connection, run by that connection's
+# greenlet, which owns the socket. The session is a small state machine:
+#
+#   AWAITING_HELLO --Hello--> RECEIVING_BETS --Done--> DONE
+#                     \____________________________/^
+#                      (Hello from an agency already done)
+#
+# `_HANDLERS` is the whole transition table: which message each state accepts
+# and which method handles it. Anything else gets an Error and changes nothing.
+# Errors are answered in place and the session goes on, except those after which
+# the stream cannot be trusted (a malformed frame, an unknown agency), which
+# close it.
+from __future__ import annotations
+
+import enum
+import logging
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.event import Event
+
+from lottery_gevent.contract import Bet
+from lottery_gevent.lottery import DrawFailed
+from lottery_gevent.storage import OutOfSequence, StorageFailure
+from shared.domain import validate_bet
+from shared.errors import InvalidBet, PeerClosed, ProtocolError, Timeout
+from shared.logs import Result, log_action
+from shared.protocol import (
+    Bets,
+    BetsAck,
+    Done,
+    DoneAck,
+    Error,
+    ErrorCode,
+    FrameDecoder,
+    Hello,
+    Message,
+    Welcome,
+    WinnersQuery,
+    split_winners,
+)
+from shared.transport import receive_message, send_message
+
+if TYPE_CHECKING:
+    from lottery_gevent.server import LotteryServer
+
+logger = logging.getLogger(__name__)
+
+
+class SessionState(enum.Enum):
+    AWAITING_HELLO = "awaiting_hello"
+    RECEIVING_BETS = "receiving_bets"
+    DONE = "done"
+
+
+class EndSession(gevent.GreenletExit):  # type: ignore[misc]
+    """Thrown into a session's greenlet to end it (takeover, shutdown)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Close(Exception):
+    """Raised inside a session after answering an error that ends it."""
+
+
+def _build_bets(agency: int, batch: Bets) -> list[Bet]:
+    """Validate every bet of a batch, then build them; raises InvalidBet naming the bet."""
+    bets = []
+    for index, fields in enumerate(batch.bets):
+        try:
+            validate_bet(fields)
+        except InvalidBet as exc:
+            raise InvalidBet(exc.field, exc.value, f"{exc.reason} (bet #{batch.start + index})") from exc
+        bets.append(Bet(agency, *fields))
+    return bets
+
+
+class AgencySession:
+    """The protocol conversation with one agency over one connection."""
+
+    def __init__(self, server: LotteryServer, sock: socket.socket, ip: str) -> None:
+        self._server = server
+        self._store = server.store
+        self._lottery = server.lottery
+        self._config = server.config
+        self._sock = sock
+        self._ip = ip
+        self._decoder = FrameDecoder()
+        self.state = SessionState.AWAITING_HELLO
+        self.agency: int | None = None
+        self.greenlet = gevent.getcurrent()
+
+    # --- the loop ---------------------------------------------------------
+
+    def run(self, first_byte: bytes) -> None:
+        """Serve the connection until it closes. Never raises for peer misbehaviour."""
+        self._decoder.feed(first_byte)
+        self._sock.settimeout(self._config.idle_timeout_s)
+        try:
+            while True:
+                message = receive_message(self._sock, self._decoder, self._config.frame_timeout_s)
+                handler = _HANDLERS[self.state].get(type(message))
+                if handler is None:
+                    self._refuse_unexpected(message)
+                else:
+                    handler(self, message)
+        except PeerClosed as exc:
+            if exc.mid_frame:
+                self._log_end(logging.WARNING, Result.FAIL, f"truncated frame: {exc}")
+            else:
+                self._log_end(logging.INFO, Result.SUCCESS, "peer closed")
+        except Timeout as exc:
+            self._log_end(logging.WARNING, Result.FAIL, str(exc))
+        except ProtocolError as exc:
+            self._log_end(logging.WARNING, Result.FAIL, f"{type(exc).__name__}: {exc}")
+            self._try_send(Error(ErrorCode.MALFORMED_FRAME, f"{type(exc).__name__}: {exc}"))
+        except _Close:
+            pass
+        except EndSession as exc:
+            self._log_end(logging.INFO, Result.SUCCESS, exc.reason)
+        finally:
+            if self.agency is not None:
+                self._server.release(self.agency, self)
+
+    # --- handlers ---------------------------------------------------------
+
+    def _on_hello(self, message: Hello) -> None:
+        agency = message.agency
+        if not self._lottery.knows(agency):
+            detail = f"agency {agency} is not one of 1..{self._config.agencies}"
+            log_action(logger, logging.WARNING, "identify", Result.FAIL, ip=self._ip, agency=agency, error=detail)
+            self._try_send(Error(ErrorCode.UNKNOWN_AGENCY, detail))
+            raise _Close
+        self._server.claim(agency, self)
+        self.agency = agency
+        stored = self._store.durable_count(agency)
+        done = self._lottery.is_done(agency)
+        self.state = SessionState.DONE if done else SessionState.RECEIVING_BETS
+        log_action(
+            logger, logging.INFO, "identify", Result.SUCCESS, ip=self._ip, agency=agency, stored=stored, done=done
+        )
+        send_message(self._sock, Welcome(stored, done))
+
+    def _on_bets(self, batch: Bets) -> None:
+        agency = self._require_agency()
+        count = len(batch.bets)
+        try:
+            bets = _build_bets(agency, batch)
+            ticket = self._store.append(agency, batch.start, bets)
+            self._store.wait_durable(ticket)
+        except InvalidBet as exc:
+            self._refuse_batch(count, ErrorCode.INVALID_BET, str(exc))
+            return
+        except OutOfSequence as exc:
+            self._refuse_batch(count, ErrorCode.OUT_OF_SEQUENCE, str(exc))
+            return
+        except StorageFailure as exc:
+            self._refuse_batch(count, ErrorCode.STORAGE_FAILURE, str(exc))
+            return
+        if logger.isEnabledFor(logging.DEBUG):
+            for bet in bets:
+                log_action(
+                    logger, logging.DEBUG, "apuesta_almacenada", Result.SUCCESS, dni=bet.document, numero=bet.number
+                )
+        log_action(logger, logging.INFO, "apuesta_recibida", Result.SUCCESS, cantidad=count)
+        send_message(self._sock, BetsAck(batch.start + count))
+
+    def _on_bets_after_done(self, batch: Bets) -> None:
+        self._refuse_batch(len(batch.bets), ErrorCode.BETS_AFTER_DONE, f"agency {self.agency} already sent Done")
+
+    def _on_done(self, _: Done) -> None:
+        agency = self._require_agency()
+        try:
+            self._lottery.mark_done(agency)
+        except StorageFailure as exc:
+            log_action(logger, logging.ERROR, "agency_done", Result.FAIL, agency=agency, error=exc)
+            send_message(self._sock, Error(ErrorCode.STORAGE_FAILURE, str(exc)))
+            return
+        if self.state is not SessionState.DONE:
+            log_action(logger, logging.INFO, "agency_done", Result.SUCCESS, agency=agency)
+        self.state = SessionState.DONE
+        send_message(self._sock, DoneAck())
+
+    def _on_winners_query(self, _: WinnersQuery) -> None:
+        agency = self._require_agency()
+        if not self._await_draw():
+            self._refuse_while_waiting()
+        try:
+            documents = self._lottery.winners(agency)
+        except DrawFailed as exc:
+            send_message(self._sock, Error(ErrorCode.DRAW_FAILED, str(exc)))
+            return
+        log_action(logger, logging.INFO, "winners_sent", Result.SUCCESS, agency=agency, cant_ganadores=len(documents))
+        for part in split_winners(documents):
+            send_message(self._sock, part)
+
+    # --- helpers ----------------------------------------------------------
+
+    def _require_agency(self) -> int:
+        assert self.agency is not None, "the transition table admits this only after Hello"
+        return self.agency
+
+    def _await_draw(self) -> bool:
+        """Block until the draw is over (True) or the peer sends or closes first (False).
+
+        Exempt from the idle timeout: waiting here is legitimate. Watching the
+        socket meanwhile means a client that vanishes is noticed at once.
+        """
+        result = self._lottery.result
+        if result.ready():
+            return True
+        wake = Event()
+        readable = gevent.get_hub().loop.io(self._sock.fileno(), 1)
+        readable.start(wake.set)
+
+        def on_result(_: Any) -> None:
+            wake.set()
+
+        result.rawlink(on_result)
+        try:
+            wake.wait()
+        finally:
+            readable.stop()
+            readable.close()
+            result.unlink(on_result)
+        return bool(result.ready())
+
+    def _refuse_while_waiting(self) -> None:
+        try:
+            peeked = self._sock.recv(1, socket.MSG_PEEK)
+        except OSError as exc:
+            raise PeerClosed() from exc
+        if not peeked:
+            raise PeerClosed()
+        detail = "nothing may be sent while a winners query is pending"
+        self._log_end(logging.WARNING, Result.FAIL, detail)
+        self._try_send(Error(ErrorCode.UNEXPECTED_MESSAGE, detail))
+        raise _Close
+
+    def _refuse_batch(self, count: int, code: ErrorCode, detail: str) -> None:
+        log_action(
+            logger, logging.WARNING, "apuesta_recibida", Result.FAIL, cantidad=count, agency=self.agency, error=detail
+        )
+        send_message(self._sock, Error(code, detail))
+
+    def _refuse_unexpected(self, message: Message) -> None:
+        detail = f"{type(message).__name__} is not allowed in state {self.state.value}"
+        log_action(
+            logger, logging.WARNING, "unexpected_message", Result.FAIL, ip=self._ip, agency=self.agency, error=detail
+        )
+        send_message(self._sock, Error(ErrorCode.UNEXPECTED_MESSAGE, detail))
+
+    def _try_send(self, message: Message) -> None:
+        """Send a last message if the peer can still take it; never raises."""
+        try:
+            with gevent.Timeout(1.0, Timeout("send")):
+                send_message(self._sock, message)
+        except (PeerClosed, Timeout):
+            pass
+
+    def _log_end(self, level: int, result: Result, reason: str) -> None:
+        log_action(logger, level, "close_connection", result, ip=self._ip, agency=self.agency, reason=reason)
+
+
+_Handler = Callable[[AgencySession, Any], None]
+
+#: state -> {message class -> handler}. Messages missing here are refused.
+_HANDLERS: dict[SessionState, dict[type, _Handler]] = {
+    SessionState.AWAITING_HELLO: {Hello: AgencySession._on_hello},
+    SessionState.RECEIVING_BETS: {
+        Bets: AgencySession._on_bets,
+        Done: AgencySession._on_done,
+    },
+    SessionState.DONE: {
+        Bets: AgencySession._on_bets_after_done,
+        Done: AgencySession._on_done,
+        WinnersQuery: AgencySession._on_winners_query,
+    },
+}

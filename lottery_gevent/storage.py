@@ -1,0 +1,271 @@
+# Strategy: BetStore wraps the storage contract (contract.py) in everything that
+# makes it safe to share between greenlets and to trust after a crash.
+#
+# Why a semaphore, when greenlets are cooperative? `store_bets` and `load_bets`
+# are "not thread-safe": they assume no one else touches bets.csv meanwhile. A
+# greenlet is only switched out where it blocks on gevent I/O, and today
+# `store_bets` never does; but the fsync and the draw run on gevent's thread
+# pool, and the greenlet that waits for them yields. The semaphore makes the
+# rule explicit and keeps it true if the code changes: every touch of the files
+# (append, truncate, draw, done log) happens with it held.
+#
+# Durability is a group commit:
+#   1. `append` writes a batch under the semaphore (no yield inside, so a
+#      greenlet killed at any point has written all of its batch or none of it)
+#      and returns a ticket: the file size after the batch.
+#   2. `wait_durable(ticket)` returns once an fsync covering that size has
+#      finished. One fsync runs at a time, on the thread pool; batches appended
+#      while it runs share the next one. An acknowledgement is sent only after
+#      this returns, so an acknowledged bet is on disk.
+# If an fsync fails, every batch not yet durable is rolled back (the file is cut
+# to its last durable size) and their waiters get StorageFailure.
+from __future__ import annotations
+
+import collections
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import gevent
+from gevent.event import Event
+from gevent.lock import BoundedSemaphore
+
+from lottery_gevent import contract
+from lottery_gevent.contract import Bet
+from lottery_gevent.recovery import recover_bets, recover_done
+from shared.errors import LotteryError
+from shared.logs import Result, log_action
+
+logger = logging.getLogger(__name__)
+
+#: The done log lives beside bets.csv.
+DONE_FILENAME = "agencies-done.txt"
+
+
+class StorageFailure(LotteryError):
+    """A batch or a done mark could not be made durable; nothing of it was kept."""
+
+
+class OutOfSequence(LotteryError):
+    """A batch does not start where the agency's stored bets end."""
+
+    def __init__(self, agency: int, start: int, stored: int) -> None:
+        self.stored = stored
+        super().__init__(f"agency {agency} batch starts at {start}, but {stored} bets are stored")
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Proof of an append: durable once an fsync has covered `size` in `epoch`."""
+
+    size: int
+    epoch: int
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class BetStore:
+    """bets.csv and the done log, shared safely by all connections.
+
+    Args:
+        durable: fsync before reporting a batch or a done mark as stored. Off only
+            for measuring what durability costs.
+    """
+
+    def __init__(self, *, durable: bool = True) -> None:
+        self._durable = durable
+        self._lock = BoundedSemaphore(1)
+        self._path = contract.STORAGE_FILEPATH
+        self._done_path = os.path.join(os.path.dirname(self._path), DONE_FILENAME)
+        self._fd: int | None = None
+        # Appended state, and the part of it an fsync has covered.
+        self._counts: dict[int, int] = {}
+        self._size = 0
+        self._durable_counts: dict[int, int] = {}
+        self._durable_size = 0
+        # Bumped when a failed fsync rolls back; maps each past epoch to the
+        # durable size it ended with.
+        self._epoch = 0
+        self._epoch_end: dict[int, int] = {}
+        self._sync_done: Event | None = None
+        self._done: set[int] = set()
+
+    # --- life cycle -------------------------------------------------------
+
+    def open(self) -> None:
+        """Recover both files, then keep a descriptor of bets.csv for fsync.
+
+        Raises:
+            StorageCorrupt: a file is damaged beyond a torn last record.
+            OSError: the files cannot be read or created.
+        """
+        with self._lock:
+            bets = recover_bets(self._path)
+            done, done_repaired = recover_done(self._done_path)
+            created = not (os.path.exists(self._path) and os.path.exists(self._done_path))
+            self._fd = os.open(self._path, os.O_RDONLY | os.O_CREAT, 0o644)
+            os.close(os.open(self._done_path, os.O_RDONLY | os.O_CREAT, 0o644))
+            if created and self._durable:
+                _fsync_path(os.path.dirname(self._path) or ".")
+        self._counts = dict(bets.counts)
+        self._durable_counts = dict(bets.counts)
+        self._size = self._durable_size = bets.size
+        self._done = done
+        log_action(
+            logger,
+            logging.INFO,
+            "storage_recovery",
+            Result.SUCCESS,
+            rows=bets.rows,
+            agencies=len(bets.counts),
+            done=len(done),
+            repaired_bytes=bets.repaired_bytes + done_repaired,
+        )
+
+    def close(self) -> None:
+        """Make everything appended durable and release the file descriptor."""
+        if self._fd is None:
+            return
+        with self._lock:
+            if self._durable:
+                os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+        log_action(logger, logging.INFO, "close_storage", Result.SUCCESS, file=self._path)
+
+    # --- queries ----------------------------------------------------------
+
+    def done_agencies(self) -> frozenset[int]:
+        return frozenset(self._done)
+
+    def durable_count(self, agency: int) -> int:
+        """How many of the agency's bets are on disk, after syncing any in flight."""
+        self.wait_durable(Ticket(self._size, self._epoch))
+        return self._counts.get(agency, 0)
+
+    # --- writes -----------------------------------------------------------
+
+    def append(self, agency: int, start: int, bets: Sequence[Bet]) -> Ticket:
+        """Write a batch of the agency's bets, whole or not at all.
+
+        Raises:
+            OutOfSequence: `start` is not the agency's stored count.
+            StorageFailure: the write failed; the file was cut back to before it.
+        """
+        with self._lock:
+            stored = self._counts.get(agency, 0)
+            if start != stored:
+                raise OutOfSequence(agency, start, stored)
+            try:
+                contract.store_bets(bets)
+            except (OSError, UnicodeError) as exc:
+                self._cut_back(self._size)
+                raise StorageFailure(f"writing {len(bets)} bets failed: {exc}") from exc
+            self._size = os.fstat(self._require_fd()).st_size
+            self._counts[agency] = stored + len(bets)
+            return Ticket(self._size, self._epoch)
+
+    def wait_durable(self, ticket: Ticket) -> None:
+        """Return once the append behind `ticket` is on disk.
+
+        Raises:
+            StorageFailure: the fsync that should have covered it failed, and the
+                append was rolled back.
+        """
+        if not self._durable:
+            return
+        while True:
+            if ticket.epoch != self._epoch:
+                if ticket.size <= self._epoch_end[ticket.epoch]:
+                    return
+                raise StorageFailure("fsync failed; the batch was rolled back")
+            if self._durable_size >= ticket.size:
+                return
+            if self._sync_done is not None:
+                self._sync_done.wait()
+            else:
+                self._sync()
+
+    def mark_done(self, agency: int) -> None:
+        """Record, durably, that the agency has sent all its bets. Idempotent.
+
+        Raises:
+            StorageFailure: the mark could not be written.
+        """
+        if agency in self._done:
+            return
+        with self._lock:
+            try:
+                with open(self._done_path, "a") as file:
+                    file.write(f"{agency}\n")
+                    file.flush()
+                    if self._durable:
+                        gevent.get_hub().threadpool.apply(os.fsync, (file.fileno(),))
+            except OSError as exc:
+                raise StorageFailure(f"recording agency {agency} as done failed: {exc}") from exc
+            self._done.add(agency)
+
+    def find_winners(self) -> dict[int, list[str]]:
+        """Run the draw over every stored bet: winning documents by agency.
+
+        Runs `load_bets` on the thread pool so the event loop is not frozen for
+        the whole scan (see README, "The GIL").
+
+        Raises:
+            OSError, ValueError, csv.Error: the file could not be read back.
+        """
+        with self._lock:
+            result: dict[int, list[str]] = gevent.get_hub().threadpool.apply(_scan_winners)
+            return result
+
+    # --- internals --------------------------------------------------------
+
+    def _require_fd(self) -> int:
+        if self._fd is None:
+            raise StorageFailure("the store is not open")
+        return self._fd
+
+    def _cut_back(self, size: int) -> None:
+        """Truncate bets.csv to `size` bytes (caller holds the lock)."""
+        try:
+            os.truncate(self._path, size)
+        except OSError as exc:  # pragma: no cover - truncating never needs space
+            log_action(logger, logging.ERROR, "storage_rollback", Result.FAIL, error=exc)
+            raise
+
+    def _sync(self) -> None:
+        """Run one fsync covering everything appended so far (one at a time)."""
+        done = self._sync_done = Event()
+        target_size, target_counts, epoch = self._size, dict(self._counts), self._epoch
+        try:
+            gevent.get_hub().threadpool.apply(os.fsync, (self._require_fd(),))
+        except OSError as exc:
+            with self._lock:
+                self._epoch_end[epoch] = self._durable_size
+                self._epoch += 1
+                self._cut_back(self._durable_size)
+                self._size = self._durable_size
+                self._counts = dict(self._durable_counts)
+            log_action(logger, logging.ERROR, "storage_sync", Result.FAIL, error=exc)
+        else:
+            if epoch == self._epoch:
+                self._durable_size = max(self._durable_size, target_size)
+                self._durable_counts = target_counts
+        finally:
+            self._sync_done = None
+            done.set()
+
+
+def _scan_winners() -> dict[int, list[str]]:
+    winners: dict[int, list[str]] = collections.defaultdict(list)
+    for bet in contract.load_bets():
+        if contract.has_won(bet):
+            winners[bet.agency].append(bet.document)
+    return dict(winners)

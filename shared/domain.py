@@ -1,0 +1,59 @@
+# Strategy: the bet as both sides see it, as text, before the server turns it
+# into a stored `Bet`. One validation function is shared by the client (to stop
+# at a bad CSV row before sending it) and the server (to refuse a bad batch
+# before storing any of it). Nothing here sees bytes or sockets.
+from __future__ import annotations
+
+import datetime
+import re
+from typing import NamedTuple
+
+from shared.errors import InvalidBet
+
+#: Lottery numbers are non-negative integers of at most this many digits.
+MAX_NUMBER_DIGITS = 9
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class BetFields(NamedTuple):
+    """One bet as text, in CSV and wire order. Not validated by construction."""
+
+    first_name: str
+    last_name: str
+    document: str
+    birthdate: str
+    number: str
+
+
+FIELD_NAMES = BetFields._fields
+FIELD_COUNT = len(FIELD_NAMES)
+
+
+def validate_bet(bet: BetFields) -> None:
+    """Check that a bet can be stored.
+
+    Rules: names are not blank; the document is ASCII digits; the birthdate is
+    a real calendar date written ``YYYY-MM-DD``; the number is ASCII digits,
+    at most `MAX_NUMBER_DIGITS` of them.
+
+    Raises:
+        InvalidBet: naming the first field that breaks a rule.
+    """
+    first_name, last_name, document, birthdate, number = bet
+    if not first_name.strip():
+        raise InvalidBet("first_name", first_name, "must not be empty")
+    if not last_name.strip():
+        raise InvalidBet("last_name", last_name, "must not be empty")
+    if not (document.isascii() and document.isdigit()):
+        raise InvalidBet("document", document, "must be digits only")
+    if _ISO_DATE.fullmatch(birthdate) is None:
+        raise InvalidBet("birthdate", birthdate, "must be a date as YYYY-MM-DD")
+    try:
+        datetime.date.fromisoformat(birthdate)
+    except ValueError as exc:
+        raise InvalidBet("birthdate", birthdate, "is not a real date") from exc
+    if not (number.isascii() and number.isdigit()):
+        raise InvalidBet("number", number, "must be a non-negative integer")
+    if len(number) > MAX_NUMBER_DIGITS:
+        raise InvalidBet("number", number, f"must have at most {MAX_NUMBER_DIGITS} digits")

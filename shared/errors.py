@@ -1,0 +1,108 @@
+# Strategy: one small exception tree for everything the server and the client
+# can raise on purpose. Callers catch by cause, never by message text:
+#
+#   LotteryError
+#   ├── ProtocolError          the peer's bytes break the wire format (shared.protocol)
+#   │   ├── BadHeader              wrong start byte or protocol version
+#   │   ├── UnknownMessageType     a type byte we do not know
+#   │   ├── FrameTooLarge          declared length over MAX_FRAME_SIZE
+#   │   ├── TruncatedPayload       the payload ends before its content does
+#   │   ├── TrailingBytes          the payload goes on after its content ends
+#   │   ├── InvalidUtf8            a text field is not UTF-8
+#   │   ├── WrongFieldCount        a bet does not have exactly five fields
+#   │   └── BadFieldValue          a fixed field holds an impossible value
+#   ├── ConnectFailed          the server could not be reached
+#   ├── PeerClosed             EOF from the peer (carries `partial` / `expected`)
+#   ├── Timeout                the peer was too slow
+#   └── InvalidBet             a bet's text fields fail validation (shared.domain)
+#
+# OSError and socket timeouts are translated into these only at the transport
+# boundary (shared.transport), always with `raise ... from exc`.
+from __future__ import annotations
+
+
+class LotteryError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ProtocolError(LotteryError):
+    """The bytes received do not follow the wire protocol."""
+
+
+class BadHeader(ProtocolError):
+    """The frame does not start with the start byte and protocol version."""
+
+
+class UnknownMessageType(ProtocolError):
+    """The frame's type byte names no known message."""
+
+
+class FrameTooLarge(ProtocolError):
+    """A frame's declared length exceeds the protocol maximum."""
+
+
+class TruncatedPayload(ProtocolError):
+    """A payload is shorter than the content it declares."""
+
+
+class TrailingBytes(ProtocolError):
+    """A payload holds bytes after the content it declares."""
+
+
+class InvalidUtf8(ProtocolError):
+    """A text field is not valid UTF-8."""
+
+
+class WrongFieldCount(ProtocolError):
+    """A record does not carry the number of fields its message requires."""
+
+
+class BadFieldValue(ProtocolError):
+    """A fixed-size field holds a value the protocol does not allow."""
+
+
+class ConnectFailed(LotteryError):
+    """A connection to the server could not be opened."""
+
+
+class PeerClosed(LotteryError):
+    """The peer closed its side of the connection.
+
+    Attributes:
+        partial: the bytes of the unfinished read that did arrive.
+        expected: how many bytes that read wanted in total.
+    """
+
+    def __init__(self, partial: bytes = b"", expected: int = 0) -> None:
+        self.partial = partial
+        self.expected = expected
+        if partial:
+            message = f"peer closed after {len(partial)} of {expected} bytes"
+        else:
+            message = "peer closed the connection"
+        super().__init__(message)
+
+    @property
+    def mid_frame(self) -> bool:
+        """True when the peer closed in the middle of a frame."""
+        return bool(self.partial)
+
+
+class Timeout(LotteryError):
+    """The peer did not send or accept data within the allowed time."""
+
+
+class InvalidBet(LotteryError):
+    """A bet's fields fail validation.
+
+    Attributes:
+        field: the name of the offending field.
+        value: its text.
+        reason: what is wrong with it, in words.
+    """
+
+    def __init__(self, field: str, value: str, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"invalid {field} {value!r}: {reason}")

@@ -1,0 +1,140 @@
+# Strategy: every message is a frozen dataclass that says what it means, with
+# no bytes in sight. The codec (`_wire.py`) maps each class to its `MessageType`
+# and back; code that handles messages dispatches on the class, never on bytes.
+#
+# Conversation (C = agency client, S = server):
+#
+#   C: Hello(agency)            S: Welcome(stored, done)
+#   C: Bets(start, bets)        S: BetsAck(stored) | Error(code, detail)
+#   ... more Bets ...
+#   C: Done()                   S: DoneAck()
+#   C: WinnersQuery()           S: Winners(documents, more=True)* Winners(..., more=False)
+#
+# `stored` is how many of the agency's bets the server has on disk: a client
+# resumes its upload from there. `start` is the index, within the agency's own
+# file, of a batch's first bet; the server stores a batch only when `start`
+# equals `stored`, which is what makes a retried batch impossible to store twice.
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import ClassVar
+
+from shared.domain import BetFields
+
+
+class MessageType(enum.IntEnum):
+    """The type byte of a frame."""
+
+    HELLO = 1
+    WELCOME = 2
+    BETS = 3
+    BETS_ACK = 4
+    DONE = 5
+    DONE_ACK = 6
+    WINNERS_QUERY = 7
+    WINNERS = 8
+    ERROR = 9
+
+
+class ErrorCode(enum.IntEnum):
+    """Why the server refused a request (the `code` of an `Error` message)."""
+
+    #: The frame could not be decoded; the server closes the connection.
+    MALFORMED_FRAME = 1
+    #: The message is not allowed in the session's current state.
+    UNEXPECTED_MESSAGE = 2
+    #: The agency id is outside 1..SERVER_AGENCIES; the connection is closed.
+    UNKNOWN_AGENCY = 3
+    #: A bet in the batch failed validation; nothing of the batch was stored.
+    INVALID_BET = 4
+    #: The batch does not start where the agency's stored bets end.
+    OUT_OF_SEQUENCE = 5
+    #: Bets arrived after the agency said it was done.
+    BETS_AFTER_DONE = 6
+    #: The server could not write the batch; nothing of it was stored. Retry later.
+    STORAGE_FAILURE = 7
+    #: The draw failed; no winners can be given.
+    DRAW_FAILED = 8
+    #: The server is shutting down. Reconnect later.
+    SHUTTING_DOWN = 9
+    #: A newer connection identified as the same agency and took over.
+    SUPERSEDED = 10
+    #: The server holds its maximum number of connections. Retry later.
+    SERVER_BUSY = 11
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Client → server: the agency this connection speaks for."""
+
+    TYPE: ClassVar[MessageType] = MessageType.HELLO
+    agency: int
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """Server → client: how many of the agency's bets are stored, and whether it is done."""
+
+    TYPE: ClassVar[MessageType] = MessageType.WELCOME
+    stored: int
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Bets:
+    """Client → server: one batch; `start` is the file index of its first bet."""
+
+    TYPE: ClassVar[MessageType] = MessageType.BETS
+    start: int
+    bets: tuple[BetFields, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BetsAck:
+    """Server → client: the batch is on disk; `stored` is the agency's new total."""
+
+    TYPE: ClassVar[MessageType] = MessageType.BETS_ACK
+    stored: int
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Client → server: the agency has no more bets."""
+
+    TYPE: ClassVar[MessageType] = MessageType.DONE
+
+
+@dataclass(frozen=True, slots=True)
+class DoneAck:
+    """Server → client: the agency is recorded as done, durably."""
+
+    TYPE: ClassVar[MessageType] = MessageType.DONE_ACK
+
+
+@dataclass(frozen=True, slots=True)
+class WinnersQuery:
+    """Client → server: send my winners (the server answers after the draw)."""
+
+    TYPE: ClassVar[MessageType] = MessageType.WINNERS_QUERY
+
+
+@dataclass(frozen=True, slots=True)
+class Winners:
+    """Server → client: winning documents of this agency; `more` if another part follows."""
+
+    TYPE: ClassVar[MessageType] = MessageType.WINNERS
+    documents: tuple[str, ...]
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Error:
+    """Server → client: a refused request."""
+
+    TYPE: ClassVar[MessageType] = MessageType.ERROR
+    code: ErrorCode
+    detail: str
+
+
+Message = Hello | Welcome | Bets | BetsAck | Done | DoneAck | WinnersQuery | Winners | Error

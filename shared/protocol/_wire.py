@@ -1,0 +1,284 @@
+# Strategy: the byte layout, and nothing else. `encode` turns a message into one
+# frame; `parse_header` and `decode_payload` turn a frame back into a message and
+# raise a typed ProtocolError for anything malformed. No sockets, no logging.
+#
+# Frame (all integers big-endian):
+#
+#   offset  size  field
+#   0       1     START_BYTE (0x9E)
+#   1       1     VERSION (1)
+#   2       1     message type (MessageType)
+#   3       2     payload length, at most MAX_PAYLOAD_SIZE
+#   5       n     payload
+#
+# Text travels as a "text list": u16 count, then count u16 lengths, then the
+# fields' UTF-8 text back to back. Lengths count Unicode code points, so the
+# whole text decodes in one call and is then cut at the lengths; a field can hold
+# any character at all (commas, pipes, quotes, newlines), since no separator is
+# ever looked for.
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from itertools import accumulate, pairwise
+
+from shared.domain import FIELD_COUNT, BetFields
+from shared.errors import (
+    BadFieldValue,
+    BadHeader,
+    FrameTooLarge,
+    InvalidUtf8,
+    TrailingBytes,
+    TruncatedPayload,
+    UnknownMessageType,
+    WrongFieldCount,
+)
+from shared.protocol._messages import (
+    Bets,
+    BetsAck,
+    Done,
+    DoneAck,
+    Error,
+    ErrorCode,
+    Hello,
+    Message,
+    MessageType,
+    Welcome,
+    Winners,
+    WinnersQuery,
+)
+
+#: First byte of every frame: a C1 control code and a UTF-8 continuation byte,
+#: so no ASCII or UTF-8 text line can begin with it (that is how the server tells
+#: a protocol client from a netcat health check).
+START_BYTE = 0x9E
+#: Protocol version; bumped on any incompatible change.
+VERSION = 1
+_HEADER = struct.Struct(">BBBH")
+HEADER_SIZE = _HEADER.size
+#: No frame, header included, is ever larger than this (8 KiB).
+MAX_FRAME_SIZE = 8 * 1024
+MAX_PAYLOAD_SIZE = MAX_FRAME_SIZE - HEADER_SIZE
+
+_U8 = struct.Struct(">B")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_WELCOME = struct.Struct(">IB")
+
+#: Bytes a Bets frame spends before its bets: header, start, field count.
+BETS_FRAME_OVERHEAD = HEADER_SIZE + _U32.size + _U16.size
+#: Bytes a Winners frame spends before its documents: header, more flag, count.
+WINNERS_FRAME_OVERHEAD = HEADER_SIZE + _U8.size + _U16.size
+
+
+def utf8_size(text: str) -> int:
+    """Number of bytes `text` takes in UTF-8."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def bet_wire_size(bet: BetFields) -> int:
+    """Bytes one bet adds to a Bets frame: five lengths plus the text."""
+    return FIELD_COUNT * _U16.size + sum(map(utf8_size, bet))
+
+
+def document_wire_size(document: str) -> int:
+    """Bytes one document adds to a Winners frame."""
+    return _U16.size + utf8_size(document)
+
+
+# --- encoding -------------------------------------------------------------
+
+
+def _frame(kind: MessageType, payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD_SIZE:
+        raise FrameTooLarge(f"{kind.name} payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_SIZE}")
+    return _HEADER.pack(START_BYTE, VERSION, kind, len(payload)) + payload
+
+
+def _pack_text_list(fields: Sequence[str]) -> bytes:
+    count = len(fields)
+    return _U16.pack(count) + struct.pack(f">{count}H", *map(len, fields)) + "".join(fields).encode("utf-8")
+
+
+def encode(message: Message) -> bytes:
+    """Encode one message as one frame.
+
+    Raises:
+        FrameTooLarge: the message does not fit in MAX_FRAME_SIZE.
+    """
+    payload: bytes
+    if isinstance(message, Bets):
+        fields = [field for bet in message.bets for field in bet]
+        payload = _U32.pack(message.start) + _pack_text_list(fields)
+    elif isinstance(message, BetsAck):
+        payload = _U32.pack(message.stored)
+    elif isinstance(message, Hello):
+        payload = _U32.pack(message.agency)
+    elif isinstance(message, Welcome):
+        payload = _WELCOME.pack(message.stored, message.done)
+    elif isinstance(message, Winners):
+        payload = _U8.pack(message.more) + _pack_text_list(message.documents)
+    elif isinstance(message, Error):
+        payload = _U16.pack(message.code) + _pack_text_list([message.detail])
+    else:  # Done, DoneAck, WinnersQuery carry nothing
+        payload = b""
+    return _frame(message.TYPE, payload)
+
+
+# --- decoding -------------------------------------------------------------
+
+
+def parse_header(header: bytes | bytearray) -> tuple[MessageType, int]:
+    """Check a frame header and return (message type, payload length).
+
+    The length is checked here, before anyone reads or allocates the payload.
+
+    Raises:
+        BadHeader, UnknownMessageType, FrameTooLarge.
+    """
+    start, version, kind, length = _HEADER.unpack(header)
+    if start != START_BYTE:
+        raise BadHeader(f"start byte 0x{start:02x}, expected 0x{START_BYTE:02x}")
+    if version != VERSION:
+        raise BadHeader(f"protocol version {version}, expected {VERSION}")
+    try:
+        message_type = MessageType(kind)
+    except ValueError:
+        raise UnknownMessageType(f"unknown message type {kind}") from None
+    if length > MAX_PAYLOAD_SIZE:
+        raise FrameTooLarge(f"declared payload of {length} bytes exceeds {MAX_PAYLOAD_SIZE}")
+    return message_type, length
+
+
+def _unpack_fixed(layout: struct.Struct, payload: bytes, what: str) -> tuple[int, ...]:
+    if len(payload) < layout.size:
+        raise TruncatedPayload(f"{what} needs {layout.size} bytes, got {len(payload)}")
+    if len(payload) > layout.size:
+        raise TrailingBytes(f"{what} has {len(payload) - layout.size} bytes too many")
+    return layout.unpack(payload)
+
+
+def _unpack_text_list(payload: bytes, offset: int) -> list[str]:
+    """Decode the text list that runs from `offset` to the end of `payload`."""
+    if len(payload) < offset + _U16.size:
+        raise TruncatedPayload("payload ends before its field count")
+    (count,) = _U16.unpack_from(payload, offset)
+    text_offset = offset + _U16.size * (1 + count)
+    if len(payload) < text_offset:
+        raise TruncatedPayload(f"payload ends before its {count} field lengths")
+    lengths = struct.unpack_from(f">{count}H", payload, offset + _U16.size)
+    try:
+        text = payload[text_offset:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidUtf8(f"text at byte {text_offset + exc.start} is not UTF-8") from exc
+    declared = sum(lengths)
+    if declared > len(text):
+        raise TruncatedPayload(f"fields declare {declared} characters, payload has {len(text)}")
+    if declared < len(text):
+        raise TrailingBytes(f"payload has {len(text) - declared} characters after its fields")
+    return [text[a:b] for a, b in pairwise(accumulate(lengths, initial=0))]
+
+
+def _decode_flag(value: int, what: str) -> bool:
+    if value > 1:
+        raise BadFieldValue(f"{what} flag must be 0 or 1, got {value}")
+    return bool(value)
+
+
+def _decode_hello(payload: bytes) -> Message:
+    (agency,) = _unpack_fixed(_U32, payload, "Hello")
+    return Hello(agency)
+
+
+def _decode_welcome(payload: bytes) -> Message:
+    stored, done = _unpack_fixed(_WELCOME, payload, "Welcome")
+    return Welcome(stored, _decode_flag(done, "done"))
+
+
+def _decode_bets(payload: bytes) -> Message:
+    if len(payload) < _U32.size:
+        raise TruncatedPayload("Bets payload ends before its start index")
+    (start,) = _U32.unpack_from(payload)
+    fields = _unpack_text_list(payload, _U32.size)
+    if not fields:
+        raise BadFieldValue("a Bets batch must hold at least one bet")
+    if len(fields) % FIELD_COUNT:
+        raise WrongFieldCount(f"{len(fields)} fields is not {FIELD_COUNT} per bet")
+    columns = [iter(fields)] * FIELD_COUNT
+    return Bets(start, tuple(map(BetFields._make, zip(*columns, strict=True))))
+
+
+def _decode_bets_ack(payload: bytes) -> Message:
+    (stored,) = _unpack_fixed(_U32, payload, "BetsAck")
+    return BetsAck(stored)
+
+
+def _decoder_for_empty(message: Message) -> Callable[[bytes], Message]:
+    def decode(payload: bytes) -> Message:
+        if payload:
+            raise TrailingBytes(f"{type(message).__name__} carries no payload, got {len(payload)} bytes")
+        return message
+
+    return decode
+
+
+def _decode_winners(payload: bytes) -> Message:
+    if not payload:
+        raise TruncatedPayload("Winners payload ends before its more flag")
+    more = _decode_flag(payload[0], "more")
+    return Winners(tuple(_unpack_text_list(payload, _U8.size)), more)
+
+
+def _decode_error(payload: bytes) -> Message:
+    if len(payload) < _U16.size:
+        raise TruncatedPayload("Error payload ends before its code")
+    (raw_code,) = _U16.unpack_from(payload)
+    try:
+        code = ErrorCode(raw_code)
+    except ValueError:
+        raise BadFieldValue(f"unknown error code {raw_code}") from None
+    fields = _unpack_text_list(payload, _U16.size)
+    if len(fields) != 1:
+        raise WrongFieldCount(f"Error carries one detail field, got {len(fields)}")
+    return Error(code, fields[0])
+
+
+_DECODERS: dict[MessageType, Callable[[bytes], Message]] = {
+    MessageType.HELLO: _decode_hello,
+    MessageType.WELCOME: _decode_welcome,
+    MessageType.BETS: _decode_bets,
+    MessageType.BETS_ACK: _decode_bets_ack,
+    MessageType.DONE: _decoder_for_empty(Done()),
+    MessageType.DONE_ACK: _decoder_for_empty(DoneAck()),
+    MessageType.WINNERS_QUERY: _decoder_for_empty(WinnersQuery()),
+    MessageType.WINNERS: _decode_winners,
+    MessageType.ERROR: _decode_error,
+}
+
+
+def decode_payload(message_type: MessageType, payload: bytes) -> Message:
+    """Decode the payload of a frame whose header said `message_type`.
+
+    Raises:
+        ProtocolError: a subclass naming what is wrong with the payload.
+    """
+    return _DECODERS[message_type](payload)
+
+
+def split_winners(documents: Sequence[str]) -> list[Winners]:
+    """Cut a list of winning documents into Winners messages that each fit one frame.
+
+    Always returns at least one message; only the last has ``more=False``.
+    """
+    parts: list[Winners] = []
+    current: list[str] = []
+    size = WINNERS_FRAME_OVERHEAD
+    for document in documents:
+        extra = document_wire_size(document)
+        if current and size + extra > MAX_FRAME_SIZE:
+            parts.append(Winners(tuple(current), more=True))
+            current, size = [], WINNERS_FRAME_OVERHEAD
+        current.append(document)
+        size += extra
+    parts.append(Winners(tuple(current), more=False))
+    return parts

@@ -1,0 +1,47 @@
+"""Shared fixtures: temporary working directories, agency data, and process hygiene."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import harness
+from tools.generate_agencies import Agency, generate
+
+#: The course's real data, beside the project root (absent on some machines).
+DATASET_ZIP = harness.REPO_ROOT.parent / "shared" / "data" / "dataset.zip"
+#: Winners per agency in the real data (see ../shared/data/README.md).
+DATASET_WINNERS = {1: 2, 2: 3, 3: 3, 4: 2, 5: 0}
+DATASET_BETS = 78_697
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes() -> Iterator[None]:
+    """Fail a test that leaves a server or client process running."""
+    yield
+    leaked = harness.kill_all()
+    assert not leaked, f"test left processes running: {leaked}"
+
+
+@pytest.fixture
+def make_agencies(tmp_path: Path) -> Callable[..., list[Agency]]:
+    """Factory: generate agency files (deterministic, known winners) under tmp_path/data."""
+
+    def make(agencies: int = 3, bets: int = 300, winners: list[int] | None = None, seed: int = 7) -> list[Agency]:
+        return generate(tmp_path / "data", agencies, bets, winners, seed)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def real_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real agency files, unzipped into a temporary directory; skips if the zip is absent."""
+    if not DATASET_ZIP.exists():
+        pytest.skip(f"{DATASET_ZIP} not present")
+    target = tmp_path_factory.mktemp("dataset")
+    with zipfile.ZipFile(DATASET_ZIP) as archive:
+        archive.extractall(target)
+    return target
