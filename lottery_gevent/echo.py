@@ -29,8 +29,10 @@ def serve_inline_echo(sock: socket.socket, ip: str, first_byte: bytes, max_bytes
             if not line.endswith(b"\n") and len(line) >= max_bytes:
                 raise ValueError(f"line longer than {max_bytes} bytes")
             send_all(sock, line)
-    except ValueError as exc:
-        log_action(logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=exc)
+    except ValueError:
+        log_action(
+            logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=f"line longer than {max_bytes} bytes"
+        )
         return
     except (Timeout, PeerClosed) as exc:
         log_action(

@@ -7,6 +7,7 @@ and `kill_all` (called by an autouse fixture) makes sure none outlives its test.
 
 from __future__ import annotations
 
+import csv
 import os
 import re
 import signal
@@ -45,6 +46,7 @@ class ManagedProcess:
     """A child process whose combined stdout/stderr is collected line by line."""
 
     def __init__(self, argv: list[str], cwd: Path, env: Mapping[str, str]) -> None:
+        self.cwd = cwd
         full_env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1", **env}
         self.process = subprocess.Popen(
             argv,
@@ -160,6 +162,14 @@ class ServerProcess(ManagedProcess):
         """SIGTERM, then wait for the exit code."""
         self.signal(signal.SIGTERM)
         return self.wait(timeout)
+
+    def stored_rows(self) -> list[list[str]]:
+        """The rows of bets.csv: agency, first name, last name, document, birthdate, number."""
+        path = self.cwd / "bets.csv"
+        if not path.exists():
+            return []
+        with open(path, newline="", encoding="utf-8") as file:
+            return list(csv.reader(file))
 
 
 class ClientProcess(ManagedProcess):
