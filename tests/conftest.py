@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests import harness
+from tests.harness import ServerProcess
 from tools.generate_agencies import Agency, generate
 
 #: The course's real data, beside the project root (absent on some machines).
@@ -45,3 +46,25 @@ def real_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with zipfile.ZipFile(DATASET_ZIP) as archive:
         archive.extractall(target)
     return target
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Factory: start a server in tmp_path/server (its working directory) and wait until it listens.
+
+    Every server started is stopped at teardown (SIGTERM, then a kill if needed).
+    """
+    started: list[ServerProcess] = []
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+
+    def start(agencies: int = 3, env: dict[str, str] | None = None, port: int = 0) -> ServerProcess:
+        server = ServerProcess(workdir, agencies=agencies, env=env, port=port)
+        started.append(server)
+        return server.wait_listening()
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.stop()
+        server.kill()

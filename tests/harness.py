@@ -100,6 +100,17 @@ class ManagedProcess:
                     raise TimeoutError(f"no line matching {predicate!r} (eof={self._eof}); last lines:\n{tail}")
                 self._changed.wait(remaining)
 
+    def wait_for_count(self, pattern: str, count: int, timeout: float = 10.0) -> str:
+        """Block until `count` log lines match the regex `pattern`; return the last of them."""
+        matches = 0
+
+        def enough(line: str) -> bool:
+            nonlocal matches
+            matches += re.search(pattern, line) is not None
+            return matches >= count
+
+        return self.wait_for_line(enough, timeout)
+
     def wait(self, timeout: float = 30.0) -> int:
         """Wait for exit and for all output to be read; return the exit code."""
         code = self.process.wait(timeout)

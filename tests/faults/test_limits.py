@@ -1,0 +1,129 @@
+"""One peer cannot hurt the others: idle and trickling (slowloris) connections are cut
+off by the idle and frame timeouts, excess connections are refused at once, and every
+file descriptor comes back afterwards."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from shared.protocol import BetsAck, Done, DoneAck, Hello, Welcome, encode
+from tests.harness import ServerProcess
+from tests.rawclient import RawPeer, batch
+
+IDLE_PEERS = 250
+TRICKLING_PEERS = 250
+TRICKLE_EVERY_S = 0.4
+#: What the trickling peers would say, if they ever finished their frame.
+UNKNOWN_AGENCY = 999
+TIMEOUTS = {"SERVER_IDLE_TIMEOUT_S": "2", "SERVER_FRAME_TIMEOUT_S": "2"}
+#: Bound on how long the server may take to cut every bad peer off.
+RELEASE_BOUND_S = 30.0
+#: Upload measured with and without the bad peers (bets, in batches of 100).
+UPLOAD_BETS = 6_000
+RUNS = 3
+
+
+def _open_fds(server: ServerProcess) -> int:
+    return len(os.listdir(f"/proc/{server.pid}/fd"))
+
+
+def _upload_seconds(port: int, agency: int) -> float:
+    started = time.perf_counter()
+    with RawPeer(port) as peer:
+        assert peer.request(Hello(agency)) == Welcome(0, False)
+        for start in range(0, UPLOAD_BETS, 100):
+            assert peer.request(batch(start, 100, document_base=agency * 1_000_000)) == BetsAck(start + 100)
+        assert peer.request(Done()) == DoneAck()
+    return time.perf_counter() - started
+
+
+def _trickle(peers: list[socket.socket], stop: threading.Event) -> None:
+    """Send a frame one byte at a time, far too slowly, on every peer until stopped."""
+    frame = encode(Hello(UNKNOWN_AGENCY))
+    for offset in range(len(frame)):
+        for peer in peers:
+            try:
+                peer.send(frame[offset : offset + 1])
+            except OSError:
+                pass  # cut off by the server: what we want
+        if stop.wait(TRICKLE_EVERY_S):
+            return
+
+
+def _wait_all_closed(peers: list[socket.socket], deadline: float) -> None:
+    """Block until the server has closed every peer (EOF or reset), or fail at the deadline."""
+    open_peers = set(peers)
+    while open_peers:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"{len(open_peers)} peers still open after the timeouts"
+        readable, _, _ = select.select(list(open_peers), [], [], min(remaining, 1.0))
+        for peer in readable:
+            try:
+                if peer.recv(4096):
+                    continue
+            except OSError:
+                pass
+            open_peers.discard(peer)
+
+
+def _wait_fds(server: ServerProcess, expected: int, deadline: float) -> None:
+    """The server closes a socket just after logging it: allow it that moment, within a bound."""
+    while (count := _open_fds(server)) != expected:
+        assert time.monotonic() < deadline, f"server holds {count} file descriptors, {expected} before the peers"
+        time.sleep(0.05)
+
+
+def test_slowloris_and_idle_peers(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(agencies=2 * RUNS + 1, env=TIMEOUTS)
+    alone = min(_upload_seconds(server.port, agency) for agency in range(1, RUNS + 1))
+    server.wait_for_line(rf"action: close_connection \| result: success .*agency: {RUNS} ")
+    baseline_fds = _open_fds(server)
+
+    peers = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(IDLE_PEERS + TRICKLING_PEERS)]
+    stop = threading.Event()
+    trickler = threading.Thread(target=_trickle, args=(peers[IDLE_PEERS:], stop), daemon=True)
+    trickler.start()
+    try:
+        loaded = min(_upload_seconds(server.port, agency) for agency in range(RUNS + 1, 2 * RUNS + 1))
+        assert loaded <= 2 * alone, f"upload took {loaded:.3f}s beside the bad peers, {alone:.3f}s alone"
+        _wait_all_closed(peers, time.monotonic() + RELEASE_BOUND_S)
+    finally:
+        stop.set()
+        trickler.join(10)
+        for peer in peers:
+            peer.close()
+    assert server.process.poll() is None
+    _wait_fds(server, baseline_fds, time.monotonic() + RELEASE_BOUND_S)
+    timed_out = [fields for fields in server.actions("close_connection") if "within" in fields.get("reason", "")]
+    assert len(timed_out) == TRICKLING_PEERS  # idle peers that never sent a byte are closed quietly
+    assert server.stop() == 0
+
+
+def test_excess_connections_are_refused_at_once(start_server: Callable[..., ServerProcess]) -> None:
+    limit = 50
+    server = start_server(agencies=1, env={"SERVER_MAX_CONNECTIONS": str(limit), "LOGGING_LEVEL": "DEBUG"})
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(limit)]
+    try:
+        # The pool is full once the server has spawned a handler for each: an echo on
+        # an excess connection must then be refused, not queued.
+        extra = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(10)]
+        for sock in extra:
+            try:
+                assert sock.recv(1) == b""  # closed by the server, immediately
+            except ConnectionResetError:
+                pass
+            sock.close()
+        server.wait_for_line(r"action: accept_connection \| result: fail .*too many connections \(max 50\)")
+    finally:
+        for sock in held:
+            sock.close()
+    # Each held connection, closed without a byte, ends its handler (logged at DEBUG).
+    server.wait_for_count(r"close_connection .*nothing received", limit)
+    with RawPeer(server.port) as peer:  # capacity comes back when the held ones leave
+        assert peer.request(Hello(1)) == Welcome(0, False)
+    assert server.stop() == 0

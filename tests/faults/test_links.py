@@ -1,0 +1,68 @@
+"""Broken and slow links between the agencies and the server: connections reset at
+random byte offsets, one byte per TCP segment, and 50-200 ms of latency per chunk.
+Every case must end exactly as a clean run does."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATASET_BETS, DATASET_WINNERS
+from tests.faults.conftest import dataset_paths, file_bets, start_clients, stored_bets
+from tests.harness import ServerProcess, winners_reported
+from tests.proxy import FaultProxy
+
+SEED = 4_2026
+#: Connections (in accept order) that the proxy resets, and the byte range of the cut.
+RESET_CONNECTIONS = 20
+RESET_RANGE = (1, 400_000)
+
+
+def _check_exact_result(server: ServerProcess, clients: dict, paths: dict[int, Path]) -> None:
+    assert {agency: client.wait(240) for agency, client in clients.items()} == dict.fromkeys(paths, 0)
+    assert {agency: winners_reported(client) for agency, client in clients.items()} == DATASET_WINNERS
+    assert server.stop() == 0
+    assert len(server.stored_rows()) == DATASET_BETS
+    assert stored_bets(server) == file_bets(paths)
+
+
+def test_connection_resets_at_random_offsets(
+    start_server: Callable[..., ServerProcess], real_dataset: Path, tmp_path: Path
+) -> None:
+    rng = random.Random(SEED)
+    cuts = [rng.randint(*RESET_RANGE) for _ in range(RESET_CONNECTIONS)]
+    server = start_server(agencies=5)
+    paths = dataset_paths(real_dataset)
+    with FaultProxy(server.port, reset_after=lambda n: cuts[n] if n < len(cuts) else None) as proxy:
+        clients = start_clients(tmp_path, paths, dict.fromkeys(paths, proxy.port))
+        _check_exact_result(server, clients, paths)
+        resets = proxy.resets
+    assert resets >= 10, f"only {resets} resets happened"
+
+
+@pytest.mark.parametrize(
+    ("link", "agencies"),
+    [
+        ({"chunk": 1}, (4, 5)),  # every byte in a segment of its own
+        ({"delay_s": (0.05, 0.2)}, (5,)),  # 50-200 ms before each chunk, both ways
+    ],
+    ids=["one-byte-segments", "latency"],
+)
+def test_slow_and_chopped_links(
+    start_server: Callable[..., ServerProcess],
+    real_dataset: Path,
+    tmp_path: Path,
+    link: dict,
+    agencies: tuple[int, ...],
+) -> None:
+    """The listed agencies go through the damaged link, the others straight to the server."""
+    server = start_server(agencies=5)
+    paths = dataset_paths(real_dataset)
+    with FaultProxy(server.port, seed=SEED, **link) as proxy:
+        ports = {agency: proxy.port if agency in agencies else server.port for agency in paths}
+        clients = start_clients(tmp_path, paths, ports)
+        _check_exact_result(server, clients, paths)
+        assert proxy.connections >= len(agencies)
