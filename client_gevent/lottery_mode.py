@@ -6,7 +6,9 @@
 #   Done -> DoneAck, WinnersQuery -> Winners (blocks until the draw)
 #
 # Any connection failure (refused, reset, timeout, a retryable Error) sends the
-# agency back to "connect", after a backoff pause. Because the server reports
+# agency back to "connect", after a backoff pause. Only real progress (a batch or
+# Done acknowledged) restarts the give-up window: a server that keeps accepting
+# connections but refusing their batches is given up on like an absent one. Because the server reports
 # how many bets it has and accepts a batch only where its stored bets end, a
 # retry can neither skip nor repeat a bet. Bad data (a bad CSV row, a bet the
 # server rejects) is not retried: it ends the run with one `fail` line.
@@ -88,12 +90,12 @@ class LotteryAgency:
         host, port = self._config.server_host, self._config.server_port
         with ServerConnection(host, port, self._config.reply_timeout.seconds) as server:
             welcome = server.request(Hello(self._agency), Welcome)
-            self._backoff.succeeded()
             if not welcome.done:
                 self._phase = "apuesta_enviada"
                 self._upload(server, welcome.stored)
-                self._phase = "agency_done"
-                server.request(Done(), DoneAck)
+            self._phase = "agency_done"
+            server.request(Done(), DoneAck)
+            self._backoff.succeeded()
             self._phase = "consulta_ganadores"
             return server.query_winners()
 

@@ -119,7 +119,10 @@ def test_live_server_survives_fuzz_bursts(
     server = start_server(agencies=1, env={"SERVER_FRAME_TIMEOUT_S": "2", "SERVER_ECHO_TIMEOUT_S": "2"})
 
     @settings(
-        max_examples=BURST_SIZE, deadline=None, database=None, derandomize=False,
+        max_examples=BURST_SIZE,
+        deadline=None,
+        database=None,
+        derandomize=False,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(data=inputs)
