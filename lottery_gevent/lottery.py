@@ -30,7 +30,7 @@ class Lottery:
     """Which agencies are done, and the draw once they all are.
 
     Args:
-        store: the bet store (already open).
+        store: the bet store, already open (it knows who was done before a restart).
         agencies: how many agencies take part, with ids 1..agencies. Zero means
             nobody takes part and the draw never runs.
     """
@@ -38,6 +38,8 @@ class Lottery:
     def __init__(self, store: BetStore, agencies: int) -> None:
         self._store = store
         self._agencies = agencies
+        #: Agencies not done yet: the draw starts when this empties.
+        self._pending = set(range(1, agencies + 1)) - store.done_agencies()
         self._draw: gevent.Greenlet | None = None
         #: Set to {agency: [winning documents]} by the draw, or to its exception.
         self.result: AsyncResult = AsyncResult()
@@ -46,7 +48,7 @@ class Lottery:
         return 1 <= agency <= self._agencies
 
     def is_done(self, agency: int) -> bool:
-        return agency in self._store.done_agencies()
+        return self._store.is_done(agency)
 
     def start(self) -> None:
         """Start the draw now if a previous run already saw every agency done."""
@@ -59,6 +61,7 @@ class Lottery:
             StorageFailure: the done mark could not be written.
         """
         self._store.mark_done(agency)
+        self._pending.discard(agency)
         self._draw_if_complete()
 
     def winners(self, agency: int) -> list[str]:
@@ -76,10 +79,7 @@ class Lottery:
             self._draw.kill(block=True, timeout=1)
 
     def _draw_if_complete(self) -> None:
-        if self._draw is not None or self._agencies == 0:
-            return
-        done = sum(1 for agency in self._store.done_agencies() if self.knows(agency))
-        if done == self._agencies:
+        if self._draw is None and self._agencies and not self._pending:
             self._draw = gevent.spawn(self._run_draw)
 
     def _run_draw(self) -> None:

@@ -8,6 +8,12 @@
 # last one. Anything wrong *before* the last record is not a torn write but
 # corruption, and recovery refuses to start rather than delete a complete row.
 #
+# So a bad record may be cut only if nothing follows it. A record the parser
+# could only fail on at the end of the file (an unclosed quote) is the torn
+# tail itself. A record that is complete yet invalid (a bad row, a CSV error in
+# the middle of a line) is cut if it is the very last bytes; if anything comes
+# after it, even a torn tail or another bad record, it is corruption.
+#
 # The done log (one agency id per line) gets the same treatment.
 from __future__ import annotations
 
@@ -55,18 +61,21 @@ class _LineFeeder:
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
         self.consumed = 0
+        #: True once every complete line has been handed out.
+        self.exhausted = False
         self._invalid_utf8 = False
 
     def __iter__(self) -> Iterator[str]:
         for raw in self._file:
             if not raw.endswith(b"\n"):
-                return
+                break
             self.consumed += len(raw)
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError:
                 self._invalid_utf8 = True
                 yield raw.decode("utf-8", "replace")
+        self.exhausted = True
 
     def take_invalid_utf8(self) -> bool:
         """True if a line handed out since the last call was not UTF-8."""
@@ -97,6 +106,9 @@ def recover_bets(path: str) -> Recovered:
     counts: collections.Counter[int] = collections.Counter()
     good_end = 0
     problem: str | None = None
+    # The bad record is complete (so nothing at all may follow it), rather than
+    # cut off by the end of the file.
+    problem_complete = False
     with open(path, "rb") as file:
         feeder = _LineFeeder(file)
         reader = csv.reader(feeder, strict=True)
@@ -106,7 +118,10 @@ def recover_bets(path: str) -> Recovered:
             except StopIteration:
                 break
             except csv.Error as exc:
-                problem = problem or f"record ending on line {reader.line_num}: {exc}"
+                if problem is not None:
+                    raise StorageCorrupt(f"{path}: {problem}, yet more records follow it") from exc
+                problem = f"record ending on line {reader.line_num}: {exc}"
+                problem_complete = not feeder.exhausted
                 continue
             if problem is not None:
                 raise StorageCorrupt(f"{path}: {problem}, yet more records follow it")
@@ -116,9 +131,12 @@ def recover_bets(path: str) -> Recovered:
                 counts[_agency_of(row)] += 1
             except ValueError as exc:
                 problem = f"record ending on line {reader.line_num}: {exc}"
+                problem_complete = True
                 continue
             good_end = feeder.consumed
         size = file.seek(0, os.SEEK_END)
+    if problem_complete and feeder.consumed < size:
+        raise StorageCorrupt(f"{path}: {problem}, yet a torn record follows it")
     if good_end < size:
         os.truncate(path, good_end)
     return Recovered(dict(counts), good_end, size - good_end)

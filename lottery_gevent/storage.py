@@ -145,6 +145,9 @@ class BetStore:
     def done_agencies(self) -> frozenset[int]:
         return frozenset(self._done)
 
+    def is_done(self, agency: int) -> bool:
+        return agency in self._done
+
     def durable_count(self, agency: int) -> int:
         """How many of the agency's bets are on disk, after syncing any in flight."""
         self.wait_durable(Ticket(self._size, self._epoch))
