@@ -3,6 +3,12 @@
 # handed out, so a bad row stops the upload before anything from it on is sent.
 # The file: five columns (first names, last name, document, birthdate, number),
 # no header, UTF-8, LF or CRLF line endings. Blank lines are ignored.
+#
+# Bytes that are not UTF-8 are decoded with "surrogateescape" rather than
+# raised at once: the text layer decodes 8 KiB at a time, so its error would
+# name whatever line that chunk began on. Escaped, they reach their own row,
+# which validate_bet then refuses (a lone surrogate is not UTF-8 text) with
+# the right line number.
 from __future__ import annotations
 
 import csv
@@ -47,7 +53,7 @@ class CsvBets:
                 the file if it cannot be read or has fewer than `skip` rows.
         """
         try:
-            file = open(self.path, encoding="utf-8", newline="")
+            file = open(self.path, encoding="utf-8", errors="surrogateescape", newline="")
         except OSError as exc:
             raise BetsFileError(self.path, None, f"cannot open: {exc.strerror or exc}") from exc
         with file:
@@ -56,8 +62,9 @@ class CsvBets:
             while True:
                 try:
                     row = next(reader, None)
-                except (csv.Error, UnicodeDecodeError) as exc:
-                    raise BetsFileError(self.path, reader.line_num + 1, f"unreadable row: {exc}") from exc
+                except csv.Error as exc:
+                    # line_num already counts the line the parser stopped on.
+                    raise BetsFileError(self.path, reader.line_num, f"unreadable row: {exc}") from exc
                 self.line = reader.line_num
                 if row is None:
                     break

@@ -41,8 +41,9 @@ class Duration:
         return self.text
 
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go accepts both micro signs: U+00B5 (µ) and U+03BC (μ).
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration(text: str) -> Duration:
@@ -96,7 +97,8 @@ class ClientConfig:
 
     @property
     def server_address(self) -> str:
-        return f"{self.server_host}:{self.server_port}"
+        host = f"[{self.server_host}]" if ":" in self.server_host else self.server_host
+        return f"{host}:{self.server_port}"
 
 
 #: YAML path -> (environment variable, ClientConfig field)
@@ -113,6 +115,8 @@ KEYS: dict[str, tuple[str, str]] = {
 
 def _address(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):  # [::1]:12345, as Go's net.SplitHostPort
+        host = host[1:-1]
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError("must be host:port")
     return host, int(port)

@@ -27,7 +27,7 @@ from lottery_gevent.session import AgencySession, EndSession
 from lottery_gevent.storage import BetStore
 from shared.errors import PeerClosed, Timeout
 from shared.logs import Result, log_action
-from shared.protocol import START_BYTE
+from shared.protocol import START_BYTE, Error, ErrorCode, encode
 from shared.transport import configure_stream, recv_exact
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,9 @@ class LotteryServer:
         """Stop accepting, end every connection within the stop timeout, close the store."""
         self._listener.close()
         log_action(logger, logging.INFO, "close_listener", Result.SUCCESS, port=self.port)
-        self._pool.kill(EndSession("server shutting down"), block=True, timeout=self.config.stop_timeout_s)
+        self._pool.kill(
+            EndSession("server shutting down", ErrorCode.SHUTTING_DOWN), block=True, timeout=self.config.stop_timeout_s
+        )
         self.lottery.stop()
         self.store.close()
 
@@ -105,7 +107,7 @@ class LotteryServer:
         if old is not None and old is not session:
             log_action(logger, logging.INFO, "takeover", Result.SUCCESS, agency=agency)
             old.greenlet.kill(
-                EndSession("superseded by a newer connection of the same agency"),
+                EndSession("superseded by a newer connection of the same agency", ErrorCode.SUPERSEDED),
                 block=True,
                 timeout=self.config.stop_timeout_s,
             )
@@ -134,12 +136,12 @@ class LotteryServer:
             log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
 
     def _refuse(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        log_action(
-            logger,
-            logging.WARNING,
-            "accept_connection",
-            Result.FAIL,
-            ip=address[0],
-            error=f"too many connections (max {self.config.max_connections})",
-        )
+        """Close an excess connection at once. Runs in the accept callback: must not block."""
+        detail = f"too many connections (max {self.config.max_connections})"
+        log_action(logger, logging.WARNING, "accept_connection", Result.FAIL, ip=address[0], error=detail)
+        try:
+            sock.setblocking(False)
+            sock.send(encode(Error(ErrorCode.SERVER_BUSY, detail)))  # fits an empty send buffer
+        except OSError:
+            pass
         sock.close()

@@ -48,6 +48,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: How long a last Error message (before closing) may take to send.
+LAST_WORD_TIMEOUT_S = 1.0
+
 
 class SessionState(enum.Enum):
     AWAITING_HELLO = "awaiting_hello"
@@ -56,11 +59,17 @@ class SessionState(enum.Enum):
 
 
 class EndSession(gevent.GreenletExit):  # type: ignore[misc]
-    """Thrown into a session's greenlet to end it (takeover, shutdown)."""
+    """Thrown into a session's greenlet to end it (takeover, shutdown).
 
-    def __init__(self, reason: str) -> None:
+    Attributes:
+        reason: for the log and the peer.
+        code: the Error code the peer is told, when it can be told cleanly.
+    """
+
+    def __init__(self, reason: str, code: ErrorCode) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 class _Close(Exception):
@@ -93,6 +102,8 @@ class AgencySession:
         self.state = SessionState.AWAITING_HELLO
         self.agency: int | None = None
         self.greenlet = gevent.getcurrent()
+        #: True while a frame is being written (a kill then must not add another).
+        self._sending = False
 
     # --- the loop ---------------------------------------------------------
 
@@ -122,6 +133,8 @@ class AgencySession:
             pass
         except EndSession as exc:
             self._log_end(logging.INFO, Result.SUCCESS, exc.reason)
+            if not self._sending:  # never cut into a frame already on its way
+                self._try_send(Error(exc.code, exc.reason))
         finally:
             if self.agency is not None:
                 self._server.release(self.agency, self)
@@ -143,7 +156,7 @@ class AgencySession:
         log_action(
             logger, logging.INFO, "identify", Result.SUCCESS, ip=self._ip, agency=agency, stored=stored, done=done
         )
-        send_message(self._sock, Welcome(stored, done))
+        self._send(Welcome(stored, done))
 
     def _on_bets(self, batch: Bets) -> None:
         agency = self._require_agency()
@@ -167,7 +180,7 @@ class AgencySession:
                     logger, logging.DEBUG, "apuesta_almacenada", Result.SUCCESS, dni=bet.document, numero=bet.number
                 )
         log_action(logger, logging.INFO, "apuesta_recibida", Result.SUCCESS, cantidad=count)
-        send_message(self._sock, BetsAck(batch.start + count))
+        self._send(BetsAck(batch.start + count))
 
     def _on_bets_after_done(self, batch: Bets) -> None:
         self._refuse_batch(len(batch.bets), ErrorCode.BETS_AFTER_DONE, f"agency {self.agency} already sent Done")
@@ -178,12 +191,12 @@ class AgencySession:
             self._lottery.mark_done(agency)
         except StorageFailure as exc:
             log_action(logger, logging.ERROR, "agency_done", Result.FAIL, agency=agency, error=exc)
-            send_message(self._sock, Error(ErrorCode.STORAGE_FAILURE, str(exc)))
+            self._send(Error(ErrorCode.STORAGE_FAILURE, str(exc)))
             return
         if self.state is not SessionState.DONE:
             log_action(logger, logging.INFO, "agency_done", Result.SUCCESS, agency=agency)
         self.state = SessionState.DONE
-        send_message(self._sock, DoneAck())
+        self._send(DoneAck())
 
     def _on_winners_query(self, _: WinnersQuery) -> None:
         agency = self._require_agency()
@@ -192,11 +205,11 @@ class AgencySession:
         try:
             documents = self._lottery.winners(agency)
         except DrawFailed as exc:
-            send_message(self._sock, Error(ErrorCode.DRAW_FAILED, str(exc)))
+            self._send(Error(ErrorCode.DRAW_FAILED, str(exc)))
             return
         log_action(logger, logging.INFO, "winners_sent", Result.SUCCESS, agency=agency, cant_ganadores=len(documents))
         for part in split_winners(documents):
-            send_message(self._sock, part)
+            self._send(part)
 
     # --- helpers ----------------------------------------------------------
 
@@ -245,20 +258,25 @@ class AgencySession:
         log_action(
             logger, logging.WARNING, "apuesta_recibida", Result.FAIL, cantidad=count, agency=self.agency, error=detail
         )
-        send_message(self._sock, Error(code, detail))
+        self._send(Error(code, detail))
 
     def _refuse_unexpected(self, message: Message) -> None:
         detail = f"{type(message).__name__} is not allowed in state {self.state.value}"
         log_action(
             logger, logging.WARNING, "unexpected_message", Result.FAIL, ip=self._ip, agency=self.agency, error=detail
         )
-        send_message(self._sock, Error(ErrorCode.UNEXPECTED_MESSAGE, detail))
+        self._send(Error(ErrorCode.UNEXPECTED_MESSAGE, detail))
+
+    def _send(self, message: Message) -> None:
+        self._sending = True
+        send_message(self._sock, message)
+        self._sending = False
 
     def _try_send(self, message: Message) -> None:
         """Send a last message if the peer can still take it; never raises."""
         try:
-            with gevent.Timeout(1.0, Timeout("send")):
-                send_message(self._sock, message)
+            with gevent.Timeout(LAST_WORD_TIMEOUT_S, Timeout("send")):
+                self._send(message)
         except (PeerClosed, Timeout):
             pass
 

@@ -134,10 +134,15 @@ class BetStore:
         if self._fd is None:
             return
         with self._lock:
-            if self._durable:
-                os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
+            try:
+                if self._durable:
+                    os.fsync(self._fd)  # only unacknowledged appends are at stake here
+            except OSError as exc:
+                log_action(logger, logging.ERROR, "close_storage", Result.FAIL, file=self._path, error=exc)
+                return
+            finally:
+                os.close(self._fd)
+                self._fd = None
         log_action(logger, logging.INFO, "close_storage", Result.SUCCESS, file=self._path)
 
     # --- queries ----------------------------------------------------------
@@ -205,6 +210,7 @@ class BetStore:
         if agency in self._done:
             return
         with self._lock:
+            size = os.path.getsize(self._done_path)
             try:
                 with open(self._done_path, "a") as file:
                     file.write(f"{agency}\n")
@@ -212,6 +218,7 @@ class BetStore:
                     if self._durable:
                         gevent.get_hub().threadpool.apply(os.fsync, (file.fileno(),))
             except OSError as exc:
+                os.truncate(self._done_path, size)  # a restart must not read a mark we refused
                 raise StorageFailure(f"recording agency {agency} as done failed: {exc}") from exc
             self._done.add(agency)
 

@@ -33,13 +33,21 @@ FIELD_COUNT = len(FIELD_NAMES)
 def validate_bet(bet: BetFields) -> None:
     """Check that a bet can be stored.
 
-    Rules: names are not blank; the document is ASCII digits; the birthdate is
-    a real calendar date written ``YYYY-MM-DD``; the number is ASCII digits,
-    at most `MAX_NUMBER_DIGITS` of them.
+    Rules: every field is text that UTF-8 can carry (no lone surrogates, which
+    is how Python represents undecodable bytes in os.environ); names are not
+    blank; the document is ASCII digits; the birthdate is a real calendar date
+    written ``YYYY-MM-DD``; the number is ASCII digits, at most
+    `MAX_NUMBER_DIGITS` of them.
 
     Raises:
         InvalidBet: naming the first field that breaks a rule.
     """
+    for name, text in zip(FIELD_NAMES, bet, strict=True):
+        if not text.isascii():
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidBet(name, text, "is not valid UTF-8 text") from exc
     first_name, last_name, document, birthdate, number = bet
     if not first_name.strip():
         raise InvalidBet("first_name", first_name, "must not be empty")

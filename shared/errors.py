@@ -95,14 +95,24 @@ class Timeout(LotteryError):
 class InvalidBet(LotteryError):
     """A bet's fields fail validation.
 
+    The message quotes at most MAX_QUOTED_CHARS characters of the value: it is
+    sent back in an Error frame, which must stay under 8 KiB however long (or
+    however escape-heavy, as repr goes) the offending field is.
+
     Attributes:
         field: the name of the offending field.
-        value: its text.
+        value: its text, whole.
         reason: what is wrong with it, in words.
     """
+
+    #: Longest part of the value that the message quotes.
+    MAX_QUOTED_CHARS = 40
 
     def __init__(self, field: str, value: str, reason: str) -> None:
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"invalid {field} {value!r}: {reason}")
+        quoted = repr(value[: self.MAX_QUOTED_CHARS])
+        if len(value) > self.MAX_QUOTED_CHARS:
+            quoted += f"... ({len(value)} characters)"
+        super().__init__(f"invalid {field} {quoted}: {reason}")

@@ -15,7 +15,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)-8s %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
-_UNSAFE = str.maketrans({"|": "%7C", "\r": "%0D", "\n": "%0A"})
+#: "|" and every character str.splitlines() breaks a line at, percent-encoded:
+#: a peer-supplied value (an echoed message) can neither add a field nor a line.
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_UNSAFE = str.maketrans({char: f"%{ord(char):02X}" for char in "|" + _LINE_BREAKS})
 
 
 class Result(enum.StrEnum):

@@ -55,6 +55,15 @@ class RawPeer:
             return True
         return False
 
+    def last_words(self) -> list[Message]:
+        """Everything the server sends until it closes the connection."""
+        messages = []
+        while True:
+            try:
+                messages.append(self.receive())
+            except PeerClosed:
+                return messages
+
 
 def bet(document: str, number: int = 1, first_name: str = "Ana", last_name: str = "Pérez") -> BetFields:
     return BetFields(first_name, last_name, document, "1990-05-17", str(number))

@@ -97,7 +97,13 @@ def _frame(kind: MessageType, payload: bytes) -> bytes:
 
 def _pack_text_list(fields: Sequence[str]) -> bytes:
     count = len(fields)
-    return _U16.pack(count) + struct.pack(f">{count}H", *map(len, fields)) + "".join(fields).encode("utf-8")
+    try:
+        lengths = _U16.pack(count) + struct.pack(f">{count}H", *map(len, fields))
+    except struct.error as exc:
+        # A count or a length past u16 is far past MAX_FRAME_SIZE too: report
+        # it as the FrameTooLarge that `encode` documents, not a struct.error.
+        raise FrameTooLarge(f"a text list of {count} fields does not fit in a frame") from exc
+    return lengths + "".join(fields).encode("utf-8")
 
 
 def encode(message: Message) -> bytes:

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.protocol import BetsAck, Done, DoneAck, Hello, Welcome, encode
+from shared.protocol import BetsAck, Done, DoneAck, Error, ErrorCode, Hello, Welcome, encode
 from tests.harness import ServerProcess
 from tests.rawclient import RawPeer, batch
 
@@ -111,13 +111,10 @@ def test_excess_connections_are_refused_at_once(start_server: Callable[..., Serv
     try:
         # The pool is full once the server has spawned a handler for each: an echo on
         # an excess connection must then be refused, not queued.
-        extra = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(10)]
-        for sock in extra:
-            try:
-                assert sock.recv(1) == b""  # closed by the server, immediately
-            except ConnectionResetError:
-                pass
-            sock.close()
+        for _ in range(10):
+            with RawPeer(server.port) as extra:  # refused at once, with a reason
+                (busy,) = extra.last_words()
+                assert isinstance(busy, Error) and busy.code is ErrorCode.SERVER_BUSY
         server.wait_for_line(r"action: accept_connection \| result: fail .*too many connections \(max 50\)")
     finally:
         for sock in held:

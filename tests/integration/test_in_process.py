@@ -14,7 +14,6 @@ from lottery_gevent.config import ServerConfig
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.storage import BetStore
-from shared.errors import PeerClosed
 from shared.protocol import (
     BetsAck,
     Done,
@@ -85,5 +84,6 @@ def test_stop_ends_agencies_waiting_for_the_draw(serve: LotteryServer) -> None:
             gevent.sleep(0)  # yield to the server's greenlets until agency 1's Done is in
     serve.stop()
     waiter.join(WAIT_S)
-    assert isinstance(waiter.exception, PeerClosed)
+    reply = waiter.get()
+    assert isinstance(reply, Error) and reply.code is ErrorCode.SHUTTING_DOWN
     assert not serve.lottery.result.ready()

@@ -179,7 +179,8 @@ def test_a_second_connection_for_an_agency_takes_over(server: ServerProcess) -> 
         assert old.request(batch(0, 4)) == BetsAck(4)
         with RawPeer(server.port) as new:
             assert new.request(Hello(1)) == Welcome(4, False)
-            assert old.closed_by_server()
+            (superseded,) = old.last_words()
+            assert isinstance(superseded, Error) and superseded.code is ErrorCode.SUPERSEDED
             assert new.request(batch(4, 1)) == BetsAck(5)
     server.wait_for_line(r"action: takeover \| result: success \| agency: 1")
     assert len(server.stored_rows()) == 5

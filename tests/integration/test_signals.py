@@ -9,7 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from shared.protocol import Bets, BetsAck, Done, DoneAck, FrameDecoder, Hello, Welcome, WinnersQuery, encode
+from shared.protocol import (
+    Bets,
+    BetsAck,
+    Done,
+    DoneAck,
+    Error,
+    ErrorCode,
+    FrameDecoder,
+    Hello,
+    Welcome,
+    WinnersQuery,
+    encode,
+)
 from shared.transport import receive_message, send_all
 from tests.harness import ClientProcess, ServerProcess
 from tests.rawclient import RawPeer, batch
@@ -37,7 +49,7 @@ def test_server_stops_mid_upload(start_server: Callable[..., ServerProcess], sig
         assert peer.request(batch(0, 10)) == BetsAck(10)
         server.signal(signum)
         assert server.wait(STOP_BOUND_S) == 0
-        assert peer.closed_by_server()
+        assert peer.last_words() == [Error(ErrorCode.SHUTTING_DOWN, "server shutting down")]
     server.wait_for_line(r"close_connection \| result: success .*agency: 1 .*shutting down")
     assert len(server.stored_rows()) == 10
 
@@ -51,7 +63,8 @@ def test_server_stops_while_agencies_wait_for_the_draw(start_server: Callable[..
             assert peer.request(Done()) == DoneAck()
             peer.send(WinnersQuery())
         _assert_clean_server_stop(server)
-        assert all(peer.closed_by_server() for peer in peers)
+        for peer in peers:
+            assert peer.last_words() == [Error(ErrorCode.SHUTTING_DOWN, "server shutting down")]
         closes = [fields for fields in server.actions("close_connection") if "shutting down" in fields["reason"]]
         assert len(closes) == 2
     finally:

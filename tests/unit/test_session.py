@@ -1,0 +1,89 @@
+"""lottery_gevent.session over fake sockets: how refusals reach the peer.
+
+Not a full session suite (the loopback tests in tests/integration drive real
+sockets); these pin down two refusals where the exact bytes the peer receives
+matter. The server is a real LotteryServer that is never started, so nothing
+listens; the store is a real BetStore in tmp_path, without fsync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import gevent
+import pytest
+
+from lottery_gevent.config import ServerConfig
+from lottery_gevent.lottery import Lottery
+from lottery_gevent.server import LotteryServer
+from lottery_gevent.session import AgencySession
+from lottery_gevent.storage import BetStore
+from shared.protocol import Bets, BetsAck, Error, ErrorCode, FrameDecoder, Hello, Message, Welcome, encode
+from tests.unit.fakes import BlockingFakeSocket, FakeSocket
+from tests.unit.frames import ANA
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LotteryServer]:
+    monkeypatch.chdir(tmp_path)
+    store = BetStore(durable=False)
+    store.open()
+    yield LotteryServer(ServerConfig(ip="127.0.0.1", port=0, agencies=2), store, Lottery(store, 2))
+    store.close()
+
+
+def replies(sock: FakeSocket) -> list[Message]:
+    decoder = FrameDecoder()
+    decoder.feed(bytes(sock.sent))
+    out = []
+    while (message := decoder.next_message()) is not None:
+        out.append(message)
+    assert decoder.pending == b"", "a reply frame was cut short"
+    return out
+
+
+def serve(server: LotteryServer, sock: FakeSocket) -> gevent.Greenlet:
+    """Run one session over `sock` in its own greenlet, as the server's handler would."""
+
+    def handle() -> None:
+        first = sock.recv(1)
+        AgencySession(server, sock, "192.0.2.1").run(first)  # type: ignore[arg-type]
+
+    return gevent.spawn(handle)
+
+
+@pytest.mark.parametrize("blank", [" ", "\n", "\t"])
+def test_the_largest_invalid_bet_is_refused_as_invalid_and_the_session_goes_on(
+    server: LotteryServer, blank: str
+) -> None:
+    # A blank first name that fills the frame: its refusal quotes the value, and
+    # repr() doubles "\n" and "\t". The refusal must still be one INVALID_BET frame.
+    filler = blank * (8192 - 11 - 10 - len("Lorca12000-01-011"))
+    bad = Bets(0, (ANA._replace(first_name=filler, document="1", number="1"),))
+    assert len(encode(bad)) == 8192
+    sock = FakeSocket(encode(Hello(1)) + encode(bad) + encode(Bets(0, (ANA,))))
+    session = serve(server, sock)
+    session.join(timeout=10)
+    assert session.successful()
+    welcome, refusal, ack = replies(sock)
+    assert welcome == Welcome(0, False)
+    assert isinstance(refusal, Error) and refusal.code is ErrorCode.INVALID_BET
+    assert "first_name" in refusal.detail
+    assert ack == BetsAck(1)
+    assert server.store.durable_count(1) == 1
+
+
+def test_a_superseded_session_tells_its_peer(server: LotteryServer) -> None:
+    old_peer = BlockingFakeSocket(encode(Hello(1)))
+    old = serve(server, old_peer)
+    gevent.idle()
+    assert replies(old_peer) == [Welcome(0, False)]
+    new_peer = BlockingFakeSocket(encode(Hello(1)))
+    new = serve(server, new_peer)
+    old.join(timeout=10)
+    assert old.ready() and old.successful()
+    assert replies(new_peer) == [Welcome(0, False)]
+    new.kill(block=True, timeout=10)
+    (*_, last) = replies(old_peer)
+    assert isinstance(last, Error) and last.code is ErrorCode.SUPERSEDED

@@ -1,0 +1,365 @@
+"""lottery_gevent.storage.BetStore: append, sequence check, rollback, group commit, fsync failure.
+
+STORAGE_FILEPATH is "./bets.csv", so every test runs in its own tmp_path. fsync
+runs on gevent's thread pool; the tests count and fail it through a wrapper
+around os.fsync. Greenlets are synchronised on events, never on sleeps.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import gevent
+import gevent.monkey
+import pytest
+
+from lottery_gevent import contract
+from lottery_gevent.contract import Bet
+from lottery_gevent.recovery import recover_bets
+from lottery_gevent.storage import DONE_FILENAME, BetStore, OutOfSequence, StorageFailure, Ticket
+
+# fsync runs in a real OS thread: synchronise with it through real threading
+# primitives even if some other test has monkey-patched threading.
+ThreadEvent = gevent.monkey.get_original("threading", "Event")
+ThreadLock = gevent.monkey.get_original("threading", "Lock")
+
+
+def bets(agency: int, start: int, count: int, winner_every: int = 0) -> list[Bet]:
+    return [
+        Bet(
+            agency,
+            f"Nombre {agency}-{n}",
+            'Pérez, "el" Ñandú',
+            str(agency * 1_000_000 + n),
+            "2000-01-01",
+            contract.LOTTERY_WINNER_NUMBER if winner_every and n % winner_every == 0 else n,
+        )
+        for n in range(start, start + count)
+    ]
+
+
+class FsyncSpy:
+    """Wraps os.fsync: counts calls, can fail them, and can hold the first one until released."""
+
+    def __init__(self) -> None:
+        self._real = os.fsync
+        self._lock = ThreadLock()
+        self.calls = 0
+        self.fail_with: OSError | None = None
+        self.hold_first = False
+        self.started = ThreadEvent()
+        self.release = ThreadEvent()
+
+    def __call__(self, fd: int) -> None:
+        with self._lock:
+            self.calls += 1
+            first = self.calls == 1
+        if first and self.hold_first:
+            self.started.set()
+            assert self.release.wait(10), "the test never released the held fsync"
+        if self.fail_with is not None:
+            raise self.fail_with
+        self._real(fd)
+
+
+@pytest.fixture
+def fsync(monkeypatch: pytest.MonkeyPatch) -> FsyncSpy:
+    spy = FsyncSpy()
+    monkeypatch.setattr(os, "fsync", spy)
+    return spy
+
+
+@pytest.fixture(autouse=True)
+def nothing_written_outside_tmp_path() -> Iterator[None]:
+    """Fail a test that wrote the storage files into the directory pytest started in."""
+    where = [Path.cwd() / "bets.csv", Path.cwd() / DONE_FILENAME]
+    before = [path.stat().st_mtime_ns if path.exists() else None for path in where]
+    yield
+    after = [path.stat().st_mtime_ns if path.exists() else None for path in where]
+    assert after == before, "a test wrote storage files outside its tmp_path"
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: FsyncSpy) -> Iterator[BetStore]:
+    monkeypatch.chdir(tmp_path)
+    store = BetStore()
+    store.open()
+    fsync.calls = 0  # count only what the test itself causes
+    yield store
+    fsync.fail_with = None
+    store.close()
+
+
+def outcome(function: Callable[..., object], *args: object) -> Callable[[], BaseException | None]:
+    """A greenlet body that returns the exception `function(*args)` raised (None if none).
+
+    Returned rather than raised, so that gevent does not report an expected failure.
+    """
+
+    def run() -> BaseException | None:
+        try:
+            function(*args)
+        except StorageFailure as exc:
+            return exc
+        return None
+
+    return run
+
+
+def size() -> int:
+    return os.path.getsize(contract.STORAGE_FILEPATH)
+
+
+def stored_documents() -> list[str]:
+    return [bet.document for bet in contract.load_bets()]
+
+
+def run_all(*functions: Callable[[], object]) -> list[gevent.Greenlet]:
+    """Run each function in its own greenlet and wait for all (exceptions stay on the greenlets)."""
+    greenlets = [gevent.spawn(function) for function in functions]
+    gevent.joinall(greenlets, timeout=10)
+    assert all(greenlet.ready() for greenlet in greenlets), "a greenlet hung"
+    return greenlets
+
+
+# --- basics --------------------------------------------------------------------------
+
+
+def test_open_creates_both_files(store: BetStore, tmp_path: Path) -> None:
+    assert (tmp_path / "bets.csv").exists()
+    assert (tmp_path / DONE_FILENAME).exists()
+    assert store.durable_count(1) == 0
+    assert store.done_agencies() == frozenset()
+
+
+def test_append_then_wait_durable(store: BetStore, fsync: FsyncSpy) -> None:
+    ticket = store.append(1, 0, bets(1, 0, 3))
+    assert ticket == Ticket(size(), 0)
+    store.wait_durable(ticket)
+    assert fsync.calls == 1
+    store.wait_durable(ticket)  # already durable: no second fsync
+    assert fsync.calls == 1
+    assert store.durable_count(1) == 3
+    assert stored_documents() == ["1000000", "1000001", "1000002"]
+
+
+def test_batches_of_several_agencies_are_counted_apart(store: BetStore) -> None:
+    store.wait_durable(store.append(1, 0, bets(1, 0, 2)))
+    store.wait_durable(store.append(2, 0, bets(2, 0, 5)))
+    store.wait_durable(store.append(1, 2, bets(1, 2, 1)))
+    assert (store.durable_count(1), store.durable_count(2), store.durable_count(3)) == (3, 5, 0)
+
+
+@pytest.mark.parametrize("start", [0, 2, 4, -1])
+def test_out_of_sequence_is_refused_and_writes_nothing(store: BetStore, start: int) -> None:
+    store.wait_durable(store.append(1, 0, bets(1, 0, 3)))
+    before = size()
+    with pytest.raises(OutOfSequence) as caught:
+        store.append(1, start, bets(1, start, 2))
+    assert caught.value.stored == 3
+    assert size() == before
+    assert store.durable_count(1) == 3
+
+
+def test_a_retried_batch_cannot_be_stored_twice(store: BetStore) -> None:
+    batch = bets(1, 0, 2)
+    store.wait_durable(store.append(1, 0, batch))
+    with pytest.raises(OutOfSequence):
+        store.append(1, 0, batch)
+    assert stored_documents() == ["1000000", "1000001"]
+
+
+def test_reopening_recovers_the_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: FsyncSpy) -> None:
+    monkeypatch.chdir(tmp_path)
+    first = BetStore()
+    first.open()
+    first.wait_durable(first.append(1, 0, bets(1, 0, 4)))
+    first.wait_durable(first.append(2, 0, bets(2, 0, 1)))
+    first.mark_done(2)
+    first.close()
+    with open(contract.STORAGE_FILEPATH, "a") as file:
+        file.write("1,torn")  # a crash in the middle of a later write
+    second = BetStore()
+    second.open()
+    try:
+        assert (second.durable_count(1), second.durable_count(2)) == (4, 1)
+        assert second.done_agencies() == {2}
+        second.wait_durable(second.append(1, 4, bets(1, 4, 1)))
+        assert recover_bets(contract.STORAGE_FILEPATH).counts == {1: 5, 2: 1}
+    finally:
+        second.close()
+
+
+def test_not_durable_never_fsyncs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: FsyncSpy) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = BetStore(durable=False)
+    store.open()
+    store.wait_durable(store.append(1, 0, bets(1, 0, 2)))
+    store.mark_done(1)
+    store.close()
+    assert fsync.calls == 0
+
+
+# --- a failing write -------------------------------------------------------------
+
+
+def half_then_enospc(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make contract.store_bets write half its rows (really) and then fail as on a full disk.
+
+    Restore it with monkeypatch.setattr, never monkeypatch.undo(): that would
+    also undo the chdir into tmp_path.
+    """
+    real = contract.store_bets
+    calls: list[int] = []
+
+    def store_bets(batch: Iterable[Bet]) -> None:
+        batch = list(batch)
+        calls.append(len(batch))
+        real(batch[: len(batch) // 2])
+        with open(contract.STORAGE_FILEPATH, "a") as file:
+            file.write("1,half a ro")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(contract, "store_bets", store_bets)
+    return calls
+
+
+def test_a_failing_store_rolls_back_to_the_previous_size(store: BetStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_store_bets = contract.store_bets
+    store.wait_durable(store.append(1, 0, bets(1, 0, 3)))
+    before = size()
+    calls = half_then_enospc(monkeypatch)
+    with pytest.raises(StorageFailure) as caught:
+        store.append(1, 3, bets(1, 3, 10))
+    assert calls == [10]
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.__cause__.errno == errno.ENOSPC
+    assert size() == before
+    assert store.durable_count(1) == 3
+    monkeypatch.setattr(contract, "store_bets", real_store_bets)
+    store.wait_durable(store.append(1, 3, bets(1, 3, 2)))  # the same start is accepted again
+    assert stored_documents() == [str(1_000_000 + n) for n in range(5)]
+
+
+def test_a_failing_store_keeps_earlier_unsynced_batches(store: BetStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = store.append(1, 0, bets(1, 0, 2))  # appended, not yet synced
+    before = size()
+    half_then_enospc(monkeypatch)
+    with pytest.raises(StorageFailure):
+        store.append(2, 0, bets(2, 0, 4))
+    assert size() == before
+    store.wait_durable(first)
+    assert stored_documents() == ["1000000", "1000001"]
+
+
+# --- group commit ----------------------------------------------------------------
+
+
+def test_concurrent_appends_share_fsyncs(store: BetStore, fsync: FsyncSpy) -> None:
+    agencies = range(1, 9)
+
+    def upload(agency: int) -> None:
+        store.wait_durable(store.append(agency, 0, bets(agency, 0, 3)))
+
+    greenlets = run_all(*(lambda agency=agency: upload(agency) for agency in agencies))
+    assert all(greenlet.successful() for greenlet in greenlets)
+    assert 1 <= fsync.calls < len(agencies)
+    assert recover_bets(contract.STORAGE_FILEPATH).counts == dict.fromkeys(agencies, 3)
+
+
+def test_batches_appended_during_an_fsync_share_the_next_one(store: BetStore, fsync: FsyncSpy) -> None:
+    fsync.hold_first = True
+    first = store.append(1, 0, bets(1, 0, 1))
+    waiter = gevent.spawn(store.wait_durable, first)
+    gevent.idle()  # let it start the fsync
+    assert fsync.started.wait(10)  # the first fsync is running, and held
+    tickets = [store.append(agency, 0, bets(agency, 0, 2)) for agency in range(2, 7)]
+    others = [gevent.spawn(store.wait_durable, ticket) for ticket in tickets]
+    gevent.idle()  # every waiter is now blocked on the running fsync
+    fsync.release.set()
+    gevent.joinall([waiter, *others], timeout=10, raise_error=True)
+    assert all(greenlet.successful() for greenlet in [waiter, *others])
+    assert fsync.calls == 2  # 6 batches, 2 fsyncs: one held, one for everything after it
+
+
+def test_durable_count_waits_for_batches_in_flight(store: BetStore, fsync: FsyncSpy) -> None:
+    store.append(1, 0, bets(1, 0, 3))
+    assert store.durable_count(1) == 3
+    assert fsync.calls == 1
+
+
+# --- a failing fsync -----------------------------------------------------------------
+
+
+def test_a_failed_fsync_rolls_back_every_unsynced_batch(store: BetStore, fsync: FsyncSpy) -> None:
+    durable = store.append(1, 0, bets(1, 0, 2))
+    store.wait_durable(durable)
+    durable_size = size()
+
+    fsync.fail_with = OSError(errno.EIO, "Input/output error")
+    doomed = [store.append(1, 2, bets(1, 2, 3)), store.append(2, 0, bets(2, 0, 4))]
+    waiters = run_all(*(outcome(store.wait_durable, ticket) for ticket in doomed))
+    assert [type(waiter.value) for waiter in waiters] == [StorageFailure, StorageFailure]
+    assert size() == durable_size
+    assert stored_documents() == ["1000000", "1000001"]
+
+    fsync.fail_with = None
+    store.wait_durable(durable)  # the earlier durable batch is unaffected
+    assert (store.durable_count(1), store.durable_count(2)) == (2, 0)
+    store.wait_durable(store.append(1, 2, bets(1, 2, 1)))  # and the store goes on
+    assert stored_documents() == ["1000000", "1000001", "1000002"]
+    for ticket in doomed:  # a rolled-back ticket stays failed
+        with pytest.raises(StorageFailure):
+            store.wait_durable(ticket)
+
+
+def test_a_failed_fsync_while_others_wait(store: BetStore, fsync: FsyncSpy) -> None:
+    fsync.hold_first = True
+    fsync.fail_with = OSError(errno.EIO, "Input/output error")
+    first = store.append(1, 0, bets(1, 0, 1))
+    waiters = [gevent.spawn(outcome(store.wait_durable, first))]
+    gevent.idle()
+    assert fsync.started.wait(10)
+    waiters += [gevent.spawn(outcome(store.wait_durable, store.append(2, 0, bets(2, 0, 1))))]
+    gevent.idle()
+    fsync.release.set()
+    gevent.joinall(waiters, timeout=10)
+    assert [type(waiter.value) for waiter in waiters] == [StorageFailure, StorageFailure]
+    assert size() == 0
+    assert fsync.calls == 1  # the second waiter learnt of the failure without a second fsync
+
+
+# --- done marks and the draw ---------------------------------------------------------
+
+
+def test_mark_done_is_durable_and_idempotent(store: BetStore, fsync: FsyncSpy, tmp_path: Path) -> None:
+    store.mark_done(3)
+    store.mark_done(3)
+    store.mark_done(1)
+    assert store.done_agencies() == {1, 3}
+    assert (tmp_path / DONE_FILENAME).read_text() == "3\n1\n"
+    assert fsync.calls == 2
+
+
+def test_mark_done_failure_is_a_storage_failure(store: BetStore, fsync: FsyncSpy) -> None:
+    fsync.fail_with = OSError(errno.EIO, "Input/output error")
+    with pytest.raises(StorageFailure):
+        store.mark_done(1)
+    assert store.done_agencies() == frozenset()
+
+
+def test_a_failed_done_mark_leaves_nothing_behind(store: BetStore, fsync: FsyncSpy, tmp_path: Path) -> None:
+    fsync.fail_with = OSError(errno.EIO, "Input/output error")
+    with pytest.raises(StorageFailure):
+        store.mark_done(1)
+    assert (tmp_path / DONE_FILENAME).read_text() == ""
+
+
+def test_find_winners_groups_documents_by_agency(store: BetStore) -> None:
+    store.wait_durable(store.append(1, 0, bets(1, 0, 10, winner_every=4)))
+    store.wait_durable(store.append(2, 0, bets(2, 0, 3)))
+    store.wait_durable(store.append(3, 0, bets(3, 0, 1, winner_every=1)))
+    assert store.find_winners() == {1: ["1000000", "1000004", "1000008"], 3: ["3000000"]}
