@@ -269,8 +269,10 @@ class AgencySession:
 
     def _send(self, message: Message) -> None:
         self._sending = True
-        send_message(self._sock, message)
-        self._sending = False
+        try:
+            send_message(self._sock, message)
+        finally:
+            self._sending = False
 
     def _try_send(self, message: Message) -> None:
         """Send a last message if the peer can still take it; never raises."""
