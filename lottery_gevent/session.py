@@ -268,11 +268,11 @@ class AgencySession:
         self._send(Error(ErrorCode.UNEXPECTED_MESSAGE, detail))
 
     def _send(self, message: Message) -> None:
+        # No try/finally on purpose: if the send is interrupted (a kill, a broken
+        # connection) the flag stays set, since the frame on the wire is cut short.
         self._sending = True
-        try:
-            send_message(self._sock, message)
-        finally:
-            self._sending = False
+        send_message(self._sock, message)
+        self._sending = False
 
     def _try_send(self, message: Message) -> None:
         """Send a last message if the peer can still take it; never raises."""
