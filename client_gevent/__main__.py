@@ -10,6 +10,10 @@ configuration.
 
 from __future__ import annotations
 
+from shared.stop_signals import StopSignals
+
+STOP = StopSignals()  # before anything slow: a stop signal during start-up still stops cleanly
+
 import argparse
 import logging
 import signal
@@ -75,12 +79,11 @@ def run(config: ClientConfig) -> int:
         )
         worker.kill(StopRequested, block=False)
 
-    handlers = [gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGTERM, signal.SIGINT)]
+    STOP.attach(on_signal)
     try:
         worker.join()
     finally:
-        for handler in handlers:
-            handler.cancel()
+        STOP.detach()
     if isinstance(worker.value, StopRequested):
         log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, client_id=config.client_id)
         log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, client_id=config.client_id)

@@ -6,6 +6,10 @@ start (storage damaged, address not bindable), 2 for a bad configuration.
 
 from __future__ import annotations
 
+from shared.stop_signals import StopSignals
+
+STOP = StopSignals()  # before anything slow: a stop signal during start-up still stops cleanly
+
 import argparse
 import logging
 import resource
@@ -13,7 +17,6 @@ import signal
 import sys
 from pathlib import Path
 
-import gevent
 from gevent.event import Event
 
 from lottery_gevent.config import DEFAULT_CONFIG_PATH, ConfigError, ServerConfig, load_config
@@ -81,6 +84,20 @@ def _log_config(config: ServerConfig) -> None:
 
 def run(config: ServerConfig) -> int:
     """Serve until SIGTERM or SIGINT. Returns the process exit code."""
+    stop_requested = Event()
+
+    def on_signal(signum: int) -> None:
+        log_action(logger, logging.INFO, "shutdown", Result.IN_PROGRESS, signal=signal.Signals(signum).name)
+        stop_requested.set()
+
+    STOP.attach(on_signal)
+    try:
+        return _serve(config, stop_requested)
+    finally:
+        STOP.detach()
+
+
+def _serve(config: ServerConfig, stop_requested: Event) -> int:
     _raise_fd_limit(config.max_connections + SPARE_FDS)
     store = BetStore(durable=config.fsync)
     try:
@@ -96,19 +113,9 @@ def run(config: ServerConfig) -> int:
         log_action(logger, logging.ERROR, "listen", Result.FAIL, ip=config.ip, port=config.port, error=exc)
         store.close()
         return 1
-
-    stop_requested = Event()
-
-    def on_signal(signum: int) -> None:
-        log_action(logger, logging.INFO, "shutdown", Result.IN_PROGRESS, signal=signal.Signals(signum).name)
-        stop_requested.set()
-
-    handlers = [gevent.signal_handler(sig, on_signal, sig) for sig in (signal.SIGTERM, signal.SIGINT)]
     lottery.start()
     stop_requested.wait()
     server.stop()
-    for handler in handlers:
-        handler.cancel()
     log_action(logger, logging.INFO, "shutdown", Result.SUCCESS)
     return 0
 

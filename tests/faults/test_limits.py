@@ -20,7 +20,9 @@ TRICKLING_PEERS = 250
 TRICKLE_EVERY_S = 0.4
 #: What the trickling peers would say, if they ever finished their frame.
 UNKNOWN_AGENCY = 999
-TIMEOUTS = {"SERVER_IDLE_TIMEOUT_S": "2", "SERVER_FRAME_TIMEOUT_S": "2"}
+#: The idle timeout is the longer one, so that a trickling peer's first byte always
+#: arrives in time, even on a loaded machine, and its frame timeout is what ends it.
+TIMEOUTS = {"SERVER_IDLE_TIMEOUT_S": "5", "SERVER_FRAME_TIMEOUT_S": "2"}
 #: Bound on how long the server may take to cut every bad peer off.
 RELEASE_BOUND_S = 30.0
 #: Upload measured with and without the bad peers (bets, in batches of 100).

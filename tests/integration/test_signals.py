@@ -41,6 +41,18 @@ def test_server_stops_when_idle(start_server: Callable[..., ServerProcess]) -> N
     _assert_clean_server_stop(start_server(agencies=2))
 
 
+def test_stop_signals_during_start_up_are_not_lost(tmp_path: Path) -> None:
+    """A SIGTERM as soon as the config is logged (before recovery and listening) still stops cleanly."""
+    server = ServerProcess(tmp_path, agencies=1)
+    server.wait_for_line(r"action: config \| result: success")
+    assert server.stop(STOP_BOUND_S) == 0
+    assert [fields["action"] for fields in server.actions()][-1] == "shutdown"
+    client = ClientProcess(tmp_path, 1, 9, tmp_path / "none.csv")  # nothing listens on port 9
+    client.wait_for_line(r"action: config \| result: success")
+    client.signal(signal.SIGTERM)
+    assert client.wait(STOP_BOUND_S) == 0
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_server_stops_mid_upload(start_server: Callable[..., ServerProcess], signum: int) -> None:
     server = start_server(agencies=2)

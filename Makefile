@@ -1,0 +1,115 @@
+# Lotería Nacional: build, run and test. `make help` lists the targets.
+#
+# Variables (override on the command line: make docker-compose-up COMPOSE_FILE=x.yaml):
+#   BASE_IMAGE    the images' base: local/python-base:3.11 when that image exists
+#                 (docker-sandbox.sh builds it with requirements.txt preinstalled), else python:3.11-slim
+#   COMPOSE_FILE  the compose file the docker-compose-* targets use
+#   AGENCIES      how many agency files `make data` makes sure of (synthetic data only)
+#   PYTHON        the interpreter for deps, data and test
+# REQUIRE_DOCKER=1 (as in CI) makes the Docker end-to-end tests fail, not skip, without an engine.
+
+PYTHON ?= python3
+COMPOSE_FILE ?= docker-compose-dev.yaml
+AGENCIES ?= 5
+SANDBOX ?= ../shared/tools/docker-sandbox.sh
+SHARED_DATASET ?= ../shared/data/dataset.zip
+DATASET := .data/dataset.zip
+LOCAL_BASE_IMAGE := local/python-base:3.11
+# Recursive (=): evaluated when a recipe uses it, so after docker-ready has provided the base.
+BASE_IMAGE ?= $(shell docker image inspect $(LOCAL_BASE_IMAGE) >/dev/null 2>&1 && echo $(LOCAL_BASE_IMAGE) || echo python:3.11-slim)
+
+ifdef REQUIRE_DOCKER
+export REQUIRE_DOCKER
+endif
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@echo "usage: make TARGET [VARIABLE=value ...]"
+	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-22s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
+.PHONY: help
+
+deps: ## install the test tools (requirements-dev.txt, which includes requirements.txt)
+	$(PYTHON) -m pip install -r requirements-dev.txt
+.PHONY: deps
+
+test: ## the test command: deps, a Docker engine when one can be provided, then every test
+	$(MAKE) deps
+	$(MAKE) docker-ready || echo "make test: no Docker engine; the Docker tests skip (and fail with REQUIRE_DOCKER=1)" >&2
+	$(PYTHON) -m pytest
+.PHONY: test
+
+bench: ## run the benchmark suite and rewrite BENCHMARKS.md (takes a few minutes)
+	$(PYTHON) -m bench
+.PHONY: bench
+
+lint: ## ruff and mypy (the strict settings in pyproject.toml)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
+.PHONY: lint
+
+data: ## make sure .data/ has agency-1..AGENCIES.csv: the course's dataset.zip if any, else synthetic files
+	@mkdir -p .data
+	@if [ -f $(DATASET) ]; then \
+		echo "data: unzipping $(DATASET)"; \
+		$(PYTHON) -m zipfile -e $(DATASET) .data/; \
+	elif [ -f $(SHARED_DATASET) ]; then \
+		echo "data: copying $(SHARED_DATASET) to $(DATASET) and unzipping it"; \
+		cp $(SHARED_DATASET) $(DATASET) && $(PYTHON) -m zipfile -e $(DATASET) .data/; \
+	else \
+		missing=0; k=1; \
+		while [ $$k -le $(AGENCIES) ]; do [ -f .data/agency-$$k.csv ] || missing=1; k=$$((k + 1)); done; \
+		if [ $$missing -eq 0 ]; then \
+			echo "data: .data/ already has agency-1..$(AGENCIES).csv"; \
+		else \
+			echo "data: no dataset.zip; generating synthetic agency files (known winners):"; \
+			$(PYTHON) -m tools.generate_agencies .data --agencies $(AGENCIES); \
+		fi; \
+	fi
+	@k=1; while [ $$k -le $(AGENCIES) ]; do \
+		[ -f .data/agency-$$k.csv ] || { echo "data: .data/agency-$$k.csv is missing (the dataset has 5 agencies)" >&2; exit 1; }; \
+		k=$$((k + 1)); \
+	done
+	@# The containers run as a non-root user: the mounts must be world-readable.
+	@chmod a+rX .data && chmod a+r .data/agency-*.csv lottery_gevent/config.ini client_gevent/config.yaml
+.PHONY: data
+
+docker-ready: ## make sure a Docker engine answers (starts one with ../shared/tools/docker-sandbox.sh if there)
+	@if docker info >/dev/null 2>&1; then \
+		if [ -x $(SANDBOX) ] && docker image inspect $(LOCAL_BASE_IMAGE) >/dev/null 2>&1 && \
+		   ! docker run --rm -i --network none $(LOCAL_BASE_IMAGE) python3 -m pip install -q --dry-run --no-index \
+		       -r /dev/stdin <requirements.txt >/dev/null 2>&1; then \
+			echo "docker-ready: $(LOCAL_BASE_IMAGE) lacks requirements.txt; rebuilding it"; \
+			$(SANDBOX) up requirements.txt; \
+		else \
+			echo "docker-ready: Docker engine $$(docker version -f '{{.Server.Version}}')"; \
+		fi; \
+	elif [ -x $(SANDBOX) ]; then \
+		$(SANDBOX) up requirements.txt; \
+	else \
+		echo "docker-ready: no Docker engine answers and there is no $(SANDBOX); start Docker first" >&2; \
+		exit 1; \
+	fi
+.PHONY: docker-ready
+
+docker-image: docker-ready ## build server:latest and client:latest (from BASE_IMAGE)
+	docker build -f docker/server.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t server:latest .
+	docker build -f docker/client.Dockerfile --build-arg BASE_IMAGE=$(BASE_IMAGE) -t client:latest .
+.PHONY: docker-image
+
+docker-compose-up: docker-ready data docker-image ## build, then start the server and clients of COMPOSE_FILE
+	docker compose -f $(COMPOSE_FILE) up -d --build
+.PHONY: docker-compose-up
+
+docker-compose-down: ## stop (SIGTERM, 1 s grace) and remove the containers and network
+	docker compose -f $(COMPOSE_FILE) stop -t 1
+	docker compose -f $(COMPOSE_FILE) down
+.PHONY: docker-compose-down
+
+docker-compose-logs: ## follow the containers' logs
+	docker compose -f $(COMPOSE_FILE) logs -f
+.PHONY: docker-compose-logs
+
+validate-echo: ## check the running server's inline echo from inside its network
+	sh validar-echo-server.sh
+.PHONY: validate-echo

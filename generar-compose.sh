@@ -1,0 +1,82 @@
+#!/bin/sh
+# Writes a Docker Compose file with the lottery server and N agency clients.
+#
+#   ./generar-compose.sh FILE N [--mode lottery|echo]
+#
+# The mode defaults to $CLIENT_MODE, else lottery. N = 0 gives the server alone.
+# The YAML comes from tools/compose_generator.py (PyYAML), run with the host's
+# python3 when it has PyYAML, else inside the project's client image (which has
+# it), else the script stops and says how to install PyYAML. FILE is replaced
+# only once the whole document is ready: a failed run never leaves a partial file.
+# Relative paths inside the file (config files, ./.data) resolve against FILE's
+# directory, so generate it at the repository root.
+#
+# Environment: CLIENT_MODE; PYTHON (default python3), DOCKER (default docker) and
+# GENERATOR_IMAGE (default client:latest) choose what runs the generator.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")" && pwd)
+PYTHON=${PYTHON:-python3}
+DOCKER=${DOCKER:-docker}
+GENERATOR_IMAGE=${GENERATOR_IMAGE:-client:latest}
+
+usage() {
+    [ $# -eq 0 ] || echo "generar-compose.sh: $*" >&2
+    cat >&2 <<'EOF'
+usage: ./generar-compose.sh FILE N [--mode lottery|echo]
+  FILE  compose file to write (e.g. docker-compose-dev.yaml)
+  N     number of agency clients, a non-negative integer (0: the server alone)
+  mode  lottery (default, or $CLIENT_MODE) or echo
+EOF
+    exit 2
+}
+
+[ $# -ge 2 ] || usage "missing arguments"
+FILE=$1
+N=$2
+shift 2
+MODE=${CLIENT_MODE:-lottery}
+while [ $# -gt 0 ]; do
+    case $1 in
+        --mode) [ $# -ge 2 ] || usage "--mode needs a value"; MODE=$2; shift 2 ;;
+        --mode=*) MODE=${1#--mode=}; shift ;;
+        *) usage "unexpected argument: $1" ;;
+    esac
+done
+[ -n "$FILE" ] || usage "the file name is empty"
+case $N in
+    '' | *[!0-9]*) usage "N must be a non-negative integer, not '$N'" ;;
+esac
+case $MODE in
+    lottery | echo) ;;
+    *) usage "unknown mode '$MODE'" ;;
+esac
+
+echo "Nombre del archivo de salida: $FILE"
+echo "Cantidad de clientes: $N"
+
+generate() {
+    if "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
+        (cd "$ROOT" && "$PYTHON" -m tools.compose_generator - "$N" --mode "$MODE")
+    elif "$DOCKER" image inspect "$GENERATOR_IMAGE" >/dev/null 2>&1; then
+        # No mounts: the generator reads its own source from stdin and writes to stdout.
+        "$DOCKER" run --rm -i --network none --entrypoint python3 "$GENERATOR_IMAGE" \
+            - - "$N" --mode "$MODE" <"$ROOT/tools/compose_generator.py"
+    else
+        cat >&2 <<EOF
+generar-compose.sh: the generator needs PyYAML, and neither $PYTHON has it nor is
+the image $GENERATOR_IMAGE built. Either install it:
+    $PYTHON -m pip install -r requirements.txt      (or: pip install PyYAML)
+or build the images first: make docker-image
+EOF
+        return 1
+    fi
+}
+
+TMP=$(mktemp "$(dirname "$FILE")/.generar-compose.XXXXXX")
+trap 'rm -f "$TMP"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+generate >"$TMP"
+chmod 644 "$TMP"
+mv -f "$TMP" "$FILE"

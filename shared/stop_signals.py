@@ -1,0 +1,43 @@
+# Strategy: catch SIGTERM and SIGINT from the first moment a program runs, not
+# from the moment its event loop is ready. In a container the program is PID 1,
+# and PID 1 ignores any signal it has no handler for: a `docker stop` that lands
+# during start-up would otherwise wait out its grace period and end in SIGKILL.
+#
+# `StopSignals()` records any stop signal with a plain Python handler; `attach`
+# hands the signals over to gevent's loop and replays what was recorded, so a
+# signal is never lost and is always handled the same way.
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class StopSignals:
+    """Stop signals, recorded early and delivered to one callback once attached."""
+
+    def __init__(self) -> None:
+        self._early: list[int] = []
+        self._watchers: list[Any] = []
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._record)
+
+    def _record(self, signum: int, _frame: FrameType | None) -> None:
+        self._early.append(signum)
+
+    def attach(self, on_signal: Callable[[int], None]) -> None:
+        """From now on call `on_signal(signum)` in the event loop; first for any signal already received."""
+        import gevent  # only here: creating a StopSignals must stay cheap
+
+        self._watchers = [gevent.signal_handler(signum, on_signal, signum) for signum in STOP_SIGNALS]
+        early, self._early = self._early, []
+        for signum in early:
+            on_signal(signum)
+
+    def detach(self) -> None:
+        for watcher in self._watchers:
+            watcher.cancel()
+        self._watchers = []
