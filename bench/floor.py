@@ -23,12 +23,13 @@ from pathlib import Path
 
 from client_gevent.batching import batches
 from client_gevent.bets_source import CsvBets
+from client_gevent.config import ClientConfig
 from lottery_gevent import contract
 from lottery_gevent.contract import Bet
 from shared.domain import BetFields
 
-#: Bets per store_bets call, as the client's default batch.maxAmount.
-BATCH = 100
+#: Bets per store_bets call: the client's default batch.maxAmount.
+BATCH = ClientConfig(client_id=1).batch_max_amount
 
 
 @dataclass(frozen=True)

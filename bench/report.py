@@ -13,6 +13,7 @@ from typing import TypeVar
 
 from bench._machine import Machine
 from bench._stats import Summary
+from bench.floor import BATCH
 from bench.idle import IdleRun
 from bench.ingest import IngestRun
 from bench.profile_ingest import HotSpot, Profile
@@ -172,7 +173,7 @@ def _ingest(results: Results) -> list[str]:
         f"Data: {results.dataset}: {first.durable.bets:,} bets, {_runs(len(runs))}. "
         "Each run measures the floor, then a durable (SERVER_FSYNC=true) and a non-durable (SERVER_FSYNC=false) "
         "ingest, alternating which goes first; one server process and one client process per agency on 127.0.0.1, "
-        "batches of 100. Wall time runs from just before the server is started to the last client's exit.",
+        f"batches of {BATCH}. Wall time runs from just before the server is started to the last client's exit.",
         "",
         "| figure | median | min – max |",
         "|---|---|---|",

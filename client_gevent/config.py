@@ -82,7 +82,7 @@ class ClientConfig:
     #: log.level / CLI_LOG_LEVEL.
     log_level: str = "INFO"
     #: batch.maxAmount / CLI_BATCH_MAXAMOUNT: most bets per batch.
-    batch_max_amount: int = 100
+    batch_max_amount: int = 125
     #: CLI_MODE: "lottery" or "echo".
     mode: str = "lottery"
     #: CLI_BETS_FILE: the agency's CSV (default .data/agency-{id}.csv).

@@ -30,6 +30,8 @@ logger = logging.getLogger("lottery_gevent")
 
 #: File descriptors kept beyond one per connection (listener, storage, logs).
 SPARE_FDS = 64
+#: How often the interpreter offers the GIL to another thread (CPython's default: 5 ms).
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -99,6 +101,10 @@ def run(config: ServerConfig) -> int:
 
 def _serve(config: ServerConfig, stop_requested: Event) -> int:
     _raise_fd_limit(config.max_connections + SPARE_FDS)
+    # A thread-pool worker whose fsync returned needs the GIL back to report it;
+    # by default it waits up to 5 ms for the busy event loop to let go, and every
+    # acknowledgement waiting on that fsync waits with it.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     store = BetStore(durable=config.fsync)
     try:
         store.open()

@@ -42,12 +42,6 @@ def validate_bet(bet: BetFields) -> None:
     Raises:
         InvalidBet: naming the first field that breaks a rule.
     """
-    for name, text in zip(FIELD_NAMES, bet, strict=True):
-        if not text.isascii():
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise InvalidBet(name, text, "is not valid UTF-8 text") from exc
     first_name, last_name, document, birthdate, number = bet
     if not first_name.strip():
         raise InvalidBet("first_name", first_name, "must not be empty")
@@ -65,3 +59,10 @@ def validate_bet(bet: BetFields) -> None:
         raise InvalidBet("number", number, "must be a non-negative integer")
     if len(number) > MAX_NUMBER_DIGITS:
         raise InvalidBet("number", number, f"must have at most {MAX_NUMBER_DIGITS} digits")
+    # The other fields are ASCII by now; only a name can hold a lone surrogate.
+    if not (first_name.isascii() and last_name.isascii()):
+        for name, text in (("first_name", first_name), ("last_name", last_name)):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidBet(name, text, "is not valid UTF-8 text") from exc

@@ -80,6 +80,16 @@ def send_all(sock: StreamSocket, data: bytes) -> None:
         view = view[sent:]
 
 
+def _recv(sock: StreamSocket, size: int, partial: bytes, expected: int) -> bytes:
+    """One recv() of at most `size` bytes, errors translated; b"" means EOF."""
+    try:
+        return sock.recv(size)
+    except TimeoutError as exc:
+        raise Timeout(f"recv timed out after {len(partial)} of {expected} bytes") from exc
+    except OSError as exc:
+        raise PeerClosed(partial, expected) from exc
+
+
 def recv_exact(sock: StreamSocket, size: int) -> bytes:
     """Read exactly `size` bytes, however many recv() calls that takes.
 
@@ -91,12 +101,7 @@ def recv_exact(sock: StreamSocket, size: int) -> bytes:
     chunks: list[bytes] = []
     received = 0
     while received < size:
-        try:
-            chunk = sock.recv(size - received)
-        except TimeoutError as exc:
-            raise Timeout(f"recv timed out after {received} of {size} bytes") from exc
-        except OSError as exc:
-            raise PeerClosed(b"".join(chunks), size) from exc
+        chunk = _recv(sock, size - received, b"".join(chunks), size)
         if not chunk:
             raise PeerClosed(b"".join(chunks), size)
         chunks.append(chunk)
@@ -155,7 +160,12 @@ def receive_message(sock: StreamSocket, decoder: FrameDecoder, frame_timeout: fl
     if message is not None:
         return message
     if not decoder.pending:
-        decoder.feed(recv_exact(sock, 1))
+        # The first read waits as long as the idle timeout allows; it asks for the
+        # whole header, which usually arrives in the same segment as its first byte.
+        first = _recv(sock, decoder.bytes_needed, b"", decoder.bytes_needed)
+        if not first:
+            raise PeerClosed(b"", decoder.bytes_needed)
+        decoder.feed(first)
     with gevent.Timeout(frame_timeout, Timeout(f"frame not complete within {frame_timeout}s")):
         try:
             while (message := decoder.next_message()) is None:

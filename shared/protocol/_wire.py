@@ -78,7 +78,7 @@ def utf8_size(text: str) -> int:
 
 def bet_wire_size(bet: BetFields) -> int:
     """Bytes one bet adds to a Bets frame: five lengths plus the text."""
-    return FIELD_COUNT * _U16.size + sum(map(utf8_size, bet))
+    return FIELD_COUNT * _U16.size + utf8_size("".join(bet))
 
 
 def document_wire_size(document: str) -> int:

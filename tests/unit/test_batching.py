@@ -149,14 +149,14 @@ def test_unicode_names_property_against_the_real_encoder(names: list[str]) -> No
 
 def test_default_max_amount_never_hits_8_kib_on_the_real_dataset(real_dataset: Path) -> None:
     max_amount = ClientConfig(client_id=1).batch_max_amount
-    assert max_amount == 100
+    assert max_amount == 125
     total = 0
     files = sorted(real_dataset.glob("agency-*.csv"))
     assert len(files) == 5
     for path in files:
         out = list(batches(CsvBets(path).rows(), max_amount))
         # Never cut early: every batch but the last holds exactly max_amount
-        # bets (the largest real batch takes about 5.2 KB of the 8 KiB).
+        # bets (the longest real bet takes 65 bytes, and 125 of them fit).
         assert all(len(batch) == max_amount for batch in out[:-1]), f"{path.name}: an early 8 KiB cut"
         assert max(frame_size(batch) for batch in out) <= MAX_FRAME_SIZE
         total += sum(map(len, out))

@@ -67,7 +67,7 @@ def test_defaults_when_the_file_sets_nothing(tmp_path: Path) -> None:
     config = load_config(yaml_file(tmp_path, ""), ENV)
     assert config == ClientConfig(client_id=3, bets_file=Path(".data/agency-3.csv"))
     assert config.server_address == "server:12345"
-    assert config.batch_max_amount == 100
+    assert config.batch_max_amount == 125
     assert config.mode == "lottery"
     assert config.single_bet is None
 
@@ -76,7 +76,7 @@ def test_the_committed_file() -> None:
     config = load_config(DEFAULT_CONFIG_PATH, ENV)
     assert config.server_address == "server:12345"
     assert (config.loop_amount, str(config.loop_period), config.log_level) == (5, "5s", "INFO")
-    assert config.batch_max_amount == 100
+    assert config.batch_max_amount == 125
 
 
 def test_the_default_file_is_read_when_no_path_is_given() -> None:
