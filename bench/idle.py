@@ -86,7 +86,7 @@ def run_once(
             args = ["idle", "--port", str(port), "--agencies", str(agencies), "--out", str(out)]
             args += ["--connect-concurrency", str(CONNECT_CONCURRENCY), "--timeout", str(timeout)]
             loadgen = run_python("bench.loadgen", args, Path(tmp), stdin=True)
-            ready = json.loads(loadgen.wait_for(lambda line: '"event": "ready"' in line, timeout, "ready"))
+            ready = json.loads(loadgen.wait_for_line(lambda line: '"event": "ready"' in line, timeout))
             loaded = memory_kib(server.pid, "VmRSS")
             loadgen.send_line("go")
             loadgen_code = loadgen.wait(timeout + 30)
@@ -99,8 +99,8 @@ def run_once(
             result = json.loads(out.read_text(encoding="utf-8"))
         finally:
             if loadgen is not None:
-                loadgen.close()
-            server.close()
+                loadgen.kill()
+            server.kill()
     winners = {int(agency): documents for agency, documents in result["winners"].items()}
     correct = sum(1 for agency in range(1, agencies + 1) if winners.get(agency) == idle_winners(agency))
     return IdleRun(

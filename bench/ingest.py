@@ -143,8 +143,8 @@ def ingest_once(
             rows = server.stored_rows()
         finally:
             for client in clients:
-                client.close()
-            server.close()
+                client.kill()
+            server.kill()
     reported = {agency: _reported_winners(client) for agency, client in zip(dataset.files, clients, strict=True)}
     return Ingest(
         durable=durable,

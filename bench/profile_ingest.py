@@ -162,7 +162,7 @@ def _pyspy_pass(dataset: Dataset | None, base_dir: Path | None, *, gil: bool, id
             argv += ["--function", "--threads", "--nonblocking", "--output", str(out), *(["--gil"] if gil else [])]
             spy = Child(argv, Path(tmp), {})
             spies.append(spy)
-            spy.wait_for(lambda line: _PYSPY_READY in line, 30.0, "py-spy attaching")
+            spy.wait_for_line(lambda line: _PYSPY_READY in line, 30.0)
 
         try:
             workload: Ingest | IdleRun
@@ -176,7 +176,7 @@ def _pyspy_pass(dataset: Dataset | None, base_dir: Path | None, *, gil: bool, id
             samples, main_share, spots = parse_pyspy_raw(out.read_text(encoding="utf-8"))
         finally:
             for spy in spies:
-                spy.close()
+                spy.kill()
     return Profile("py-spy --gil" if gil else "py-spy", samples, main_share, spots, workload)
 
 

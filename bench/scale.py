@@ -83,8 +83,8 @@ def run_once(dataset: Dataset, base_dir: Path | None, timeout: float = SCALE_TIM
             result = json.loads(out.read_text(encoding="utf-8"))
         finally:
             if loadgen is not None:
-                loadgen.close()
-            server.close()
+                loadgen.kill()
+            server.kill()
     winners = {int(agency): documents for agency, documents in result["winners"].items()}
     correct = sum(
         1
