@@ -39,7 +39,8 @@ def test_connection_resets_at_random_offsets(
     with FaultProxy(server.port, reset_after=lambda n: cuts[n] if n < len(cuts) else None) as proxy:
         clients = start_clients(tmp_path, paths, dict.fromkeys(paths, proxy.port))
         _check_exact_result(server, clients, paths)
-        resets = proxy.resets
+        resets, connections = proxy.resets, proxy.connections
+    print(f"{resets} connections reset, of {connections}")
     assert resets >= 10, f"only {resets} resets happened"
 
 
