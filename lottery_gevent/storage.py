@@ -88,7 +88,9 @@ class BetStore:
         # Appended state, and the part of it an fsync has covered.
         self._counts: dict[int, int] = {}
         self._size = 0
-        self._durable_counts: dict[int, int] = {}
+        #: Appends not yet covered by an fsync, oldest first: (file size after it,
+        #: agency, the agency's count before it); what a failed fsync undoes.
+        self._unsynced: collections.deque[tuple[int, int, int]] = collections.deque()
         self._durable_size = 0
         # Bumped when a failed fsync rolls back; maps each past epoch to the
         # durable size it ended with.
@@ -115,7 +117,6 @@ class BetStore:
             if created and self._durable:
                 _fsync_path(os.path.dirname(self._path) or ".")
         self._counts = dict(bets.counts)
-        self._durable_counts = dict(bets.counts)
         self._size = self._durable_size = bets.size
         self._done = done
         log_action(
@@ -178,6 +179,8 @@ class BetStore:
                 raise StorageFailure(f"writing {len(bets)} bets failed: {exc}") from exc
             self._size = os.fstat(self._require_fd()).st_size
             self._counts[agency] = stored + len(bets)
+            if self._durable:
+                self._unsynced.append((self._size, agency, stored))
             return Ticket(self._size, self._epoch)
 
     def wait_durable(self, ticket: Ticket) -> None:
@@ -253,7 +256,7 @@ class BetStore:
     def _sync(self) -> None:
         """Run one fsync covering everything appended so far (one at a time)."""
         done = self._sync_done = Event()
-        target_size, target_counts, epoch = self._size, dict(self._counts), self._epoch
+        target_size, epoch = self._size, self._epoch
         try:
             gevent.get_hub().threadpool.apply(os.fsync, (self._require_fd(),))
         except OSError as exc:
@@ -262,12 +265,15 @@ class BetStore:
                 self._epoch += 1
                 self._cut_back(self._durable_size)
                 self._size = self._durable_size
-                self._counts = dict(self._durable_counts)
+                while self._unsynced:  # newest first, so each agency ends at its durable count
+                    _, agency, before = self._unsynced.pop()
+                    self._counts[agency] = before
             log_action(logger, logging.ERROR, "storage_sync", Result.FAIL, error=exc)
         else:
             if epoch == self._epoch:
                 self._durable_size = max(self._durable_size, target_size)
-                self._durable_counts = target_counts
+                while self._unsynced and self._unsynced[0][0] <= target_size:
+                    self._unsynced.popleft()
         finally:
             self._sync_done = None
             done.set()
