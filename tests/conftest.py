@@ -6,6 +6,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import gevent
 import pytest
 
 from tests import harness
@@ -17,6 +18,17 @@ DATASET_ZIP = harness.REPO_ROOT.parent / "shared" / "data" / "dataset.zip"
 #: Winners per agency in the real data (see ../shared/data/README.md).
 DATASET_WINNERS = {1: 2, 2: 3, 3: 3, 4: 2, 5: 0}
 DATASET_BETS = 78_697
+
+
+@pytest.fixture(autouse=True)
+def fresh_loop_clock() -> None:
+    """Bring gevent's cached loop clock up to date before each test.
+
+    The loop reads the clock once per turn. Tests that wait on processes with
+    plain blocking calls keep it from turning for seconds; a gevent timeout
+    started after them would count from that stale time and could expire at once.
+    """
+    gevent.get_hub().loop.update_now()
 
 
 @pytest.fixture(autouse=True)
