@@ -45,7 +45,7 @@ DESCRIPTIONS = {
     "send_message": "encode and send one frame",
     "send_all": "the explicit send loop",
     "recv_exact": "the explicit recv loop",
-    "log_action": "the one log-line builder (`action: X | result: Y | ...`)",
+    "log_action": "the one log-line builder (`action: NAME | result: success|fail|in_progress | ...`)",
     "Timeout.__exit__": "gevent's frame timeout, armed and cancelled per frame",
     "Timeout.__init__": "gevent's frame timeout, armed and cancelled per frame",
     "Lottery._draw_if_complete": "on every Done: count the done agencies to see whether the draw can start",

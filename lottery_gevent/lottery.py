@@ -41,8 +41,8 @@ class Lottery:
         #: Agencies not done yet: the draw starts when this empties.
         self._pending = set(range(1, agencies + 1)) - store.done_agencies()
         self._draw: gevent.Greenlet | None = None
-        #: Set to {agency: [winning documents]} by the draw, or to its exception.
-        self.result: AsyncResult = AsyncResult()
+        #: The draw barrier: set to {agency: [winning documents]} by the draw, or to its exception.
+        self.barrier: AsyncResult = AsyncResult()
 
     def knows(self, agency: int) -> bool:
         return 1 <= agency <= self._agencies
@@ -70,8 +70,8 @@ class Lottery:
         Raises:
             DrawFailed: the draw could not be run.
         """
-        result: Mapping[int, list[str]] = self.result.get()
-        return result.get(agency, [])
+        winners: Mapping[int, list[str]] = self.barrier.get()
+        return winners.get(agency, [])
 
     def stop(self) -> None:
         """Kill a draw still running (shutdown)."""
@@ -89,7 +89,7 @@ class Lottery:
             log_action(logger, logging.ERROR, "sorteo", Result.FAIL, error=exc)
             failure = DrawFailed(f"the draw failed: {exc}")
             failure.__cause__ = exc
-            self.result.set_exception(failure)
+            self.barrier.set_exception(failure)
             return
         log_action(logger, logging.INFO, "sorteo", Result.SUCCESS)
-        self.result.set(winners)
+        self.barrier.set(winners)

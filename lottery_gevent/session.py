@@ -223,8 +223,8 @@ class AgencySession:
         Exempt from the idle timeout: waiting here is legitimate. Watching the
         socket meanwhile means a client that vanishes is noticed at once.
         """
-        result = self._lottery.result
-        if result.ready():
+        barrier = self._lottery.barrier
+        if barrier.ready():
             return True
         wake = Event()
         readable = gevent.get_hub().loop.io(self._sock.fileno(), 1)
@@ -233,14 +233,14 @@ class AgencySession:
         def on_result(_: Any) -> None:
             wake.set()
 
-        result.rawlink(on_result)
+        barrier.rawlink(on_result)
         try:
             wake.wait()
         finally:
             readable.stop()
             readable.close()
-            result.unlink(on_result)
-        return bool(result.ready())
+            barrier.unlink(on_result)
+        return bool(barrier.ready())
 
     def _refuse_while_waiting(self) -> None:
         try:
@@ -282,8 +282,8 @@ class AgencySession:
         except (PeerClosed, Timeout):
             pass
 
-    def _log_end(self, level: int, result: Result, reason: str) -> None:
-        log_action(logger, level, "close_connection", result, ip=self._ip, agency=self.agency, reason=reason)
+    def _log_end(self, level: int, outcome: Result, reason: str) -> None:
+        log_action(logger, level, "close_connection", outcome, ip=self._ip, agency=self.agency, reason=reason)
 
 
 _Handler = Callable[[AgencySession, Any], None]

@@ -235,8 +235,8 @@ class BetStore:
             OSError, ValueError, csv.Error: the file could not be read back.
         """
         with self._lock:
-            result: dict[int, list[str]] = gevent.get_hub().threadpool.apply(_scan_winners)
-            return result
+            winners: dict[int, list[str]] = gevent.get_hub().threadpool.apply(_scan_winners)
+            return winners
 
     # --- internals --------------------------------------------------------
 

@@ -29,23 +29,23 @@ class Result(enum.StrEnum):
     IN_PROGRESS = "in_progress"
 
 
-def format_action(action: str, result: Result, **details: object) -> str:
+def format_action(action: str, outcome: Result, **details: object) -> str:
     """Build one ``action: ... | result: ...`` line.
 
     Args:
         action: what happened, a snake_case word.
-        result: how it ended.
+        outcome: how it ended (the word after ``result:``).
         **details: extra ``key: value`` fields, in the order given.
     """
-    parts = [f"action: {action}", f"result: {result.value}"]
+    parts = [f"action: {action}", f"result: {outcome.value}"]
     parts += [f"{key}: {str(value).translate(_UNSAFE)}" for key, value in details.items()]
     return " | ".join(parts)
 
 
-def log_action(logger: logging.Logger, level: int, action: str, result: Result, **details: object) -> None:
+def log_action(logger: logging.Logger, level: int, action: str, outcome: Result, **details: object) -> None:
     """Log an action line at `level`; builds the text only if the level is enabled."""
     if logger.isEnabledFor(level):
-        logger.log(level, "%s", format_action(action, result, **details))
+        logger.log(level, "%s", format_action(action, outcome, **details))
 
 
 def setup_logging(level: str) -> None:

@@ -25,7 +25,7 @@ LinePredicate = Callable[[str], bool] | str
 
 
 def parse_action(line: str) -> dict[str, str] | None:
-    """Split an ``action: X | result: Y | key: value`` line into fields (None if not one)."""
+    """Split an ``action: NAME | result: success|fail|in_progress | key: value`` line into fields (None if not one)."""
     match = _ACTION.search(line)
     if match is None:
         return None
@@ -124,9 +124,9 @@ class LoggedProcess:
 
         return self.wait_for_line(enough, timeout)
 
-    def wait_for_action(self, action: str, timeout: float = 10.0, result: str = "success") -> dict[str, str]:
-        """Wait for an ``action: <action> | result: <result>`` line; return its fields."""
-        fields = parse_action(self.wait_for_line(rf"action: {re.escape(action)} \| result: {result}\b", timeout))
+    def wait_for_action(self, action: str, timeout: float = 10.0, outcome: str = "success") -> dict[str, str]:
+        """Wait for an `action` line whose result is `outcome`; return its fields."""
+        fields = parse_action(self.wait_for_line(rf"action: {re.escape(action)} \| result: {outcome}\b", timeout))
         assert fields is not None
         return fields
 

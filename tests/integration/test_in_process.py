@@ -86,4 +86,4 @@ def test_stop_ends_agencies_waiting_for_the_draw(serve: LotteryServer) -> None:
     waiter.join(WAIT_S)
     reply = waiter.get()
     assert isinstance(reply, Error) and reply.code is ErrorCode.SHUTTING_DOWN
-    assert not serve.lottery.result.ready()
+    assert not serve.lottery.barrier.ready()

@@ -130,8 +130,8 @@ def test_in_process_server_with_concurrent_agency_greenlets(
         gevent.joinall(workers, timeout=60, raise_error=True)
         results = [worker.value for worker in workers]
         assert results == [0, 0, 0, 0]
-        assert lottery.result.ready()
-        winners = lottery.result.get()
+        assert lottery.barrier.ready()
+        winners = lottery.barrier.get()
         assert {agency.agency: winners.get(agency.agency, []) for agency in files} == {
             agency.agency: agency.winners for agency in files
         }
