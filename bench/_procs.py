@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import collections
 import csv
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tools.processes import REPO_ROOT, STOP_TIMEOUT_S, LoggedProcess, child_env, parse_action
 
@@ -92,3 +95,31 @@ def run_python(
 ) -> Child:
     """Start ``python -m module args...`` as a Child."""
     return Child([sys.executable, "-m", module, *args], cwd, env or {}, stdin=stdin)
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """What a load-generator run left: its JSON report and the server's figures."""
+
+    report: dict[str, Any]
+    server_cpu_s: float
+    server_peak_rss_kib: int
+    server_code: int
+    stored_rows: collections.Counter[int]
+
+
+def finish_load(server: ServerChild, loadgen: Child, report: Path, timeout: float) -> LoadOutcome:
+    """Wait for the load generator, read the server's CPU and peak RSS while it still runs,
+    stop it, and read the generator's report.
+
+    Raises:
+        RuntimeError: the load generator failed.
+    """
+    loadgen_code = loadgen.wait(timeout + 30)
+    cpu = cpu_seconds(server.pid)
+    peak = memory_kib(server.pid, "VmHWM")
+    server_code = server.stop()
+    rows = server.stored_rows()
+    if loadgen_code != 0:
+        raise RuntimeError("load generator failed:\n" + "\n".join(loadgen.lines[-20:]))
+    return LoadOutcome(json.loads(report.read_text(encoding="utf-8")), cpu, peak, server_code, rows)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._procs import ServerChild, cpu_seconds, memory_kib, run_python
+from bench._procs import ServerChild, finish_load, memory_kib, run_python
 from bench.data import idle_winners
 
 AGENCIES = 10_000
@@ -89,32 +89,25 @@ def run_once(
             ready = json.loads(loadgen.wait_for_line(lambda line: '"event": "ready"' in line, timeout))
             loaded = memory_kib(server.pid, "VmRSS")
             loadgen.send_line("go")
-            loadgen_code = loadgen.wait(timeout + 30)
-            cpu = cpu_seconds(server.pid)
-            peak = memory_kib(server.pid, "VmHWM")
-            server_code = server.stop()
-            rows = server.stored_rows()
-            if loadgen_code != 0:
-                raise RuntimeError("load generator failed:\n" + "\n".join(loadgen.lines[-20:]))
-            result = json.loads(out.read_text(encoding="utf-8"))
+            outcome = finish_load(server, loadgen, out, timeout)
         finally:
             if loadgen is not None:
                 loadgen.kill()
             server.kill()
-    winners = {int(agency): documents for agency, documents in result["winners"].items()}
+    winners = {int(agency): documents for agency, documents in outcome.report["winners"].items()}
     correct = sum(1 for agency in range(1, agencies + 1) if winners.get(agency) == idle_winners(agency))
     return IdleRun(
         agencies=agencies,
         setup_s=ready["setup_s"],
-        answer_s=result["answer_s"] if result["answer_s"] is not None else float("nan"),
+        answer_s=outcome.report["answer_s"] if outcome.report["answer_s"] is not None else float("nan"),
         baseline_rss_kib=baseline,
         loaded_rss_kib=loaded,
-        server_peak_rss_kib=peak,
-        server_cpu_s=cpu,
+        server_peak_rss_kib=outcome.server_peak_rss_kib,
+        server_cpu_s=outcome.server_cpu_s,
         correct_agencies=correct,
-        errors=result["errors"],
-        rows_ok=dict(rows) == dict.fromkeys(range(1, agencies + 1), 1),
-        exits_ok=server_code == 0 and result["finished_in_time"],
+        errors=outcome.report["errors"],
+        rows_ok=dict(outcome.stored_rows) == dict.fromkeys(range(1, agencies + 1), 1),
+        exits_ok=outcome.server_code == 0 and outcome.report["finished_in_time"],
     )
 
 

@@ -8,13 +8,12 @@
 # exactly each agency's bets.
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._procs import ServerChild, cpu_seconds, memory_kib, run_python
+from bench._procs import ServerChild, finish_load, run_python
 from bench._stats import percentile
 from bench.data import Dataset, generated_dataset
 
@@ -73,38 +72,31 @@ def run_once(dataset: Dataset, base_dir: Path | None, timeout: float = SCALE_TIM
             args = ["scale", "--port", str(port), "--agencies", str(agencies), "--data", str(data_dir)]
             args += ["--out", str(out), "--connect-concurrency", str(CONNECT_CONCURRENCY), "--timeout", str(timeout)]
             loadgen = run_python("bench.loadgen", args, Path(tmp))
-            loadgen_code = loadgen.wait(timeout + 30)
-            cpu = cpu_seconds(server.pid)
-            peak = memory_kib(server.pid, "VmHWM")
-            server_code = server.stop()
-            rows = server.stored_rows()
-            if loadgen_code != 0:
-                raise RuntimeError("load generator failed:\n" + "\n".join(loadgen.lines[-20:]))
-            result = json.loads(out.read_text(encoding="utf-8"))
+            outcome = finish_load(server, loadgen, out, timeout)
         finally:
             if loadgen is not None:
                 loadgen.kill()
             server.kill()
-    winners = {int(agency): documents for agency, documents in result["winners"].items()}
+    winners = {int(agency): documents for agency, documents in outcome.report["winners"].items()}
     correct = sum(
         1
         for agency, expected in dataset.winners.items()
         if winners.get(agency) is not None and sorted(winners[agency]) == sorted(expected)
     )
-    latencies = result["latencies_s"]
+    latencies = outcome.report["latencies_s"]
     return ScaleRun(
         agencies=agencies,
         bets=dataset.bets,
-        total_s=result["elapsed_s"],
-        server_cpu_s=cpu,
-        server_peak_rss_kib=peak,
+        total_s=outcome.report["elapsed_s"],
+        server_cpu_s=outcome.server_cpu_s,
+        server_peak_rss_kib=outcome.server_peak_rss_kib,
         ack_p50_s=percentile(latencies, 0.50),
         ack_p99_s=percentile(latencies, 0.99),
         acks=len(latencies),
         correct_agencies=correct,
-        errors=result["errors"],
-        rows_ok=dict(rows) == dataset.sizes,
-        exits_ok=server_code == 0 and result["finished_in_time"],
+        errors=outcome.report["errors"],
+        rows_ok=dict(outcome.stored_rows) == dataset.sizes,
+        exits_ok=outcome.server_code == 0 and outcome.report["finished_in_time"],
     )
 
 

@@ -30,7 +30,6 @@ GENERATOR_SCRIPT = REPO_ROOT / "generar-compose.sh"
 VALIDATOR_SCRIPT = REPO_ROOT / "validar-echo-server.sh"
 COMMITTED_COMPOSE = REPO_ROOT / "docker-compose-dev.yaml"
 #: The network generar-compose.sh declares; with project tp0 its full name is tp0_testing_net.
-TESTING_NET = "testing_net"
 ECHO_NETWORK = "tp0_testing_net"
 
 #: Bounds for docker CLI calls (seconds). Generous: the CI machine has 2 cores.
@@ -226,12 +225,6 @@ class ComposeProject:
             stamp, _, text = raw.partition(" ")
             lines.append(LogLine(parse_stamp(stamp), text))
         return sorted(lines, key=lambda line: line.stamp)
-
-    def all_logs(self) -> dict[str, list[LogLine]]:
-        return {name: self.logs(name) for name in self.containers_by_name()}
-
-    def containers_by_name(self) -> list[str]:
-        return [str(row["Name"]) for row in self.containers().values()]
 
     def follow(self, container: str, since: float | None = None) -> harness.ManagedProcess:
         """Follow the container's log (``docker logs -f``) to wait for lines; killed on down().
