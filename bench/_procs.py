@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.processes import REPO_ROOT, STOP_TIMEOUT_S, LoggedProcess, child_env, parse_action
+from tests.support.processes import REPO_ROOT, STOP_TIMEOUT_S, LoggedProcess, child_env, parse_action
 
 __all__ = [
     "REPO_ROOT",

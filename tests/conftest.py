@@ -9,12 +9,11 @@ from pathlib import Path
 import gevent
 import pytest
 
-from tests import harness
-from tests.harness import ServerProcess
+from tests.support.processes import REPO_ROOT, ServerProcess, kill_all
 from tools.generate_agencies import Agency, generate
 
 #: The course's real data, beside the project root (absent on some machines).
-DATASET_ZIP = harness.REPO_ROOT.parent / "shared" / "data" / "dataset.zip"
+DATASET_ZIP = REPO_ROOT.parent / "shared" / "data" / "dataset.zip"
 #: Winners per agency in the real data (see ../shared/data/README.md).
 DATASET_WINNERS = {1: 2, 2: 3, 3: 3, 4: 2, 5: 0}
 DATASET_BETS = 78_697
@@ -35,7 +34,7 @@ def fresh_loop_clock() -> None:
 def no_leaked_processes() -> Iterator[None]:
     """Fail a test that leaves a server or client process running."""
     yield
-    leaked = harness.kill_all()
+    leaked = kill_all()
     assert not leaked, f"test left processes running: {leaked}"
 
 

@@ -7,7 +7,7 @@
 #
 # Nothing here sleeps. Container exits are awaited with `docker wait` (it blocks
 # until the containers stop) under a subprocess timeout; log lines with
-# `docker logs -f` followed through the harness's wait_for_line. Exit codes are
+# `docker logs -f` followed through tests.support.processes' wait_for_line. Exit codes are
 # read with `docker inspect`, never inferred from log lines.
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from tests import harness
+from tests.support import processes
 
-REPO_ROOT = harness.REPO_ROOT
+REPO_ROOT = processes.REPO_ROOT
 GENERATOR_SCRIPT = REPO_ROOT / "generar-compose.sh"
 VALIDATOR_SCRIPT = REPO_ROOT / "validar-echo-server.sh"
 COMMITTED_COMPOSE = REPO_ROOT / "docker-compose-dev.yaml"
@@ -72,7 +72,7 @@ class LogLine:
 
     @property
     def fields(self) -> dict[str, str] | None:
-        return harness.parse_action(self.text)
+        return processes.parse_action(self.text)
 
 
 def parse_stamp(text: str) -> datetime:
@@ -109,7 +109,7 @@ class ComposeProject:
         self.data_dir = directory / ".data"
         self.extra_containers: list[str] = []
         self.extra_networks: list[str] = []
-        self._followers: list[harness.ManagedProcess] = []
+        self._followers: list[processes.LoggedProcess] = []
         for source, target in (
             (REPO_ROOT / "lottery_gevent" / "config.ini", self.server_config),
             (REPO_ROOT / "client_gevent" / "config.yaml", self.client_config),
@@ -226,7 +226,7 @@ class ComposeProject:
             lines.append(LogLine(parse_stamp(stamp), text))
         return sorted(lines, key=lambda line: line.stamp)
 
-    def follow(self, container: str, since: float | None = None) -> harness.ManagedProcess:
+    def follow(self, container: str, since: float | None = None) -> processes.LoggedProcess:
         """Follow the container's log (``docker logs -f``) to wait for lines; killed on down().
 
         Args:
@@ -235,7 +235,7 @@ class ComposeProject:
                 container keeps the log of its earlier runs.
         """
         window = ["--since", f"{since:.6f}"] if since is not None else []
-        follower = harness.ManagedProcess(["docker", "logs", "-f", *window, container], self.directory, {})
+        follower = processes.LoggedProcess(["docker", "logs", "-f", *window, container], self.directory, {})
         self._followers.append(follower)
         return follower
 

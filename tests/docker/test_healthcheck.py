@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import harness
 from tests.docker.compose import REPO_ROOT
+from tests.support import processes
 
 PROBE = REPO_ROOT / "docker" / "healthcheck.py"
 
@@ -59,7 +59,7 @@ def test_probe_fails_on_a_bad_config() -> None:
 
 
 def test_probe_adds_no_info_line_to_the_server_log(tmp_path: Path) -> None:
-    server = harness.ServerProcess(tmp_path, agencies=0, env={"SERVER_IP": "0.0.0.0"}).wait_listening()
+    server = processes.ServerProcess(tmp_path, agencies=0, env={"SERVER_IP": "0.0.0.0"}).wait_listening()
 
     done = probe({"SERVER_PORT": str(server.port)})
     assert done.returncode == 0, done.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATASET_WINNERS
-from tests.harness import ClientProcess, ServerProcess
+from tests.support.processes import ClientProcess, ServerProcess
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.conftest import file_bets, start_clients, stored_bets
-from tests.harness import ServerProcess, winners_reported
+from tests.support.processes import ServerProcess, winners_reported
 from tools.generate_agencies import Agency
 
 DISK_BYTES = 1024 * 1024

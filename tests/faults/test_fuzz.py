@@ -30,8 +30,8 @@ from shared.protocol import (
     Winners,
     WinnersQuery,
 )
-from tests.harness import ServerProcess
 from tests.rawclient import RawPeer, batch
+from tests.support.processes import ServerProcess
 
 CODEC_EXAMPLES = 1_000
 SERVER_BURSTS = 8

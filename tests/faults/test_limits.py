@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 
 from shared.protocol import BetsAck, Done, DoneAck, Error, ErrorCode, Hello, Welcome, encode
-from tests.harness import ServerProcess
 from tests.rawclient import RawPeer, batch
+from tests.support.processes import ServerProcess
 
 IDLE_PEERS = 250
 TRICKLING_PEERS = 250

@@ -12,8 +12,8 @@ import pytest
 
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
 from tests.faults.conftest import dataset_paths, file_bets, start_clients, stored_bets
-from tests.harness import ServerProcess, winners_reported
 from tests.proxy import FaultProxy
+from tests.support.processes import ServerProcess, winners_reported
 
 SEED = 4_2026
 #: Connections (in accept order) that the proxy resets, and the byte range of the cut.

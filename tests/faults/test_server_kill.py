@@ -13,8 +13,8 @@ from client_gevent.bets_source import CsvBets
 from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Welcome, Winners, WinnersQuery
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
 from tests.faults.conftest import dataset_paths, file_bets, free_port, start_clients, stored_bets
-from tests.harness import ClientProcess, ServerProcess, parse_action, winners_reported
 from tests.rawclient import RawPeer
+from tests.support.processes import ClientProcess, ServerProcess, parse_action, winners_reported
 from tools.generate_agencies import Agency
 
 SEED = 20261127

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.harness import ClientProcess, ServerProcess, actions
+from tests.support.processes import ClientProcess, ServerProcess, actions
 from tools.generate_agencies import Agency
 
 

@@ -6,8 +6,8 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.harness import ClientProcess, ServerProcess
 from tests.rawclient import RawPeer
+from tests.support.processes import ClientProcess, ServerProcess
 
 
 def _echo(port: int, payload: bytes, half_close: bool = False) -> bytes:

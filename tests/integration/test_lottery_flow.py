@@ -18,8 +18,8 @@ from lottery_gevent.lottery import Lottery
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.storage import BetStore
 from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Welcome, Winners, WinnersQuery
-from tests.harness import ClientProcess, ServerProcess, actions, winners_reported
 from tests.rawclient import RawPeer
+from tests.support.processes import ClientProcess, ServerProcess, actions, winners_reported
 from tools.generate_agencies import Agency
 
 

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
-from tests.harness import ClientProcess, ServerProcess, winners_reported
 from tests.proxy import FaultProxy
+from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 
 #: The smallest agency goes through the one-byte-per-segment link (the others would take minutes).
 CHOPPED_AGENCY = 5

@@ -23,8 +23,8 @@ from shared.protocol import (
     WinnersQuery,
     encode,
 )
-from tests.harness import ServerProcess
 from tests.rawclient import RawPeer, batch, bet
+from tests.support.processes import ServerProcess
 
 
 @pytest.fixture

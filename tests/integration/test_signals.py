@@ -23,8 +23,8 @@ from shared.protocol import (
     encode,
 )
 from shared.transport import receive_message, send_all
-from tests.harness import ClientProcess, ServerProcess
 from tests.rawclient import RawPeer, batch
+from tests.support.processes import ClientProcess, ServerProcess
 from tools.generate_agencies import Agency
 
 STOP_BOUND_S = 10.0

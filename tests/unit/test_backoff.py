@@ -15,7 +15,7 @@ import pytest
 from client_gevent import backoff
 from client_gevent.backoff import BASE_DELAY_S, MAX_DELAY_S, Backoff, GaveUp
 from shared.errors import ConnectFailed
-from tests.harness import parse_action
+from tests.support.processes import parse_action
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.logs import DATE_FORMAT, LEVELS, LOG_FORMAT, Result, format_action, log_action, setup_logging
-from tests.harness import parse_action
+from tests.support.processes import parse_action
 from tests.unit.properties import deterministic
 
 #: The grammar of section 5 of the issue, as a regular expression.
