@@ -18,11 +18,10 @@ import select
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 
-#: How long a forwarding thread blocks in recv before checking for stop.
-_POLL_S = 0.2
+#: How long the proxy waits for the server to accept its upstream connection.
+_CONNECT_TIMEOUT_S = 5.0
 
 
 def _abort(sock: socket.socket) -> None:
@@ -62,8 +61,10 @@ class FaultProxy:
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._stop = threading.Event()
+        # One byte written here by close() leaves it readable for good: every thread
+        # blocked in select() on it wakes up, so none needs a polling interval.
+        self._wake, self._waker = socket.socketpair()
         self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(_POLL_S)
         self.port: int = self._listener.getsockname()[1]
         self._threads: list[threading.Thread] = []
         self._sockets: set[socket.socket] = set()
@@ -81,7 +82,11 @@ class FaultProxy:
         self.close()
 
     def close(self) -> None:
+        """Stop accepting and forwarding, close every socket, join the threads. Safe to call twice."""
+        if self._stop.is_set():
+            return
         self._stop.set()
+        self._waker.send(b"x")
         self._acceptor.join(5)
         self._listener.close()
         with self._lock:
@@ -90,17 +95,20 @@ class FaultProxy:
             threads = list(self._threads)
         for thread in threads:
             thread.join(5)
+        self._wake.close()
+        self._waker.close()
 
     def _accept_loop(self) -> None:
-        while not self._stop.is_set():
+        while True:
+            readable, _, _ = select.select([self._listener, self._wake], [], [])
+            if self._wake in readable:
+                return
             try:
                 downstream, _ = self._listener.accept()
-            except TimeoutError:
-                continue
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(self._target, timeout=5)
+                upstream = socket.create_connection(self._target, timeout=_CONNECT_TIMEOUT_S)
             except OSError:
                 _abort(downstream)
                 continue
@@ -124,7 +132,7 @@ class FaultProxy:
         if self._delay is not None:
             with self._rng_lock:
                 pause = self._rng.uniform(*self._delay)
-            time.sleep(pause)
+            self._stop.wait(pause)  # the link's latency; cut short when the proxy closes
 
     def _pump(
         self,
@@ -135,10 +143,10 @@ class FaultProxy:
         pair: tuple[socket.socket, socket.socket],
     ) -> None:
         try:
-            while not self._stop.is_set():
-                readable, _, _ = select.select([source], [], [], _POLL_S)
-                if not readable:
-                    continue
+            while True:
+                readable, _, _ = select.select([source, self._wake], [], [])
+                if self._wake in readable:
+                    return
                 data = source.recv(65536)
                 if not data:
                     sink.shutdown(socket.SHUT_WR)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,15 +34,7 @@ def _after_batches(count: int) -> Callable[[str], bool]:
 
 def _reached(server: ServerProcess, point: Callable[[str], bool] | str, clients: dict[int, ClientProcess]) -> bool:
     """Wait until the server logs `point` (True), or every client has exited (False)."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        try:
-            server.wait_for_line(point, timeout=0.5)
-            return True
-        except TimeoutError:
-            if all(client.process.poll() is not None for client in clients.values()):
-                return False
-    raise TimeoutError(f"the server never logged {point!r}")
+    return server.wait_for_line_or_ended(point, list(clients.values()), WAIT_S) is not None
 
 
 def test_server_sigkill_during_upload_wait_and_answers(real_dataset: Path, tmp_path: Path) -> None:
