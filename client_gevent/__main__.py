@@ -37,14 +37,18 @@ class StopRequested(gevent.GreenletExit):  # type: ignore[misc]
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from client_gevent.config import SETTINGS, SINGLE_BET_VARIABLES
+    from shared.config import format_settings
+
     parser = argparse.ArgumentParser(
         prog="python -m client_gevent",
-        description="Lotería Nacional agency: uploads its bets from a CSV file and asks for "
-        "its winners (CLI_MODE=lottery), or sends numbered echo messages (CLI_MODE=echo).",
-        epilog="Environment: CLI_ID (required), CLI_MODE, CLI_BETS_FILE, CLI_SERVER_ADDRESS, "
-        "CLI_LOOP_AMOUNT, CLI_LOOP_PERIOD, CLI_LOG_LEVEL, CLI_BATCH_MAXAMOUNT, "
-        "CLI_CONNECTION_RETRYTIMEOUT, CLI_CONNECTION_REPLYTIMEOUT; NOMBRE, APELLIDO, "
-        "DOCUMENTO, NACIMIENTO and NUMERO together send that single bet instead of the file.",
+        description="Lotería Nacional agency: uploads its bets from a CSV file and asks for its winners\n"
+        "(CLI_MODE=lottery), or sends numbered echo messages (CLI_MODE=echo).",
+        epilog="settings (keys of config.yaml, written as dotted paths; the environment variable\n"
+        "overrides each one; a key of '-' is read from the environment only):\n\n"
+        + format_settings(SETTINGS)
+        + f"\n\n{', '.join(SINGLE_BET_VARIABLES)}, all set, send that single bet instead of the file.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -52,6 +56,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="PATH",
         help=f"config.yaml to read (default: {DEFAULT_CONFIG_PATH}, if present)",
+    )
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="an empty bets file is not an error (the agency then sends no bets)",
     )
     return parser.parse_args(argv)
 
@@ -95,7 +104,7 @@ def run(config: ClientConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, allow_empty=args.allow_empty)
     except ConfigError as exc:
         print(f"client_gevent: config error: {exc}", file=sys.stderr)
         return 2
@@ -105,11 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.INFO,
         "config",
         Result.SUCCESS,
-        client_id=config.client_id,
-        server_address=config.server_address,
-        loop_amount=config.loop_amount,
-        loop_period=config.loop_period,
-        log_level=config.log_level,
+        **config.log_fields(),
     )
     return run(config)
 

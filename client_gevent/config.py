@@ -1,22 +1,50 @@
 # Strategy: read configuration at the edge, once. `load_config` merges the
 # environment (CLI_*) over config.yaml over built-in defaults, checks every
 # value, and returns a frozen ClientConfig. Nothing else in the client reads
-# files or os.environ. Durations are Go duration strings ("150ms", "1m30s"),
-# kept as written for the log and parsed to seconds for use.
+# files or os.environ. SETTINGS is the one table (YAML key, environment
+# variable, field, parser, default, help); `--help` prints it. Three settings
+# come from the environment only (CLI_ID, CLI_MODE, CLI_BETS_FILE), as the
+# course's tools expect; NOMBRE..NUMERO together make a single bet. Durations
+# are Go duration strings ("150ms", "1m30s"), kept as written for the log and
+# parsed to seconds for use.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from shared.config import (
+    ConfigError,
+    Duration,
+    Setting,
+    go_duration,
+    host_port,
+    int_in,
+    log_level,
+    merge_settings,
+    one_of,
+    optional_path,
+    parse_duration,
+    require_together,
+)
 from shared.domain import BetFields
-from shared.errors import LotteryError
-from shared.logs import LEVELS
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "MODES",
+    "SETTINGS",
+    "SINGLE_BET_VARIABLES",
+    "TLS_SETTINGS",
+    "ClientConfig",
+    "ConfigError",
+    "Duration",
+    "load_config",
+    "parse_duration",
+]
 
 #: Used when --config is not given.
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yaml")
@@ -26,133 +54,117 @@ SINGLE_BET_VARIABLES = ("NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO
 MAX_AGENCY_ID = 2**32 - 1
 
 
-class ConfigError(LotteryError):
-    """A configuration value is missing, malformed or out of range."""
-
-
-@dataclass(frozen=True)
-class Duration:
-    """A Go duration: the text as configured, and its value in seconds."""
-
-    text: str
-    seconds: float
-
-    def __str__(self) -> str:
-        return self.text
-
-
-# Go accepts both micro signs: U+00B5 (µ) and U+03BC (μ).
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> Duration:
-    """Parse a Go duration string such as ``150ms``, ``5s`` or ``1m30s``.
-
-    Raises:
-        ValueError: `text` is not a duration.
-    """
-    if text == "0":
-        return Duration(text, 0.0)
-    position, seconds = 0, 0.0
-    while position < len(text):
-        match = _DURATION_PART.match(text, position)
-        if match is None:
-            raise ValueError("must be a duration such as 150ms, 5s or 1m30s")
-        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not text:
-        raise ValueError("must be a duration such as 150ms, 5s or 1m30s")
-    return Duration(text, seconds)
-
-
 @dataclass(frozen=True)
 class ClientConfig:
-    """Every client setting."""
+    """Every client setting; SETTINGS names each one's key, variable, default and meaning."""
 
-    #: CLI_ID: this agency's id.
     client_id: int
-    #: server.address / CLI_SERVER_ADDRESS: host:port.
     server_host: str = "server"
     server_port: int = 12345
-    #: loop.amount / CLI_LOOP_AMOUNT: echo mode's number of messages.
     loop_amount: int = 5
-    #: loop.period / CLI_LOOP_PERIOD: echo mode's pause between messages.
     loop_period: Duration = Duration("5s", 5.0)
-    #: log.level / CLI_LOG_LEVEL.
     log_level: str = "INFO"
-    #: batch.maxAmount / CLI_BATCH_MAXAMOUNT: most bets per batch.
     batch_max_amount: int = 125
-    #: CLI_MODE: "lottery" or "echo".
     mode: str = "lottery"
-    #: CLI_BETS_FILE: the agency's CSV (default .data/agency-{id}.csv).
+    #: Default: .data/agency-{client_id}.csv.
     bets_file: Path = Path(".data/agency-1.csv")
     #: NOMBRE..NUMERO: send this single bet instead of the file.
     single_bet: BetFields | None = None
-    #: connection.retryTimeout / CLI_CONNECTION_RETRYTIMEOUT: give up after failing this long.
     retry_timeout: Duration = Duration("30s", 30.0)
-    #: connection.replyTimeout / CLI_CONNECTION_REPLYTIMEOUT: longest wait for a reply
-    #: (the winners reply excepted: it waits for every agency).
+    #: The winners reply excepted: it waits for every agency.
     reply_timeout: Duration = Duration("30s", 30.0)
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: --allow-empty: an empty bets file is not an error.
+    allow_empty: bool = False
+
+    def __post_init__(self) -> None:
+        require_together(TLS_SETTINGS, {row.field: getattr(self, row.field) for row in TLS_SETTINGS}, "TLS")
 
     @property
     def server_address(self) -> str:
         host = f"[{self.server_host}]" if ":" in self.server_host else self.server_host
         return f"{host}:{self.server_port}"
 
+    @property
+    def tls_enabled(self) -> bool:
+        """True when the lottery connection uses TLS (echo mode stays plaintext)."""
+        return self.tls_ca is not None
 
-#: YAML path -> (environment variable, ClientConfig field)
-KEYS: dict[str, tuple[str, str]] = {
-    "server.address": ("CLI_SERVER_ADDRESS", "server_address"),
-    "loop.amount": ("CLI_LOOP_AMOUNT", "loop_amount"),
-    "loop.period": ("CLI_LOOP_PERIOD", "loop_period"),
-    "log.level": ("CLI_LOG_LEVEL", "log_level"),
-    "batch.maxAmount": ("CLI_BATCH_MAXAMOUNT", "batch_max_amount"),
-    "connection.retryTimeout": ("CLI_CONNECTION_RETRYTIMEOUT", "retry_timeout"),
-    "connection.replyTimeout": ("CLI_CONNECTION_REPLYTIMEOUT", "reply_timeout"),
-}
-
-
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):  # [::1]:12345, as Go's net.SplitHostPort
-        host = host[1:-1]
-    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError("must be host:port")
-    return host, int(port)
-
-
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text)
-        if not low <= value <= high:
-            raise ValueError(f"must be an integer in {low}..{high}")
-        return value
-
-    return parse
+    def log_fields(self) -> dict[str, object]:
+        """The fields of the `config` log line: what this mode actually uses."""
+        shown: dict[str, object] = {
+            "client_id": self.client_id,
+            "server_address": self.server_address,
+            "mode": self.mode,
+        }
+        if self.mode == "echo":
+            shown.update(loop_amount=self.loop_amount, loop_period=self.loop_period)
+        else:
+            bets = f"single bet ({SINGLE_BET_VARIABLES[0]}..{SINGLE_BET_VARIABLES[-1]})"
+            shown.update(bets_file=bets if self.single_bet else self.bets_file, batch_max_amount=self.batch_max_amount)
+        shown.update(log_level=self.log_level, tls="on" if self.tls_enabled and self.mode == "lottery" else "off")
+        return shown
 
 
-def _level(text: str) -> str:
-    if text.upper() not in LEVELS:
-        raise ValueError(f"must be one of {', '.join(LEVELS)}")
-    return text.upper()
+#: TLS: all three or none.
+TLS_SETTINGS = (
+    Setting("tls.ca", "CLI_TLS_CA", "tls_ca", optional_path, "", "the contest CA (PEM) that signs the server"),
+    Setting("tls.cert", "CLI_TLS_CERT", "tls_cert", optional_path, "", "this agency's certificate (PEM)"),
+    Setting(
+        "tls.key",
+        "CLI_TLS_KEY",
+        "tls_key",
+        optional_path,
+        "",
+        "its private key (PEM); with all three set, lottery mode speaks TLS and checks the server",
+    ),
+)
 
+#: Every client setting. The `server_address` row yields (host, port); see load_config.
+SETTINGS: tuple[Setting, ...] = (
+    Setting(None, "CLI_ID", "client_id", int_in(1, MAX_AGENCY_ID), None, "this agency's id (1, 2, ...)"),
+    Setting(None, "CLI_MODE", "mode", one_of(MODES), "lottery", "lottery (upload bets, ask for winners) or echo"),
+    Setting(
+        None,
+        "CLI_BETS_FILE",
+        "bets_file",
+        optional_path,
+        "",
+        "the agency's CSV file (empty: .data/agency-<CLI_ID>.csv)",
+    ),
+    Setting("server.address", "CLI_SERVER_ADDRESS", "server_address", host_port, "server:12345", "host:port"),
+    Setting("loop.amount", "CLI_LOOP_AMOUNT", "loop_amount", int_in(0, 10**9), "5", "echo mode: messages to send"),
+    Setting("loop.period", "CLI_LOOP_PERIOD", "loop_period", go_duration, "5s", "echo mode: pause between messages"),
+    Setting("log.level", "CLI_LOG_LEVEL", "log_level", log_level, "INFO", "CRITICAL, ERROR, WARNING, INFO or DEBUG"),
+    Setting(
+        "batch.maxAmount", "CLI_BATCH_MAXAMOUNT", "batch_max_amount", int_in(1, 10_000), "125", "most bets per batch"
+    ),
+    Setting(
+        "connection.retryTimeout",
+        "CLI_CONNECTION_RETRYTIMEOUT",
+        "retry_timeout",
+        go_duration,
+        "30s",
+        "give up after failing to reach the server for this long",
+    ),
+    Setting(
+        "connection.replyTimeout",
+        "CLI_CONNECTION_REPLYTIMEOUT",
+        "reply_timeout",
+        go_duration,
+        "30s",
+        "longest wait for a reply frame (the winners reply excepted: it waits for every agency)",
+    ),
+    *TLS_SETTINGS,
+)
 
-def _mode(text: str) -> str:
-    if text not in MODES:
-        raise ValueError(f"must be one of {', '.join(MODES)}")
-    return text
-
-
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "server_address": _address,
-    "loop_amount": _int_in(0, 10**9),
-    "loop_period": parse_duration,
-    "log_level": _level,
-    "batch_max_amount": _int_in(1, 10_000),
-    "retry_timeout": parse_duration,
-    "reply_timeout": parse_duration,
-}
+#: ClientConfig fields that no row of SETTINGS sets directly.
+_NOT_IN_TABLE = {"server_host", "server_port", "single_bet", "allow_empty"}
+_TABLE_FIELDS = {row.field for row in SETTINGS} - {"server_address"}
+if _TABLE_FIELDS != {field.name for field in fields(ClientConfig)} - _NOT_IN_TABLE:
+    raise AssertionError("SETTINGS and ClientConfig disagree")  # caught at import, by every test
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, str]:
@@ -174,49 +186,29 @@ def _read_yaml(path: Path) -> dict[str, str]:
             tree = yaml.safe_load(file)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    flat = _flatten(tree if tree is not None else {})
-    unknown = sorted(set(flat) - set(KEYS))
-    if unknown:
-        raise ConfigError(f"unknown keys in {path}: {', '.join(unknown)}")
-    return flat
+    return _flatten(tree if tree is not None else {})
 
 
-def _parse_with(name: str, parser: Callable[[str], Any], text: str) -> Any:
-    try:
-        return parser(text.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{name}={text!r}: {exc}") from None
-
-
-def _parse(name: str, field: str, text: str) -> Any:
-    return _parse_with(name, _PARSERS[field], text)
-
-
-def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> ClientConfig:
+def load_config(
+    path: Path | None, environ: Mapping[str, str] = os.environ, *, allow_empty: bool = False
+) -> ClientConfig:
     """Build the client config from `path` (None: the default file, if any) and `environ`.
 
+    Args:
+        path: the YAML file; None reads DEFAULT_CONFIG_PATH if it exists.
+        environ: the environment (CLI_*, and NOMBRE..NUMERO for a single bet).
+        allow_empty: an empty bets file is not an error (--allow-empty).
+
     Raises:
-        ConfigError: naming the key whose value is missing or invalid.
+        ConfigError: naming the key whose value is missing or invalid; also for an
+            unknown key in the file, or TLS paths only partly given.
     """
     file = path if path is not None else DEFAULT_CONFIG_PATH
     from_file = _read_yaml(file) if path is not None or file.exists() else {}
-
-    values: dict[str, Any] = {}
-    for yaml_key, (env_key, field) in KEYS.items():
-        if env_key in environ:
-            values[field] = _parse(env_key, field, environ[env_key])
-        elif yaml_key in from_file:
-            values[field] = _parse(yaml_key, field, from_file[yaml_key])
-    if "server_address" in values:
-        values["server_host"], values["server_port"] = values.pop("server_address")
-
-    if "CLI_ID" not in environ:
-        raise ConfigError("CLI_ID is not set: it must be this agency's id (1, 2, ...)")
-    client_id = _parse_with("CLI_ID", _int_in(1, MAX_AGENCY_ID), environ["CLI_ID"])
-    values["client_id"] = client_id
-    if "CLI_MODE" in environ:
-        values["mode"] = _parse_with("CLI_MODE", _mode, environ["CLI_MODE"])
-    values["bets_file"] = Path(environ.get("CLI_BETS_FILE") or f".data/agency-{client_id}.csv")
+    values = merge_settings(SETTINGS, from_file, environ, file)
+    values["server_host"], values["server_port"] = values.pop("server_address")
+    if values["bets_file"] is None:
+        values["bets_file"] = Path(f".data/agency-{values['client_id']}.csv")
     if all(name in environ for name in SINGLE_BET_VARIABLES):
         values["single_bet"] = BetFields(*(environ[name] for name in SINGLE_BET_VARIABLES))
-    return ClientConfig(**values)
+    return ClientConfig(**values, allow_empty=allow_empty)

@@ -35,11 +35,16 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from lottery_gevent.config import SETTINGS
+    from shared.config import format_settings
+
     parser = argparse.ArgumentParser(
         prog="python -m lottery_gevent",
         description="Lotería Nacional server: stores agencies' bets, runs the draw, "
-        "answers each agency with its winners; also echoes text lines (health checks).",
-        epilog="Every config key can be overridden by an environment variable of the same name.",
+        "answers each agency with its winners;\nalso echoes text lines (health checks).",
+        epilog="settings (keys of config.ini's [DEFAULT] section;\n"
+        "an environment variable of the same name overrides each one):\n\n" + format_settings(SETTINGS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--config",
@@ -68,6 +73,8 @@ def _log_config(config: ServerConfig) -> None:
         listen_backlog=config.listen_backlog,
         logging_level=config.logging_level,
         agencies=config.agencies,
+        data_dir=config.data_dir,
+        tls="on" if config.tls_enabled else "off",
     )
     log_action(
         logger,
@@ -75,11 +82,16 @@ def _log_config(config: ServerConfig) -> None:
         "limits",
         Result.SUCCESS,
         max_connections=config.max_connections,
+        max_connections_per_ip=config.max_connections_per_ip,
+        hello_timeout_s=config.hello_timeout_s,
         idle_timeout_s=config.idle_timeout_s,
         frame_timeout_s=config.frame_timeout_s,
+        max_refusals=config.max_refusals,
+        max_bets_per_agency=config.max_bets_per_agency,
         echo_max_bytes=config.echo_max_bytes,
         echo_timeout_s=config.echo_timeout_s,
         stop_timeout_s=config.stop_timeout_s,
+        wait_log_s=config.wait_log_s,
         fsync=config.fsync,
     )
 

@@ -1,16 +1,31 @@
-"""client_gevent.config: YAML < CLI_* environment, defaults, Go durations, ConfigError naming the key."""
+"""client_gevent.config: YAML < CLI_* environment, defaults, Go durations, ConfigError naming the key; --help."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from client_gevent.config import DEFAULT_CONFIG_PATH, ClientConfig, ConfigError, Duration, load_config, parse_duration
+from client_gevent.config import (
+    DEFAULT_CONFIG_PATH,
+    MODES,
+    SETTINGS,
+    SINGLE_BET_VARIABLES,
+    ClientConfig,
+    ConfigError,
+    Duration,
+    load_config,
+    parse_duration,
+)
+from shared import config as shared_config
 from shared.domain import BetFields
 from shared.logs import Result, format_action
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV = {"CLI_ID": "3"}
+TLS = {"CLI_TLS_CA": "/run/secrets/ca.pem", "CLI_TLS_CERT": "/run/secrets/a.pem", "CLI_TLS_KEY": "/run/secrets/a.key"}
 
 
 def yaml_file(tmp_path: Path, text: str) -> Path:
@@ -56,8 +71,13 @@ def test_go_durations(text: str, seconds: float) -> None:
     ["", "5", "s", "ms", "5x", "1m30", "5 s", " 5s", "five", "1e3s", ".s", ".", "1.5.5s", "5S", "5sec", "-5s", "1h-2m"],
 )
 def test_bad_durations(text: str) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"^must be a duration such as 150ms, 5s or 1m30s, got {text!r}$"):
         parse_duration(text)
+
+
+def test_durations_live_in_shared_config() -> None:
+    assert parse_duration is shared_config.parse_duration is shared_config.go_duration
+    assert Duration is shared_config.Duration
 
 
 # --- files, defaults, environment ---------------------------------------------------
@@ -70,6 +90,8 @@ def test_defaults_when_the_file_sets_nothing(tmp_path: Path) -> None:
     assert config.batch_max_amount == 125
     assert config.mode == "lottery"
     assert config.single_bet is None
+    assert (config.tls_ca, config.tls_cert, config.tls_key, config.tls_enabled) == (None, None, None, False)
+    assert config.allow_empty is False
 
 
 def test_the_committed_file() -> None:
@@ -117,7 +139,9 @@ def test_environment_overrides_every_key(tmp_path: Path) -> None:
         "CLI_CONNECTION_REPLYTIMEOUT": "3s",
         "CLI_MODE": "echo",
         "CLI_BETS_FILE": "/data/mine.csv",
+        **TLS,
     }
+    assert set(env) == {row.env for row in SETTINGS}
     config = load_config(path, env)
     assert config == ClientConfig(
         client_id=12,
@@ -131,6 +155,9 @@ def test_environment_overrides_every_key(tmp_path: Path) -> None:
         bets_file=Path("/data/mine.csv"),
         retry_timeout=Duration("2s", 2.0),
         reply_timeout=Duration("3s", 3.0),
+        tls_ca=Path("/run/secrets/ca.pem"),
+        tls_cert=Path("/run/secrets/a.pem"),
+        tls_key=Path("/run/secrets/a.key"),
     )
 
 
@@ -174,39 +201,65 @@ def test_server_address(tmp_path: Path, address: str, host: str, port: int) -> N
 
 
 def test_cli_id_is_required(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="CLI_ID"):
+    with pytest.raises(ConfigError, match=r"^CLI_ID is not set: it must be this agency's id \(1, 2, ...\)$"):
         load_config(yaml_file(tmp_path, ""), {})
 
 
+def test_the_exact_messages_of_the_issue(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(yaml_file(tmp_path, ""), {"CLI_ID": "abc"})
+    assert str(caught.value) == "CLI_ID must be a whole number, got 'abc'"
+    with pytest.raises(ConfigError) as caught:
+        load_config(yaml_file(tmp_path, ""), {**ENV, "CLI_SERVER_ADDRESS": "127.0.0.1:99999"})
+    assert str(caught.value) == "CLI_SERVER_ADDRESS: port 99999 is out of range 1..65535"
+    assert "port 99999 is out of range 1..65535" in str(caught.value)  # not "must be host:port"
+
+
 @pytest.mark.parametrize(
-    ("key", "value"),
+    ("key", "value", "message"),
     [
-        ("CLI_ID", "0"),
-        ("CLI_ID", "abc"),
-        ("CLI_ID", "4294967296"),
-        ("CLI_SERVER_ADDRESS", "server"),
-        ("CLI_SERVER_ADDRESS", "server:"),
-        ("CLI_SERVER_ADDRESS", ":12345"),
-        ("CLI_SERVER_ADDRESS", "server:0"),
-        ("CLI_SERVER_ADDRESS", "server:65536"),
-        ("CLI_SERVER_ADDRESS", "server:http"),
-        ("CLI_LOOP_AMOUNT", "-1"),
-        ("CLI_LOOP_AMOUNT", "five"),
-        ("CLI_LOOP_AMOUNT", "1.5"),
-        ("CLI_LOOP_PERIOD", "5"),
-        ("CLI_LOOP_PERIOD", "soon"),
-        ("CLI_LOG_LEVEL", "LOUD"),
-        ("CLI_BATCH_MAXAMOUNT", "0"),
-        ("CLI_BATCH_MAXAMOUNT", "10001"),
-        ("CLI_CONNECTION_RETRYTIMEOUT", "30"),
-        ("CLI_MODE", "poker"),
+        ("CLI_ID", "0", "CLI_ID: 0 is out of range 1..4294967295"),
+        ("CLI_ID", "abc", "CLI_ID must be a whole number, got 'abc'"),
+        ("CLI_ID", "", "CLI_ID must be a whole number, got ''"),
+        ("CLI_ID", "4294967296", "CLI_ID: 4294967296 is out of range 1..4294967295"),
+        ("CLI_SERVER_ADDRESS", "server", "CLI_SERVER_ADDRESS must be host:port (IPv6 as [::1]:12345), got 'server'"),
+        ("CLI_SERVER_ADDRESS", "server:", "CLI_SERVER_ADDRESS must be host:port (IPv6 as [::1]:12345), got 'server:'"),
+        ("CLI_SERVER_ADDRESS", ":12345", "CLI_SERVER_ADDRESS must be host:port (IPv6 as [::1]:12345), got ':12345'"),
+        (
+            "CLI_SERVER_ADDRESS",
+            "::1:12345",
+            "CLI_SERVER_ADDRESS must be host:port (IPv6 as [::1]:12345), got '::1:12345'",
+        ),
+        ("CLI_SERVER_ADDRESS", "a b:1", "CLI_SERVER_ADDRESS must be host:port with no spaces, got 'a b:1'"),
+        ("CLI_SERVER_ADDRESS", "server:0", "CLI_SERVER_ADDRESS: port 0 is out of range 1..65535"),
+        ("CLI_SERVER_ADDRESS", "server:65536", "CLI_SERVER_ADDRESS: port 65536 is out of range 1..65535"),
+        ("CLI_SERVER_ADDRESS", "server:http", "CLI_SERVER_ADDRESS: port must be a whole number, got 'http'"),
+        ("CLI_LOOP_AMOUNT", "-1", "CLI_LOOP_AMOUNT: -1 is out of range 0..1000000000"),
+        ("CLI_LOOP_AMOUNT", "five", "CLI_LOOP_AMOUNT must be a whole number, got 'five'"),
+        ("CLI_LOOP_AMOUNT", "1.5", "CLI_LOOP_AMOUNT must be a whole number, got '1.5'"),
+        ("CLI_LOOP_PERIOD", "5", "CLI_LOOP_PERIOD must be a duration such as 150ms, 5s or 1m30s, got '5'"),
+        ("CLI_LOOP_PERIOD", "soon", "CLI_LOOP_PERIOD must be a duration such as 150ms, 5s or 1m30s, got 'soon'"),
+        ("CLI_LOG_LEVEL", "LOUD", "CLI_LOG_LEVEL must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, got 'LOUD'"),
+        ("CLI_BATCH_MAXAMOUNT", "0", "CLI_BATCH_MAXAMOUNT: 0 is out of range 1..10000"),
+        ("CLI_BATCH_MAXAMOUNT", "10001", "CLI_BATCH_MAXAMOUNT: 10001 is out of range 1..10000"),
+        (
+            "CLI_CONNECTION_RETRYTIMEOUT",
+            "30",
+            "CLI_CONNECTION_RETRYTIMEOUT must be a duration such as 150ms, 5s or 1m30s, got '30'",
+        ),
+        (
+            "CLI_CONNECTION_REPLYTIMEOUT",
+            "-1s",
+            "CLI_CONNECTION_REPLYTIMEOUT must be a duration such as 150ms, 5s or 1m30s, got '-1s'",
+        ),
+        ("CLI_MODE", "poker", "CLI_MODE must be one of lottery, echo, got 'poker'"),
     ],
 )
-def test_a_bad_environment_value_names_its_key(tmp_path: Path, key: str, value: str) -> None:
+def test_a_bad_environment_value_names_its_key(tmp_path: Path, key: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(yaml_file(tmp_path, ""), {**ENV, key: value})
-    assert f"{key}=" in str(caught.value)
-    assert caught.value.__cause__ is None or isinstance(caught.value.__cause__, ValueError)
+    assert str(caught.value) == message
+    assert caught.value.__cause__ is None  # a clear message, not a chained traceback
 
 
 @pytest.mark.parametrize(
@@ -218,17 +271,19 @@ def test_a_bad_environment_value_names_its_key(tmp_path: Path, key: str, value: 
         ("batch:\n  maxAmount: 0\n", "batch.maxAmount"),
         ("server:\n  address: nowhere\n", "server.address"),
         ("log:\n  level: chatty\n", "log.level"),
+        ("connection:\n  replyTimeout: 1\n", "connection.replyTimeout"),
     ],
 )
 def test_a_bad_file_value_names_its_key(tmp_path: Path, yaml: str, key: str) -> None:
-    with pytest.raises(ConfigError, match=rf"^{key}="):
+    with pytest.raises(ConfigError, match=rf"^{key}[ :]"):
         load_config(yaml_file(tmp_path, yaml), ENV)
 
 
 @pytest.mark.parametrize(
     ("yaml", "message"),
     [
-        ("loop:\n  amout: 5\n", "unknown keys"),
+        ("loop:\n  amout: 5\n", "unknown config keys.*loop.amout"),
+        ("CLI_ID: 3\n", "unknown config keys.*CLI_ID"),  # environment-only settings are not file keys
         ("- a\n- b\n", "must be a mapping"),
         ("loop: [1, 2\n", "cannot read"),
     ],
@@ -241,3 +296,105 @@ def test_a_bad_file(tmp_path: Path, yaml: str, message: str) -> None:
 def test_a_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="missing.yaml"):
         load_config(tmp_path / "missing.yaml", ENV)
+
+
+# --- TLS, --allow-empty -----------------------------------------------------------------
+
+
+def test_tls_from_the_environment(tmp_path: Path) -> None:
+    config = load_config(yaml_file(tmp_path, ""), {**ENV, **TLS})
+    assert config.tls_enabled
+    assert (config.tls_ca, config.tls_cert, config.tls_key) == (
+        Path("/run/secrets/ca.pem"),
+        Path("/run/secrets/a.pem"),
+        Path("/run/secrets/a.key"),
+    )
+
+
+def test_tls_from_the_file_and_the_environment_over_it(tmp_path: Path) -> None:
+    path = yaml_file(tmp_path, "tls:\n  ca: ca.pem\n  cert: a.pem\n  key: a.key\n")
+    config = load_config(path, ENV)
+    assert (config.tls_ca, config.tls_cert, config.tls_key) == (Path("ca.pem"), Path("a.pem"), Path("a.key"))
+    assert load_config(path, {**ENV, "CLI_TLS_KEY": "/other.key"}).tls_key == Path("/other.key")
+
+
+@pytest.mark.parametrize("left_out", sorted(TLS))
+def test_tls_all_three_or_none(tmp_path: Path, left_out: str) -> None:
+    env = {**ENV, **{key: text for key, text in TLS.items() if key != left_out}}
+    with pytest.raises(
+        ConfigError, match=rf"^TLS needs .* together, or none of them: missing tls\.\w+ \({left_out}\)$"
+    ):
+        load_config(yaml_file(tmp_path, ""), env)
+
+
+def test_tls_empty_values_are_unset(tmp_path: Path) -> None:
+    path = yaml_file(tmp_path, "tls:\n  ca:\n  cert: ''\n")
+    assert not load_config(path, {**ENV, "CLI_TLS_KEY": ""}).tls_enabled
+
+
+def test_tls_partly_set_in_code_is_refused() -> None:
+    with pytest.raises(ConfigError, match="missing tls.key"):
+        ClientConfig(client_id=1, tls_ca=Path("ca"), tls_cert=Path("c"))
+
+
+def test_allow_empty_is_passed_through(tmp_path: Path) -> None:
+    path = yaml_file(tmp_path, "")
+    assert load_config(path, ENV, allow_empty=True).allow_empty is True
+    assert load_config(path, ENV).allow_empty is False
+
+
+# --- the config log line ----------------------------------------------------------------
+
+
+def test_the_lottery_config_line_names_mode_and_bets_file(tmp_path: Path) -> None:
+    config = load_config(yaml_file(tmp_path, ""), {**ENV, **TLS, "CLI_BETS_FILE": "/data/a.csv"})
+    line = format_action("config", Result.SUCCESS, **config.log_fields())
+    assert line == (
+        "action: config | result: success | client_id: 3 | server_address: server:12345 | mode: lottery"
+        " | bets_file: /data/a.csv | batch_max_amount: 125 | log_level: INFO | tls: on"
+    )
+
+
+def test_the_echo_config_line_names_mode_and_the_loop(tmp_path: Path) -> None:
+    config = load_config(yaml_file(tmp_path, ""), {**ENV, **TLS, "CLI_MODE": "echo", "CLI_LOOP_PERIOD": "10ms"})
+    line = format_action("config", Result.SUCCESS, **config.log_fields())
+    assert line == (
+        "action: config | result: success | client_id: 3 | server_address: server:12345 | mode: echo"
+        " | loop_amount: 5 | loop_period: 10ms | log_level: INFO | tls: off"  # the echo stays plaintext
+    )
+
+
+def test_the_config_line_of_a_single_bet(tmp_path: Path) -> None:
+    bet = dict(zip(SINGLE_BET_VARIABLES, ("Ana", "Lorca", "1", "2000-01-01", "7574"), strict=True))
+    fields = load_config(yaml_file(tmp_path, ""), {**ENV, **bet}).log_fields()
+    assert fields["bets_file"] == "single bet (NOMBRE..NUMERO)"
+    assert fields["tls"] == "off"
+
+
+# --- the table and --help ---------------------------------------------------------------
+
+
+def test_the_table_names_every_variable_once() -> None:
+    assert len({row.env for row in SETTINGS}) == len(SETTINGS)
+    assert {row.key for row in SETTINGS if row.key is None} == {None}
+    assert [row.env for row in SETTINGS if row.key is None] == ["CLI_ID", "CLI_MODE", "CLI_BETS_FILE"]
+    assert MODES == ("lottery", "echo")
+
+
+def test_help_lists_every_setting() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "client_gevent", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for row in SETTINGS:
+        (line,) = [line for line in lines if row.env in line.split()[1:2]]
+        default = "(required)" if row.default is None else row.default or "(none)"
+        assert line.split()[:3] == [row.key or "-", row.env, default], line
+    assert "--allow-empty" in done.stdout and "--config" in done.stdout
+    assert all(name in done.stdout for name in SINGLE_BET_VARIABLES)

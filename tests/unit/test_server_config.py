@@ -1,12 +1,44 @@
-"""lottery_gevent.config: config.ini [DEFAULT] < environment, defaults, ConfigError naming the key."""
+"""lottery_gevent.config: config.ini [DEFAULT] < environment, defaults, ConfigError naming the key; --help."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lottery_gevent.config import DEFAULT_CONFIG_PATH, KEYS, ConfigError, ServerConfig, load_config
+from lottery_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, ConfigError, ServerConfig, load_config
+from shared import config as shared_config
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: One valid value per key, none of them the default: key -> (text, field, value).
+EVERY_KEY: dict[str, tuple[str, str, Any]] = {
+    "SERVER_PORT": ("1", "port", 1),
+    "SERVER_IP": ("127.0.0.1", "ip", "127.0.0.1"),
+    "SERVER_LISTEN_BACKLOG": ("2", "listen_backlog", 2),
+    "LOGGING_LEVEL": ("error", "logging_level", "ERROR"),
+    "SERVER_AGENCIES": ("0", "agencies", 0),
+    "SERVER_MAX_CONNECTIONS": ("3", "max_connections", 3),
+    "SERVER_IDLE_TIMEOUT_S": ("4", "idle_timeout_s", 4.0),
+    "SERVER_FRAME_TIMEOUT_S": ("5", "frame_timeout_s", 5.0),
+    "SERVER_ECHO_MAX_BYTES": ("6", "echo_max_bytes", 6),
+    "SERVER_ECHO_TIMEOUT_S": ("7", "echo_timeout_s", 7.0),
+    "SERVER_STOP_TIMEOUT_S": ("8", "stop_timeout_s", 8.0),
+    "SERVER_FSYNC": ("0", "fsync", False),
+    "SERVER_HELLO_TIMEOUT_S": ("0.25", "hello_timeout_s", 0.25),
+    "SERVER_MAX_REFUSALS": ("1", "max_refusals", 1),
+    "SERVER_MAX_CONNECTIONS_PER_IP": ("0", "max_connections_per_ip", 0),
+    "SERVER_MAX_BETS_PER_AGENCY": ("10", "max_bets_per_agency", 10),
+    "SERVER_DATA_DIR": ("/var/lib/lottery", "data_dir", Path("/var/lib/lottery")),
+    "SERVER_WAIT_LOG_S": ("30", "wait_log_s", 30.0),
+    "SERVER_TLS_CERT": ("/run/secrets/server.pem", "tls_cert", Path("/run/secrets/server.pem")),
+    "SERVER_TLS_KEY": ("/run/secrets/server.key", "tls_key", Path("/run/secrets/server.key")),
+    "SERVER_TLS_CA": ("/run/secrets/ca.pem", "tls_ca", Path("/run/secrets/ca.pem")),
+}
+TLS = {key: text for key, (text, _, _) in EVERY_KEY.items() if key.startswith("SERVER_TLS_")}
 
 
 def ini(tmp_path: Path, body: str) -> Path:
@@ -19,6 +51,19 @@ def test_every_key_has_a_default(tmp_path: Path) -> None:
     assert load_config(ini(tmp_path, ""), {}) == ServerConfig()
     assert ServerConfig().agencies == 5
     assert ServerConfig().port == 12345
+
+
+def test_the_new_defaults() -> None:
+    config = ServerConfig()
+    assert (config.hello_timeout_s, config.max_refusals, config.max_connections_per_ip) == (5.0, 8, 64)
+    assert (config.max_bets_per_agency, config.wait_log_s, config.data_dir) == (1_000_000, 5.0, Path("."))
+    assert (config.tls_cert, config.tls_key, config.tls_ca, config.tls_enabled) == (None, None, None, False)
+
+
+def test_the_table_covers_every_field_once() -> None:
+    assert sorted(row.field for row in SETTINGS) == sorted(ServerConfig.__dataclass_fields__)
+    assert all(row.key == row.env for row in SETTINGS)  # each key is its own environment variable
+    assert len({row.key for row in SETTINGS}) == len(SETTINGS)
 
 
 def test_the_committed_file() -> None:
@@ -52,67 +97,130 @@ def test_keys_are_case_insensitive_in_the_file(tmp_path: Path) -> None:
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
-    path = ini(tmp_path, "SERVER_PORT = 5000\nSERVER_AGENCIES = 3\n")
+    path = ini(tmp_path, "SERVER_PORT = 5000\nSERVER_AGENCIES = 3\nSERVER_MAX_REFUSALS = 2\n")
     env = {"SERVER_PORT": "6000", "LOGGING_LEVEL": "warning", "SERVER_FSYNC": "false", "UNRELATED": "x"}
+    env["SERVER_MAX_REFUSALS"] = "3"
     config = load_config(path, env)
     assert (config.port, config.agencies, config.logging_level, config.fsync) == (6000, 3, "WARNING", False)
+    assert config.max_refusals == 3
 
 
 def test_every_key_can_come_from_the_environment(tmp_path: Path) -> None:
-    values = {
-        "SERVER_PORT": "1",
-        "SERVER_IP": "127.0.0.1",
-        "SERVER_LISTEN_BACKLOG": "2",
-        "LOGGING_LEVEL": "ERROR",
-        "SERVER_AGENCIES": "0",
-        "SERVER_MAX_CONNECTIONS": "3",
-        "SERVER_IDLE_TIMEOUT_S": "4",
-        "SERVER_FRAME_TIMEOUT_S": "5",
-        "SERVER_ECHO_MAX_BYTES": "6",
-        "SERVER_ECHO_TIMEOUT_S": "7",
-        "SERVER_STOP_TIMEOUT_S": "8",
-        "SERVER_FSYNC": "0",
-    }
-    assert set(values) == set(KEYS)
-    assert load_config(ini(tmp_path, ""), values) == ServerConfig(
-        1, "127.0.0.1", 2, "ERROR", 0, 3, 4, 5, 6, 7, 8, False
-    )
+    assert set(EVERY_KEY) == {row.key for row in SETTINGS}
+    config = load_config(ini(tmp_path, ""), {key: text for key, (text, _, _) in EVERY_KEY.items()})
+    assert config == ServerConfig(**{field: value for _, field, value in EVERY_KEY.values()})
+    assert config.tls_enabled
+
+
+def test_every_key_can_come_from_the_file(tmp_path: Path) -> None:
+    body = "".join(f"{key} = {text}\n" for key, (text, _, _) in EVERY_KEY.items())
+    config = load_config(ini(tmp_path, body), {})
+    assert config == ServerConfig(**{field: value for _, field, value in EVERY_KEY.values()})
+
+
+@pytest.mark.parametrize("key", [key for key in EVERY_KEY if not key.startswith("SERVER_TLS_")])
+def test_each_key_alone_from_the_environment(tmp_path: Path, key: str) -> None:
+    text, field, value = EVERY_KEY[key]
+    assert getattr(load_config(ini(tmp_path, ""), {key: text}), field) == value
 
 
 def test_zero_agencies_is_valid(tmp_path: Path) -> None:
     assert load_config(ini(tmp_path, "SERVER_AGENCIES = 0\n"), {}).agencies == 0
 
 
+def test_port_zero_means_any_free_port(tmp_path: Path) -> None:
+    assert load_config(ini(tmp_path, ""), {"SERVER_PORT": "0"}).port == 0
+
+
 @pytest.mark.parametrize(
-    ("key", "value"),
+    ("key", "value", "message"),
     [
-        ("SERVER_PORT", "http"),
-        ("SERVER_PORT", "65536"),
-        ("SERVER_PORT", "-1"),
-        ("SERVER_PORT", ""),
-        ("SERVER_IP", ""),
-        ("SERVER_IP", "two words"),
-        ("SERVER_LISTEN_BACKLOG", "0"),
-        ("LOGGING_LEVEL", "LOUD"),
-        ("SERVER_AGENCIES", "-1"),
-        ("SERVER_AGENCIES", "five"),
-        ("SERVER_AGENCIES", "2.5"),
-        ("SERVER_MAX_CONNECTIONS", "0"),
-        ("SERVER_IDLE_TIMEOUT_S", "0"),
-        ("SERVER_IDLE_TIMEOUT_S", "-1"),
-        ("SERVER_FRAME_TIMEOUT_S", "nan"),
-        ("SERVER_ECHO_TIMEOUT_S", "inf"),
-        ("SERVER_STOP_TIMEOUT_S", "soon"),
-        ("SERVER_ECHO_MAX_BYTES", "0"),
-        ("SERVER_FSYNC", "maybe"),
+        ("SERVER_PORT", "http", "SERVER_PORT must be a whole number, got 'http'"),
+        ("SERVER_PORT", "99999", "SERVER_PORT: port 99999 is out of range 0..65535"),
+        ("SERVER_PORT", "65536", "SERVER_PORT: port 65536 is out of range 0..65535"),
+        ("SERVER_PORT", "-1", "SERVER_PORT: port -1 is out of range 0..65535"),
+        ("SERVER_PORT", "", "SERVER_PORT must be a whole number, got ''"),
+        ("SERVER_IP", "", "SERVER_IP must be an address or hostname, got ''"),
+        ("SERVER_IP", "two words", "SERVER_IP must be an address or hostname, got 'two words'"),
+        ("SERVER_LISTEN_BACKLOG", "0", "SERVER_LISTEN_BACKLOG must be at least 1, got 0"),
+        ("LOGGING_LEVEL", "LOUD", "LOGGING_LEVEL must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG, got 'LOUD'"),
+        ("SERVER_AGENCIES", "-1", "SERVER_AGENCIES must be at least 0, got -1"),
+        ("SERVER_AGENCIES", "five", "SERVER_AGENCIES must be a whole number, got 'five'"),
+        ("SERVER_AGENCIES", "2.5", "SERVER_AGENCIES must be a whole number, got '2.5'"),
+        ("SERVER_MAX_CONNECTIONS", "0", "SERVER_MAX_CONNECTIONS must be at least 1, got 0"),
+        ("SERVER_IDLE_TIMEOUT_S", "0", "SERVER_IDLE_TIMEOUT_S must be a positive number of seconds, got '0'"),
+        ("SERVER_IDLE_TIMEOUT_S", "-1", "SERVER_IDLE_TIMEOUT_S must be a positive number of seconds, got '-1'"),
+        ("SERVER_FRAME_TIMEOUT_S", "nan", "SERVER_FRAME_TIMEOUT_S must be a positive number of seconds, got 'nan'"),
+        ("SERVER_ECHO_TIMEOUT_S", "inf", "SERVER_ECHO_TIMEOUT_S must be a positive number of seconds, got 'inf'"),
+        ("SERVER_STOP_TIMEOUT_S", "soon", "SERVER_STOP_TIMEOUT_S must be a positive number of seconds, got 'soon'"),
+        ("SERVER_ECHO_MAX_BYTES", "0", "SERVER_ECHO_MAX_BYTES must be at least 1, got 0"),
+        ("SERVER_FSYNC", "maybe", "SERVER_FSYNC must be true or false (or yes/no, on/off, 1/0), got 'maybe'"),
+        ("SERVER_HELLO_TIMEOUT_S", "0", "SERVER_HELLO_TIMEOUT_S must be a positive number of seconds, got '0'"),
+        ("SERVER_HELLO_TIMEOUT_S", "5s", "SERVER_HELLO_TIMEOUT_S must be a positive number of seconds, got '5s'"),
+        ("SERVER_MAX_REFUSALS", "0", "SERVER_MAX_REFUSALS must be at least 1, got 0"),
+        ("SERVER_MAX_REFUSALS", "many", "SERVER_MAX_REFUSALS must be a whole number, got 'many'"),
+        ("SERVER_MAX_CONNECTIONS_PER_IP", "-1", "SERVER_MAX_CONNECTIONS_PER_IP must be at least 0, got -1"),
+        ("SERVER_MAX_BETS_PER_AGENCY", "0", "SERVER_MAX_BETS_PER_AGENCY must be at least 1, got 0"),
+        ("SERVER_MAX_BETS_PER_AGENCY", "1e6", "SERVER_MAX_BETS_PER_AGENCY must be a whole number, got '1e6'"),
+        ("SERVER_DATA_DIR", "", "SERVER_DATA_DIR must be a path, got ''"),
+        ("SERVER_WAIT_LOG_S", "0", "SERVER_WAIT_LOG_S must be a positive number of seconds, got '0'"),
     ],
 )
-def test_a_bad_value_names_its_key(tmp_path: Path, key: str, value: str) -> None:
-    with pytest.raises(ConfigError, match=rf"^{key}=") as caught:
+def test_a_bad_value_names_its_key(tmp_path: Path, key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
         load_config(ini(tmp_path, ""), {key: value})
+    assert str(caught.value) == message
     assert caught.value.__cause__ is None  # a clear message, not a chained traceback
-    with pytest.raises(ConfigError, match=rf"^{key}="):
+    with pytest.raises(ConfigError, match=rf"^{key}[ :]"):
         load_config(ini(tmp_path, f"{key} = {value}\n"), {})
+
+
+def test_values_are_stripped(tmp_path: Path) -> None:
+    assert load_config(ini(tmp_path, ""), {"SERVER_MAX_REFUSALS": " 4 "}).max_refusals == 4
+
+
+# --- TLS: all three paths or none --------------------------------------------------------
+
+
+def test_tls_all_three(tmp_path: Path) -> None:
+    config = load_config(ini(tmp_path, ""), TLS)
+    assert config.tls_enabled
+    assert config.tls_ca == Path("/run/secrets/ca.pem")
+
+
+@pytest.mark.parametrize("left_out", sorted(TLS))
+def test_tls_missing_one_names_it(tmp_path: Path, left_out: str) -> None:
+    env = {key: text for key, text in TLS.items() if key != left_out}
+    with pytest.raises(ConfigError, match=rf"TLS needs .* together, or none of them: missing {left_out}$"):
+        load_config(ini(tmp_path, ""), env)
+
+
+def test_tls_one_of_three_names_both_missing(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(ini(tmp_path, ""), {"SERVER_TLS_CERT": "/c.pem"})
+    assert str(caught.value) == (
+        "TLS needs SERVER_TLS_CERT, SERVER_TLS_KEY and SERVER_TLS_CA together, or none of them: "
+        "missing SERVER_TLS_KEY, SERVER_TLS_CA"
+    )
+
+
+def test_tls_an_empty_value_is_unset(tmp_path: Path) -> None:
+    assert not load_config(ini(tmp_path, "SERVER_TLS_CERT =\n"), {"SERVER_TLS_CA": ""}).tls_enabled
+    with pytest.raises(ConfigError, match="missing SERVER_TLS_CA"):
+        load_config(ini(tmp_path, ""), {**TLS, "SERVER_TLS_CA": ""})
+
+
+def test_tls_the_file_and_the_environment_combine(tmp_path: Path) -> None:
+    path = ini(tmp_path, "SERVER_TLS_CERT = /c.pem\nSERVER_TLS_KEY = /k.pem\n")
+    assert load_config(path, {"SERVER_TLS_CA": "/ca.pem"}).tls_enabled
+
+
+def test_tls_partly_set_in_code_is_refused() -> None:
+    with pytest.raises(ConfigError, match="missing SERVER_TLS_KEY"):
+        ServerConfig(tls_cert=Path("c"), tls_ca=Path("ca"))
+
+
+# --- files ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -133,3 +241,66 @@ def test_a_bad_file(tmp_path: Path, text: str, message: str) -> None:
 def test_a_missing_explicit_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="missing.ini"):
         load_config(tmp_path / "missing.ini", {})
+
+
+# --- the shared parsers ---------------------------------------------------------------------
+
+
+def test_one_config_error_for_both_programs() -> None:
+    from client_gevent.config import ConfigError as ClientConfigError
+
+    assert ConfigError is shared_config.ConfigError is ClientConfigError
+
+
+@pytest.mark.parametrize(
+    ("parser", "text", "message"),
+    [
+        (shared_config.port, "99999", "port 99999 is out of range 1..65535"),
+        (shared_config.port, "0", "port 0 is out of range 1..65535"),
+        (shared_config.listen_port, "99999", "port 99999 is out of range 0..65535"),
+        (shared_config.int_in(1, 65535), "99999", "99999 is out of range 1..65535"),
+        (shared_config.int_in(1), "abc", "must be a whole number, got 'abc'"),
+        (shared_config.int_in(1), "١", "must be a whole number, got '١'"),  # no Unicode digits
+        (shared_config.host_port, "127.0.0.1:99999", "port 99999 is out of range 1..65535"),
+        (shared_config.host_port, "server", "must be host:port (IPv6 as [::1]:12345), got 'server'"),
+        (shared_config.host_port, "::1:80", "must be host:port (IPv6 as [::1]:12345), got '::1:80'"),
+        (shared_config.host_port, "server:http", "port must be a whole number, got 'http'"),
+    ],
+)
+def test_parser_messages(parser: Callable[[str], object], text: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parser(text)
+    assert str(caught.value) == message
+
+
+def test_optional_path_and_boolean() -> None:
+    assert shared_config.optional_path("") is None
+    assert shared_config.optional_path("a/b") == Path("a/b")
+    assert [shared_config.boolean(text) for text in ("1", "TRUE", "yes", "On")] == [True] * 4
+    assert [shared_config.boolean(text) for text in ("0", "false", "NO", "off")] == [False] * 4
+
+
+# --- --help ----------------------------------------------------------------------------------
+
+
+def test_help_lists_every_setting() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "lottery_gevent", "--help"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for row in SETTINGS:
+        (line,) = [line for line in lines if line.split()[:1] == [row.key]]
+        assert line.split()[1] == (row.default or "(none)"), line
+    assert "--config" in done.stdout
+
+
+def test_the_settings_table_wraps_long_meanings() -> None:
+    table = shared_config.format_settings(SETTINGS)
+    assert max(len(line) for line in table.splitlines()) <= shared_config.HELP_WIDTH
+    assert table.splitlines()[0].split() == ["key", "=", "environment", "variable", "default", "meaning"]
