@@ -10,9 +10,9 @@ import gevent
 
 from client_gevent.backoff import Backoff, GaveUp
 from client_gevent.config import ClientConfig
-from shared.errors import ConnectFailed, PeerClosed, Timeout
+from shared.errors import ConnectFailed, LineTooLong, PeerClosed, Timeout
 from shared.logs import Result, log_action
-from shared.transport import open_connection, recv_line, send_all
+from shared.transport import open_connection
 
 logger = logging.getLogger(__name__)
 
@@ -25,12 +25,9 @@ def echo_message(config: ClientConfig, number: int) -> str:
 
 
 def _exchange(config: ClientConfig, message: str) -> str:
-    sock = open_connection(config.server_host, config.server_port, config.reply_timeout.seconds)
-    try:
-        send_all(sock, f"{message}\n".encode())
-        reply = recv_line(sock, MAX_REPLY_BYTES)
-    finally:
-        sock.close()
+    with open_connection(config.server_host, config.server_port, config.reply_timeout.seconds) as stream:
+        stream.send_all(f"{message}\n".encode())
+        reply = stream.recv_line(MAX_REPLY_BYTES)
     if not reply:
         raise PeerClosed()
     return reply.decode("utf-8", "replace").rstrip("\r\n")
@@ -45,7 +42,7 @@ def run_echo_loop(config: ClientConfig, backoff: Backoff) -> int:
             try:
                 reply = _exchange(config, message)
                 break
-            except (ConnectFailed, PeerClosed, Timeout, ValueError) as exc:
+            except (ConnectFailed, PeerClosed, Timeout, LineTooLong) as exc:
                 try:
                     backoff.failed("connect", exc)
                 except GaveUp as gave_up:

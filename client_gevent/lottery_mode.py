@@ -20,8 +20,16 @@ from client_gevent.backoff import Backoff, GaveUp
 from client_gevent.batching import BetTooLarge, batches
 from client_gevent.bets_source import BetsFileError, BetsSource
 from client_gevent.config import ClientConfig
-from client_gevent.connection import ServerConnection, ServerRefused
-from shared.errors import ConnectFailed, LotteryError, PeerClosed, ProtocolError, Timeout
+from client_gevent.connection import ServerConnection
+from shared.errors import (
+    ConnectFailed,
+    LotteryError,
+    PeerClosed,
+    ProtocolError,
+    ServerRefused,
+    Timeout,
+    UnexpectedReply,
+)
 from shared.logs import Result, log_action
 from shared.protocol import Bets, BetsAck, Done, DoneAck, ErrorCode, Hello, Welcome
 
@@ -76,8 +84,8 @@ class LotteryAgency:
                     logging.INFO,
                     "consulta_ganadores",
                     Result.SUCCESS,
-                    client_id=self._agency,
                     cant_ganadores=len(winners),
+                    client_id=self._agency,
                 )
                 return 0
             try:
@@ -88,7 +96,7 @@ class LotteryAgency:
     def _attempt(self) -> list[str]:
         self._phase = "connect"
         host, port = self._config.server_host, self._config.server_port
-        with ServerConnection(host, port, self._config.reply_timeout.seconds) as server:
+        with ServerConnection.open(host, port, self._config.reply_timeout.seconds) as server:
             welcome = server.request(Hello(self._agency), Welcome)
             if not welcome.done:
                 self._phase = "apuesta_enviada"
@@ -111,7 +119,7 @@ class LotteryAgency:
                         )
                 ack = server.request(Bets(index, tuple(batch)), BetsAck)
                 if ack.stored != index + len(batch):
-                    raise ProtocolError(f"server acknowledged {ack.stored} bets, expected {index + len(batch)}")
+                    raise UnexpectedReply(f"server acknowledged {ack.stored} bets, expected {index + len(batch)}")
                 index = ack.stored
                 self._backoff.succeeded()
         except BetTooLarge as exc:

@@ -8,31 +8,24 @@
 from __future__ import annotations
 
 import logging
-import socket
 
 import gevent
 
-from shared.errors import PeerClosed, Timeout
+from shared.errors import LineTooLong, PeerClosed, Timeout
 from shared.logs import Result, log_action
-from shared.transport import recv_line, send_all
+from shared.transport import Stream
 
 logger = logging.getLogger(__name__)
 
 
-def serve_inline_echo(sock: socket.socket, ip: str, first_byte: bytes, max_bytes: int, timeout_s: float) -> None:
-    """Echo one text line that began with `first_byte`. Never raises for peer behaviour."""
+def serve_inline_echo(stream: Stream, ip: str, max_bytes: int, timeout_s: float) -> None:
+    """Echo one text line back (its first byte is still unread). Never raises for peer behaviour."""
     try:
         with gevent.Timeout(timeout_s, Timeout(f"no full line within {timeout_s}s")):
-            line = first_byte
-            if first_byte != b"\n" and max_bytes > 1:
-                line += recv_line(sock, max_bytes - 1)
-            if not line.endswith(b"\n") and len(line) >= max_bytes:
-                raise ValueError(f"line longer than {max_bytes} bytes")
-            send_all(sock, line)
-    except ValueError:
-        log_action(
-            logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=f"line longer than {max_bytes} bytes"
-        )
+            line = stream.recv_line(max_bytes)
+            stream.send_all(line)
+    except LineTooLong as exc:
+        log_action(logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=exc)
         return
     except (Timeout, PeerClosed) as exc:
         log_action(

@@ -18,6 +18,7 @@ from gevent.event import AsyncResult
 from lottery_gevent.storage import BetStore
 from shared.errors import LotteryError
 from shared.logs import Result, log_action
+from shared.transport import Stream
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Lottery:
         self._pending = set(range(1, agencies + 1)) - store.done_agencies()
         self._draw: gevent.Greenlet | None = None
         #: The draw barrier: set to {agency: [winning documents]} by the draw, or to its exception.
-        self.barrier: AsyncResult = AsyncResult()
+        self._barrier: AsyncResult = AsyncResult()
 
     def knows(self, agency: int) -> bool:
         return 1 <= agency <= self._agencies
@@ -64,13 +65,31 @@ class Lottery:
         self._pending.discard(agency)
         self._draw_if_complete()
 
+    @property
+    def drawn(self) -> bool:
+        """True once the draw is over (it succeeded or failed)."""
+        return bool(self._barrier.ready())
+
+    def await_draw(self, stream: Stream) -> bool:
+        """Block until the draw is over (True), or until `stream` is readable or closed (False).
+
+        The wait has no timeout: waiting for the draw is legitimate however long
+        it takes. Watching the stream meanwhile means a peer that sends or
+        vanishes is noticed at once.
+        """
+        if self._barrier.ready():
+            return True
+        stream.wait_readable(self._barrier)
+        return bool(self._barrier.ready())
+
     def winners(self, agency: int) -> list[str]:
-        """Block until the draw is over; return the agency's winning documents.
+        """The agency's winning documents; the draw must be over (see `await_draw`).
 
         Raises:
             DrawFailed: the draw could not be run.
         """
-        winners: Mapping[int, list[str]] = self.barrier.get()
+        assert self._barrier.ready(), "winners() before the draw is over"
+        winners: Mapping[int, list[str]] = self._barrier.get(block=False)
         return winners.get(agency, [])
 
     def stop(self) -> None:
@@ -89,7 +108,7 @@ class Lottery:
             log_action(logger, logging.ERROR, "sorteo", Result.FAIL, error=exc)
             failure = DrawFailed(f"the draw failed: {exc}")
             failure.__cause__ = exc
-            self.barrier.set_exception(failure)
+            self._barrier.set_exception(failure)
             return
         log_action(logger, logging.INFO, "sorteo", Result.SUCCESS)
-        self.barrier.set(winners)
+        self._barrier.set(winners)

@@ -1,14 +1,14 @@
-# Strategy: the gevent StreamServer and what is shared between connections.
+# Strategy: the gevent StreamServer, and the wiring of one connection.
 #
 #   - One greenlet per connection, spawned from a gevent Pool that bounds how
 #     many run at once. When the pool is full the server still accepts, but
 #     closes the new connection at once (and logs it) instead of leaving it
 #     queued in the kernel's backlog.
-#   - The handler reads the first byte: the protocol's start byte means an
-#     agency session (session.py), anything else an inline echo (echo.py).
-#   - At most one live session per agency: a new identification takes over,
-#     ending the old session first (its in-flight batch is stored whole or not
-#     at all, since appends never yield midway).
+#   - The handler peeks at the first byte: the protocol's start byte means an
+#     agency session (session.py), anything else an inline echo (echo.py). The
+#     byte stays in the stream for whoever reads it next.
+#   - Sessions get what they need (store, lottery, the agency registry of
+#     registry.py, the config) and never see the server.
 #   - stop(): close the listener, end every session (also those waiting on the
 #     draw), wait a bounded time, then flush and close the store.
 from __future__ import annotations
@@ -23,12 +23,13 @@ from gevent.server import StreamServer
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.echo import serve_inline_echo
 from lottery_gevent.lottery import Lottery
-from lottery_gevent.session import AgencySession, EndSession
+from lottery_gevent.registry import AgencyRegistry, EndSession
+from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
 from shared.errors import PeerClosed, Timeout
 from shared.logs import Result, log_action
 from shared.protocol import START_BYTE, Error, ErrorCode, encode
-from shared.transport import configure_stream, recv_exact
+from shared.transport import Stream, configure_stream
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ class LotteryServer:
         self.config = config
         self.store = store
         self.lottery = lottery
+        self._registry = AgencyRegistry(config.stop_timeout_s)
         self._pool = Pool(config.max_connections)
-        self._sessions: dict[int, AgencySession] = {}
         self._port = config.port
         self._listener = _RefusingStreamServer(
             (config.ip, config.port),
@@ -98,36 +99,23 @@ class LotteryServer:
         self.lottery.stop()
         self.store.close()
 
-    # --- the agency registry (used by sessions) ---------------------------
-
-    def claim(self, agency: int, session: AgencySession) -> None:
-        """Make `session` the agency's only one, ending any older session first."""
-        old = self._sessions.get(agency)
-        self._sessions[agency] = session
-        if old is not None and old is not session:
-            log_action(logger, logging.INFO, "takeover", Result.SUCCESS, agency=agency)
-            old.greenlet.kill(
-                EndSession("superseded by a newer connection of the same agency", ErrorCode.SUPERSEDED),
-                block=True,
-                timeout=self.config.stop_timeout_s,
-            )
-
-    def release(self, agency: int, session: AgencySession) -> None:
-        if self._sessions.get(agency) is session:
-            del self._sessions[agency]
-
     # --- connections ------------------------------------------------------
 
     def _handle(self, sock: socket.socket, address: tuple[str, int]) -> None:
         ip = address[0]
         configure_stream(sock)
-        sock.settimeout(self.config.idle_timeout_s)
+        stream = Stream(sock)
+        stream.settimeout(self.config.idle_timeout_s)
         try:
-            first = recv_exact(sock, 1)
+            first = stream.peek_byte()
+            if not first:
+                raise PeerClosed()
             if first[0] == START_BYTE:
-                AgencySession(self, sock, ip).run(first)
+                AgencySession(
+                    stream, ip, store=self.store, lottery=self.lottery, registry=self._registry, config=self.config
+                ).run()
             else:
-                serve_inline_echo(sock, ip, first, self.config.echo_max_bytes, self.config.echo_timeout_s)
+                serve_inline_echo(stream, ip, self.config.echo_max_bytes, self.config.echo_timeout_s)
         except (PeerClosed, Timeout) as exc:
             log_action(
                 logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"nothing received: {exc}"
@@ -139,9 +127,5 @@ class LotteryServer:
         """Close an excess connection at once. Runs in the accept callback: must not block."""
         detail = f"too many connections (max {self.config.max_connections})"
         log_action(logger, logging.WARNING, "accept_connection", Result.FAIL, ip=address[0], error=detail)
-        try:
-            sock.setblocking(False)
-            sock.send(encode(Error(ErrorCode.SERVER_BUSY, detail)))  # fits an empty send buffer
-        except OSError:
-            pass
-        sock.close()
+        with Stream(sock) as stream:
+            stream.send_nowait(encode(Error(ErrorCode.SERVER_BUSY, detail)))

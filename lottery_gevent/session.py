@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import enum
 import logging
-import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NoReturn
 
 import gevent
-from gevent.event import Event
 
+from lottery_gevent.config import ServerConfig
 from lottery_gevent.contract import Bet
-from lottery_gevent.lottery import DrawFailed
-from lottery_gevent.storage import OutOfSequence, StorageFailure
+from lottery_gevent.lottery import DrawFailed, Lottery
+from lottery_gevent.registry import AgencyRegistry, EndSession
+from lottery_gevent.storage import BetStore, OutOfSequence, StorageFailure
 from shared.domain import validate_bet
-from shared.errors import InvalidBet, PeerClosed, ProtocolError, Timeout
+from shared.errors import InvalidBet, LotteryError, PeerClosed, ProtocolError, Timeout
 from shared.logs import Result, log_action
 from shared.protocol import (
     Bets,
@@ -41,10 +41,7 @@ from shared.protocol import (
     WinnersQuery,
     split_winners,
 )
-from shared.transport import receive_message, send_message
-
-if TYPE_CHECKING:
-    from lottery_gevent.server import LotteryServer
+from shared.transport import Stream, receive_message, send_message
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +55,7 @@ class SessionState(enum.Enum):
     DONE = "done"
 
 
-class EndSession(gevent.GreenletExit):  # type: ignore[misc]
-    """Thrown into a session's greenlet to end it (takeover, shutdown).
-
-    Attributes:
-        reason: for the log and the peer.
-        code: the Error code the peer is told, when it can be told cleanly.
-    """
-
-    def __init__(self, reason: str, code: ErrorCode) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.code = code
-
-
-class _Close(Exception):
+class _Close(LotteryError):
     """Raised inside a session after answering an error that ends it."""
 
 
@@ -89,31 +72,48 @@ def _build_bets(agency: int, batch: Bets) -> list[Bet]:
 
 
 class AgencySession:
-    """The protocol conversation with one agency over one connection."""
+    """The protocol conversation with one agency over one connection.
 
-    def __init__(self, server: LotteryServer, sock: socket.socket, ip: str) -> None:
-        self._server = server
-        self._store = server.store
-        self._lottery = server.lottery
-        self._config = server.config
-        self._sock = sock
+    Args:
+        stream: the connection; the session's greenlet owns it.
+        ip: the peer's address, for the log.
+        store: the bet store.
+        lottery: who is done, and the draw.
+        registry: the one live session per agency.
+        config: the server's settings (timeouts, agencies).
+    """
+
+    def __init__(
+        self,
+        stream: Stream,
+        ip: str,
+        *,
+        store: BetStore,
+        lottery: Lottery,
+        registry: AgencyRegistry,
+        config: ServerConfig,
+    ) -> None:
+        self._stream = stream
         self._ip = ip
+        self._store = store
+        self._lottery = lottery
+        self._registry = registry
+        self._config = config
         self._decoder = FrameDecoder()
         self.state = SessionState.AWAITING_HELLO
         self.agency: int | None = None
-        self.greenlet = gevent.getcurrent()
+        self._greenlet = gevent.getcurrent()
         #: True while a frame is being written (a kill then must not add another).
         self._sending = False
 
     # --- the loop ---------------------------------------------------------
 
-    def run(self, first_byte: bytes) -> None:
+    def run(self) -> None:
         """Serve the connection until it closes. Never raises for peer misbehaviour."""
-        self._decoder.feed(first_byte)
-        self._sock.settimeout(self._config.idle_timeout_s)
+        self._stream.settimeout(self._config.idle_timeout_s)
         try:
             while True:
-                message = receive_message(self._sock, self._decoder, self._config.frame_timeout_s)
+                message = receive_message(self._stream, self._decoder, self._config.frame_timeout_s)
                 handler = _HANDLERS[self.state].get(type(message))
                 if handler is None:
                     self._refuse_unexpected(message)
@@ -137,7 +137,7 @@ class AgencySession:
                 self._try_send(Error(exc.code, exc.reason))
         finally:
             if self.agency is not None:
-                self._server.release(self.agency, self)
+                self._registry.release(self.agency, self._greenlet)
 
     # --- handlers ---------------------------------------------------------
 
@@ -148,7 +148,7 @@ class AgencySession:
             log_action(logger, logging.WARNING, "identify", Result.FAIL, ip=self._ip, agency=agency, error=detail)
             self._try_send(Error(ErrorCode.UNKNOWN_AGENCY, detail))
             raise _Close
-        self._server.claim(agency, self)
+        self._registry.claim(agency, self._greenlet)
         self.agency = agency
         stored = self._store.durable_count(agency)
         done = self._lottery.is_done(agency)
@@ -179,7 +179,7 @@ class AgencySession:
                 log_action(
                     logger, logging.DEBUG, "apuesta_almacenada", Result.SUCCESS, dni=bet.document, numero=bet.number
                 )
-        log_action(logger, logging.INFO, "apuesta_recibida", Result.SUCCESS, cantidad=count)
+        log_action(logger, logging.INFO, "apuesta_recibida", Result.SUCCESS, cantidad=count, agency=agency)
         self._send(BetsAck(batch.start + count))
 
     def _on_bets_after_done(self, batch: Bets) -> None:
@@ -200,14 +200,14 @@ class AgencySession:
 
     def _on_winners_query(self, _: WinnersQuery) -> None:
         agency = self._require_agency()
-        if not self._await_draw():
+        if not self._lottery.await_draw(self._stream):
             self._refuse_while_waiting()
         try:
             documents = self._lottery.winners(agency)
         except DrawFailed as exc:
             self._send(Error(ErrorCode.DRAW_FAILED, str(exc)))
             return
-        log_action(logger, logging.INFO, "winners_sent", Result.SUCCESS, agency=agency, cant_ganadores=len(documents))
+        log_action(logger, logging.INFO, "winners_sent", Result.SUCCESS, cant_ganadores=len(documents), agency=agency)
         for part in split_winners(documents):
             self._send(part)
 
@@ -217,37 +217,9 @@ class AgencySession:
         assert self.agency is not None, "the transition table admits this only after Hello"
         return self.agency
 
-    def _await_draw(self) -> bool:
-        """Block until the draw is over (True) or the peer sends or closes first (False).
-
-        Exempt from the idle timeout: waiting here is legitimate. Watching the
-        socket meanwhile means a client that vanishes is noticed at once.
-        """
-        barrier = self._lottery.barrier
-        if barrier.ready():
-            return True
-        wake = Event()
-        readable = gevent.get_hub().loop.io(self._sock.fileno(), 1)
-        readable.start(wake.set)
-
-        def on_result(_: Any) -> None:
-            wake.set()
-
-        barrier.rawlink(on_result)
-        try:
-            wake.wait()
-        finally:
-            readable.stop()
-            readable.close()
-            barrier.unlink(on_result)
-        return bool(barrier.ready())
-
-    def _refuse_while_waiting(self) -> None:
-        try:
-            peeked = self._sock.recv(1, socket.MSG_PEEK)
-        except OSError as exc:
-            raise PeerClosed() from exc
-        if not peeked:
+    def _refuse_while_waiting(self) -> NoReturn:
+        """The peer sent or closed while its winners query waits: end the session."""
+        if not self._stream.peek_byte():
             raise PeerClosed()
         detail = "nothing may be sent while a winners query is pending"
         self._log_end(logging.WARNING, Result.FAIL, detail)
@@ -271,7 +243,7 @@ class AgencySession:
         # No try/finally on purpose: if the send is interrupted (a kill, a broken
         # connection) the flag stays set, since the frame on the wire is cut short.
         self._sending = True
-        send_message(self._sock, message)
+        send_message(self._stream, message)
         self._sending = False
 
     def _try_send(self, message: Message) -> None:

@@ -1,5 +1,6 @@
 # Strategy: one small exception tree for everything the server and the client
-# can raise on purpose. Callers catch by cause, never by message text:
+# can raise on purpose. Callers catch by cause, never by message text. The
+# errors every layer shares live here:
 #
 #   LotteryError
 #   ├── ProtocolError          the peer's bytes break the wire format (shared.protocol)
@@ -10,11 +11,20 @@
 #   │   ├── TrailingBytes          the payload goes on after its content ends
 #   │   ├── InvalidUtf8            a text field is not UTF-8
 #   │   ├── WrongFieldCount        a bet does not have exactly five fields
-#   │   └── BadFieldValue          a fixed field holds an impossible value
+#   │   ├── BadFieldValue          a fixed field holds an impossible value
+#   │   └── UnexpectedReply        a well-formed message the conversation does not allow here
 #   ├── ConnectFailed          the server could not be reached
 #   ├── PeerClosed             EOF from the peer (carries `partial` / `expected`)
 #   ├── Timeout                the peer was too slow
+#   ├── LineTooLong            a text line (inline echo) passed its length bound
+#   ├── ServerRefused          the server answered a request with an Error frame
 #   └── InvalidBet             a bet's text fields fail validation (shared.domain)
+#
+# Errors that only one module raises live in that module, still under
+# LotteryError: ConfigError (shared.config), StorageFailure and OutOfSequence
+# (lottery_gevent.storage), StorageCorrupt (lottery_gevent.recovery), DrawFailed
+# (lottery_gevent.lottery), BetsFileError (client_gevent.bets_source),
+# BetTooLarge (client_gevent.batching), GaveUp (client_gevent.backoff).
 #
 # OSError and socket timeouts are translated into these only at the transport
 # boundary (shared.transport), always with `raise ... from exc`.
@@ -61,6 +71,10 @@ class BadFieldValue(ProtocolError):
     """A fixed-size field holds a value the protocol does not allow."""
 
 
+class UnexpectedReply(ProtocolError):
+    """A well-formed message that the conversation does not allow at this point."""
+
+
 class ConnectFailed(LotteryError):
     """A connection to the server could not be opened."""
 
@@ -90,6 +104,25 @@ class PeerClosed(LotteryError):
 
 class Timeout(LotteryError):
     """The peer did not send or accept data within the allowed time."""
+
+
+class LineTooLong(LotteryError):
+    """A text line did not end within its length bound."""
+
+
+class ServerRefused(LotteryError):
+    """The server answered a request with an Error message.
+
+    Attributes:
+        code: the server's error code (a shared.protocol.ErrorCode).
+        detail: the server's reason, as text (hostile: escape before printing).
+    """
+
+    def __init__(self, code: int, detail: str) -> None:
+        self.code = code
+        self.detail = detail
+        name = getattr(code, "name", str(code))
+        super().__init__(f"server refused ({name}): {detail}")
 
 
 class InvalidBet(LotteryError):

@@ -1,34 +1,33 @@
-# Strategy: the only module that calls send/recv on a socket. Both loops are
-# explicit, because TCP delivers a stream, not messages:
+# Strategy: the only module that touches a socket. Everything above it (the
+# server's sessions, the inline echo, the client) holds a `Stream` and calls
+# its methods; nobody else calls send/recv, peeks, switches a socket to
+# non-blocking or starts a loop watcher.
 #
-#   - send() may accept only part of the data: send_all slices off what was
+# The loops are explicit, because TCP delivers a stream, not messages:
+#
+#   - send() may accept only part of the data: `send_all` slices off what was
 #     sent and sends the rest;
 #   - recv() may return fewer bytes than asked, and b"" means the peer closed:
-#     recv_exact keeps reading until it has exactly `size` bytes, and raises
+#     `recv_exact` keeps reading until it has exactly `size` bytes, and raises
 #     PeerClosed (with what did arrive) on an early EOF.
 #
 # OSError and socket timeouts are translated here, and only here, into
-# shared.errors types, with `raise ... from exc`. Sockets are gevent sockets
-# (or anything with the same send/recv/timeout behaviour, as in the tests).
+# shared.errors types, by one context manager (`_translated`), always with
+# `raise ... from exc`. A Stream wraps a gevent socket, or anything with the
+# same send/recv/timeout behaviour (the tests' fake sockets).
 from __future__ import annotations
 
+import contextlib
 import socket
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 import gevent
 from gevent import socket as gsocket
+from gevent.event import Event
 
-from shared.errors import ConnectFailed, PeerClosed, Timeout
+from shared.errors import ConnectFailed, LineTooLong, PeerClosed, Timeout
 from shared.protocol import FrameDecoder, Message, encode
-
-
-class StreamSocket(Protocol):
-    """What the transport needs from a socket."""
-
-    def send(self, data: bytes | memoryview, /) -> int: ...
-
-    def recv(self, size: int, /) -> bytes: ...
-
 
 #: TCP keepalive, so that a peer that vanished without a FIN is noticed even by a
 #: connection that is only waiting (for the draw): first probe after this many
@@ -36,6 +35,48 @@ class StreamSocket(Protocol):
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_PROBES = 3
+
+
+class RawSocket(Protocol):
+    """What a Stream needs from a socket."""
+
+    def send(self, data: bytes | memoryview, /) -> int: ...
+
+    def recv(self, size: int, flags: int = 0, /) -> bytes: ...
+
+    def settimeout(self, timeout: float | None, /) -> None: ...
+
+    def gettimeout(self) -> float | None: ...
+
+    def fileno(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Waitable(Protocol):
+    """A gevent Event or AsyncResult: something a greenlet can be woken by."""
+
+    def ready(self) -> bool: ...
+
+    def rawlink(self, callback: Callable[[Any], None], /) -> None: ...
+
+    def unlink(self, callback: Callable[[Any], None], /) -> None: ...
+
+
+@contextlib.contextmanager
+def _translated(what: str, partial: bytes = b"", expected: int = 0) -> Iterator[None]:
+    """Turn socket errors into shared.errors: TimeoutError -> Timeout, any other OSError -> PeerClosed.
+
+    Args:
+        what: the operation, for the Timeout's message.
+        partial, expected: the read in progress, carried by PeerClosed.
+    """
+    try:
+        yield
+    except TimeoutError as exc:
+        raise Timeout(f"{what} timed out") from exc
+    except OSError as exc:
+        raise PeerClosed(partial, expected) from exc
 
 
 def configure_stream(sock: socket.socket) -> None:
@@ -48,108 +89,179 @@ def configure_stream(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, KEEPALIVE_PROBES)
 
 
-def open_connection(host: str, port: int, timeout: float) -> socket.socket:
-    """Connect to host:port (a gevent socket), with `timeout` for the connect and later I/O.
+class Stream:
+    """One connected byte stream. It owns its socket: `close()` closes it.
+
+    Args:
+        sock: a connected gevent socket (or a fake with the same behaviour).
+    """
+
+    def __init__(self, sock: RawSocket) -> None:
+        self._sock = sock
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- settings ---------------------------------------------------------
+
+    def settimeout(self, timeout: float | None) -> None:
+        """Bound every later wait for the peer (None: wait for ever)."""
+        self._sock.settimeout(timeout)
+
+    def gettimeout(self) -> float | None:
+        return self._sock.gettimeout()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    # --- writing ----------------------------------------------------------
+
+    def send_all(self, data: bytes) -> None:
+        """Write all of `data`, however many send() calls that takes.
+
+        Raises:
+            Timeout: the timeout expired before everything was sent.
+            PeerClosed: the connection broke.
+        """
+        view = memoryview(data)
+        while view:
+            with _translated("send", expected=len(data)):
+                sent = self._sock.send(view)
+            view = view[sent:]
+
+    def send_nowait(self, data: bytes) -> bool:
+        """Send what fits into the socket buffer at once, never blocking or raising.
+
+        For a last word to a peer that is being refused (the accept path must
+        not block): a short frame always fits an empty send buffer.
+
+        Returns:
+            True if every byte was handed to the kernel.
+        """
+        try:
+            self._sock.settimeout(0.0)
+            return self._sock.send(data) == len(data)
+        except OSError:
+            return False
+
+    # --- reading ----------------------------------------------------------
+
+    def recv_some(self, size: int, partial: bytes = b"", expected: int = 0) -> bytes:
+        """One recv() of at most `size` bytes; b"" means EOF.
+
+        `partial` and `expected` only describe the read in progress, for the
+        errors: PeerClosed carries them, Timeout names them.
+        """
+        with _translated("recv", partial, expected):
+            return self._sock.recv(size)
+
+    def recv_exact(self, size: int) -> bytes:
+        """Read exactly `size` bytes, however many recv() calls that takes.
+
+        Raises:
+            PeerClosed: EOF (or a broken connection) before `size` bytes arrived;
+                `partial` holds those that did.
+            Timeout: the timeout expired between two chunks.
+        """
+        chunks: list[bytes] = []
+        received = 0
+        while received < size:
+            chunk = self.recv_some(size - received, b"".join(chunks), size)
+            if not chunk:
+                raise PeerClosed(b"".join(chunks), size)
+            chunks.append(chunk)
+            received += len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def recv_line(self, max_bytes: int) -> bytes:
+        """Read up to and including the first b"\\n", or until EOF, at most `max_bytes`.
+
+        Returns what arrived (possibly without a newline if the peer closed first;
+        possibly empty). Bytes after the newline in the same chunk are dropped.
+
+        Raises:
+            LineTooLong: `max_bytes` arrived without a newline.
+            Timeout: the timeout expired first.
+            PeerClosed: the connection broke.
+        """
+        line = bytearray()
+        while len(line) < max_bytes:
+            chunk = self.recv_some(max_bytes - len(line), bytes(line), max_bytes)
+            if not chunk:
+                return bytes(line)
+            end = chunk.find(b"\n")
+            if end >= 0:
+                line += chunk[: end + 1]
+                return bytes(line)
+            line += chunk
+        raise LineTooLong(f"line longer than {max_bytes} bytes")
+
+    def peek_byte(self) -> bytes:
+        """The next byte, left in the stream for the next read; b"" on EOF.
+
+        Waits as long as the timeout allows.
+
+        Raises:
+            Timeout, PeerClosed.
+        """
+        with _translated("waiting for the first byte", expected=1):
+            return self._sock.recv(1, socket.MSG_PEEK)
+
+    def wait_readable(self, until: Waitable) -> bool:
+        """Block until the peer sends or closes (True), or until `until` is ready (False).
+
+        No timeout applies: the caller's `until` (a draw, a shutdown) ends the wait.
+        If both happen, `until` wins.
+        """
+        if until.ready():
+            return False
+        wake = Event()
+
+        def on_ready(_: Any) -> None:
+            wake.set()
+
+        watcher = gevent.get_hub().loop.io(self._sock.fileno(), 1)
+        watcher.start(wake.set)
+        until.rawlink(on_ready)
+        try:
+            wake.wait()
+        finally:
+            watcher.stop()
+            watcher.close()
+            until.unlink(on_ready)
+        return not until.ready()
+
+
+def open_connection(host: str, port: int, timeout: float | None) -> Stream:
+    """Connect to host:port, with `timeout` for the connect and for later I/O.
 
     Raises:
         ConnectFailed: the name did not resolve, or the connection was refused or timed out.
     """
     try:
-        sock: socket.socket = gsocket.create_connection((host, port), timeout=timeout)
+        sock = gsocket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
     configure_stream(sock)
-    return sock
+    return Stream(sock)
 
 
-def send_all(sock: StreamSocket, data: bytes) -> None:
-    """Write all of `data`, however many send() calls that takes.
-
-    Raises:
-        Timeout: the socket's timeout expired before everything was sent.
-        PeerClosed: the connection broke.
-    """
-    view = memoryview(data)
-    while view:
-        try:
-            sent = sock.send(view)
-        except TimeoutError as exc:
-            raise Timeout(f"send timed out with {len(view)} bytes unsent") from exc
-        except OSError as exc:
-            raise PeerClosed(expected=len(data)) from exc
-        view = view[sent:]
-
-
-def _recv(sock: StreamSocket, size: int, partial: bytes, expected: int) -> bytes:
-    """One recv() of at most `size` bytes, errors translated; b"" means EOF."""
-    try:
-        return sock.recv(size)
-    except TimeoutError as exc:
-        raise Timeout(f"recv timed out after {len(partial)} of {expected} bytes") from exc
-    except OSError as exc:
-        raise PeerClosed(partial, expected) from exc
-
-
-def recv_exact(sock: StreamSocket, size: int) -> bytes:
-    """Read exactly `size` bytes, however many recv() calls that takes.
-
-    Raises:
-        PeerClosed: EOF (or a broken connection) before `size` bytes arrived;
-            `partial` holds those that did.
-        Timeout: the socket's timeout expired between two chunks.
-    """
-    chunks: list[bytes] = []
-    received = 0
-    while received < size:
-        chunk = _recv(sock, size - received, b"".join(chunks), size)
-        if not chunk:
-            raise PeerClosed(b"".join(chunks), size)
-        chunks.append(chunk)
-        received += len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def recv_line(sock: StreamSocket, max_bytes: int) -> bytes:
-    """Read up to and including the first b"\\n", or until EOF, at most `max_bytes`.
-
-    Returns what arrived (possibly without a newline if the peer closed first;
-    possibly empty). Bytes after the newline in the same chunk are dropped.
-
-    Raises:
-        ValueError: `max_bytes` arrived without a newline.
-        Timeout: the socket's timeout expired first.
-    """
-    line = bytearray()
-    while len(line) < max_bytes:
-        try:
-            chunk = sock.recv(max_bytes - len(line))
-        except TimeoutError as exc:
-            raise Timeout(f"no full line after {len(line)} bytes") from exc
-        except OSError as exc:
-            raise PeerClosed(bytes(line), max_bytes) from exc
-        if not chunk:
-            return bytes(line)
-        end = chunk.find(b"\n")
-        if end >= 0:
-            line += chunk[: end + 1]
-            return bytes(line)
-        line += chunk
-    raise ValueError(f"line longer than {max_bytes} bytes")
-
-
-def send_message(sock: StreamSocket, message: Message) -> None:
+def send_message(stream: Stream, message: Message) -> None:
     """Encode `message` as one frame and send all of it."""
-    send_all(sock, encode(message))
+    stream.send_all(encode(message))
 
 
-def receive_message(sock: StreamSocket, decoder: FrameDecoder, frame_timeout: float | None = None) -> Message:
+def receive_message(stream: Stream, decoder: FrameDecoder, frame_timeout: float | None = None) -> Message:
     """Read one whole message.
 
-    Waits for the frame's first byte as long as the socket's own timeout allows
+    Waits for the frame's first byte as long as the stream's own timeout allows
     (the idle timeout). From then on the rest of the frame must arrive within
-    `frame_timeout` seconds (None: no bound), so a peer cannot hold a session
-    by trickling a frame. Reads exactly what the decoder asks for, never past
-    the end of the frame.
+    `frame_timeout` seconds (None: no bound), so a peer cannot hold a reader by
+    trickling a frame. Reads exactly what the decoder asks for, never past the
+    end of the frame.
 
     Raises:
         ProtocolError: the bytes are not a valid frame.
@@ -162,14 +274,14 @@ def receive_message(sock: StreamSocket, decoder: FrameDecoder, frame_timeout: fl
     if not decoder.pending:
         # The first read waits as long as the idle timeout allows; it asks for the
         # whole header, which usually arrives in the same segment as its first byte.
-        first = _recv(sock, decoder.bytes_needed, b"", decoder.bytes_needed)
+        first = stream.recv_some(decoder.bytes_needed)
         if not first:
             raise PeerClosed(b"", decoder.bytes_needed)
         decoder.feed(first)
     with gevent.Timeout(frame_timeout, Timeout(f"frame not complete within {frame_timeout}s")):
         try:
             while (message := decoder.next_message()) is None:
-                decoder.feed(recv_exact(sock, decoder.bytes_needed))
+                decoder.feed(stream.recv_exact(decoder.bytes_needed))
         except PeerClosed as exc:
             pending = decoder.pending + exc.partial
             raise PeerClosed(pending, len(decoder.pending) + exc.expected) from exc

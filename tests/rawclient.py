@@ -1,18 +1,23 @@
 """A hand-driven protocol peer for tests: send exactly the frames (or bytes) a
 test wants, and read the server's replies as messages.
 
-Uses plain blocking sockets with a timeout, and shared.transport for framing, so
-that a test can play a well-behaved agency, a broken one, or a hostile one.
+It is the project's one request/reply peer (client_gevent.connection's
+ServerConnection) in its raw mode: `request` returns whatever the server
+answers, Error frames included. `sock` is the underlying socket, for tests that
+speak text (the inline echo) or half-close.
 """
 
 from __future__ import annotations
 
 import socket
 
+from gevent import socket as gsocket
+
+from client_gevent.connection import ServerConnection
 from shared.domain import BetFields
 from shared.errors import PeerClosed
-from shared.protocol import Bets, FrameDecoder, Message, encode
-from shared.transport import receive_message, send_all
+from shared.protocol import Bets, Message
+from shared.transport import Stream
 
 #: Generous: a reply that does not come within this is a failure, not a wait.
 REPLY_TIMEOUT_S = 10.0
@@ -22,8 +27,8 @@ class RawPeer:
     """One TCP connection to the server under test."""
 
     def __init__(self, port: int, timeout: float = REPLY_TIMEOUT_S) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self._decoder = FrameDecoder()
+        self.sock: socket.socket = gsocket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.connection = ServerConnection(Stream(self.sock), timeout)
 
     def __enter__(self) -> RawPeer:
         return self
@@ -32,20 +37,19 @@ class RawPeer:
         self.close()
 
     def close(self) -> None:
-        self.sock.close()
+        self.connection.close()
 
     def send_bytes(self, data: bytes) -> None:
-        send_all(self.sock, data)
+        self.connection.send_bytes(data)
 
     def send(self, message: Message) -> None:
-        send_all(self.sock, encode(message))
+        self.connection.send_message(message)
 
     def receive(self) -> Message:
-        return receive_message(self.sock, self._decoder)
+        return self.connection.receive()
 
     def request(self, message: Message) -> Message:
-        self.send(message)
-        return self.receive()
+        return self.connection.exchange(message)
 
     def closed_by_server(self) -> bool:
         """True if the server has closed the connection (reads EOF within the timeout)."""

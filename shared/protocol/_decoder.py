@@ -12,9 +12,8 @@
 # and close the connection.
 from __future__ import annotations
 
-from shared.errors import BadHeader
 from shared.protocol._messages import Message, MessageType
-from shared.protocol._wire import HEADER_SIZE, START_BYTE, VERSION, decode_payload, parse_header
+from shared.protocol._wire import HEADER_SIZE, check_header_prefix, decode_payload, parse_header
 
 
 class FrameDecoder:
@@ -48,11 +47,8 @@ class FrameDecoder:
         """
         buffer = self._buffer
         if self._header is None:
-            if buffer and buffer[0] != START_BYTE:
-                raise BadHeader(f"start byte 0x{buffer[0]:02x}, expected 0x{START_BYTE:02x}")
-            if len(buffer) > 1 and buffer[1] != VERSION:
-                raise BadHeader(f"protocol version {buffer[1]}, expected {VERSION}")
             if len(buffer) < HEADER_SIZE:
+                check_header_prefix(buffer)
                 return None
             self._header_bytes = bytes(buffer[:HEADER_SIZE])
             self._header = parse_header(self._header_bytes)

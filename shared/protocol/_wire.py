@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from itertools import accumulate, pairwise
+from typing import assert_never
 
 from shared.domain import FIELD_COUNT, BetFields
 from shared.errors import (
@@ -106,32 +107,52 @@ def _pack_text_list(fields: Sequence[str]) -> bytes:
     return lengths + "".join(fields).encode("utf-8")
 
 
+def _payload(message: Message) -> bytes:
+    """The payload of `message`. Exhaustive: mypy rejects a message type without a case."""
+    match message:
+        case Bets(start=start, bets=bets):
+            return _U32.pack(start) + _pack_text_list([field for bet in bets for field in bet])
+        case BetsAck(stored=stored):
+            return _U32.pack(stored)
+        case Hello(agency=agency):
+            return _U32.pack(agency)
+        case Welcome(stored=stored, done=done):
+            return _WELCOME.pack(stored, done)
+        case Winners(documents=documents, more=more):
+            return _U8.pack(more) + _pack_text_list(documents)
+        case Error(code=code, detail=detail):
+            return _U16.pack(code) + _pack_text_list([detail])
+        case Done() | DoneAck() | WinnersQuery():
+            return b""
+        case _:
+            assert_never(message)
+
+
 def encode(message: Message) -> bytes:
     """Encode one message as one frame.
 
     Raises:
         FrameTooLarge: the message does not fit in MAX_FRAME_SIZE.
     """
-    payload: bytes
-    if isinstance(message, Bets):
-        fields = [field for bet in message.bets for field in bet]
-        payload = _U32.pack(message.start) + _pack_text_list(fields)
-    elif isinstance(message, BetsAck):
-        payload = _U32.pack(message.stored)
-    elif isinstance(message, Hello):
-        payload = _U32.pack(message.agency)
-    elif isinstance(message, Welcome):
-        payload = _WELCOME.pack(message.stored, message.done)
-    elif isinstance(message, Winners):
-        payload = _U8.pack(message.more) + _pack_text_list(message.documents)
-    elif isinstance(message, Error):
-        payload = _U16.pack(message.code) + _pack_text_list([message.detail])
-    else:  # Done, DoneAck, WinnersQuery carry nothing
-        payload = b""
-    return _frame(message.TYPE, payload)
+    return _frame(message.TYPE, _payload(message))
 
 
 # --- decoding -------------------------------------------------------------
+
+
+def check_header_prefix(data: bytes | bytearray) -> None:
+    """Check as much of a frame header as `data` holds (its start byte, then its version).
+
+    The decoder calls this as bytes arrive, so a text line or a wrong version
+    is refused after one or two bytes, before a whole header is buffered.
+
+    Raises:
+        BadHeader: the start byte or the version is wrong.
+    """
+    if data and data[0] != START_BYTE:
+        raise BadHeader(f"start byte 0x{data[0]:02x}, expected 0x{START_BYTE:02x}")
+    if len(data) > 1 and data[1] != VERSION:
+        raise BadHeader(f"protocol version {data[1]}, expected {VERSION}")
 
 
 def parse_header(header: bytes | bytearray) -> tuple[MessageType, int]:
@@ -142,11 +163,8 @@ def parse_header(header: bytes | bytearray) -> tuple[MessageType, int]:
     Raises:
         BadHeader, UnknownMessageType, FrameTooLarge.
     """
-    start, version, kind, length = _HEADER.unpack(header)
-    if start != START_BYTE:
-        raise BadHeader(f"start byte 0x{start:02x}, expected 0x{START_BYTE:02x}")
-    if version != VERSION:
-        raise BadHeader(f"protocol version {version}, expected {VERSION}")
+    check_header_prefix(header)
+    _, _, kind, length = _HEADER.unpack(header)
     try:
         message_type = MessageType(kind)
     except ValueError:

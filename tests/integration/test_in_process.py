@@ -7,41 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
+import gevent.event
 import pytest
 
+from client_gevent.connection import ServerConnection
 from lottery_gevent import contract
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.storage import BetStore
-from shared.protocol import (
-    BetsAck,
-    Done,
-    DoneAck,
-    Error,
-    ErrorCode,
-    FrameDecoder,
-    Hello,
-    Message,
-    Welcome,
-    WinnersQuery,
-)
-from shared.transport import open_connection, receive_message, send_message
+from shared.protocol import BetsAck, Done, DoneAck, Error, ErrorCode, Hello, Message, Welcome, WinnersQuery
+from shared.transport import Stream
 from tests.rawclient import batch
 
 WAIT_S = 10.0
-
-
-class Agency:
-    """A protocol peer on a gevent socket (so it cooperates with the server's greenlets)."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = open_connection("127.0.0.1", port, WAIT_S)
-        self.decoder = FrameDecoder()
-
-    def request(self, message: Message) -> Message:
-        send_message(self.sock, message)
-        return receive_message(self.sock, self.decoder)
 
 
 @pytest.fixture
@@ -55,12 +34,18 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LotterySe
     server.stop()
 
 
+def _upload_and_finish(port: int, agency: int) -> ServerConnection:
+    """An agency (a gevent peer, so it cooperates with the server's greenlets) that uploads and is done."""
+    peer = ServerConnection.open("127.0.0.1", port, WAIT_S)
+    assert peer.exchange(Hello(agency)) == Welcome(0, False)
+    assert peer.exchange(batch(0, 3, winning_every=2, document_base=agency * 1000)) == BetsAck(3)
+    assert peer.exchange(Done()) == DoneAck()
+    return peer
+
+
 def _done_and_ask(port: int, agency: int) -> Message:
-    peer = Agency(port)
-    assert peer.request(Hello(agency)) == Welcome(0, False)
-    assert peer.request(batch(0, 3, winning_every=2, document_base=agency * 1000)) == BetsAck(3)
-    assert peer.request(Done()) == DoneAck()
-    return peer.request(WinnersQuery())
+    with _upload_and_finish(port, agency) as peer:
+        return peer.exchange(WinnersQuery())
 
 
 def test_a_failed_draw_reaches_every_waiter(serve: LotteryServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,13 +62,19 @@ def test_a_failed_draw_reaches_every_waiter(serve: LotteryServer, monkeypatch: p
         assert "Input/output error" in reply.detail
 
 
-def test_stop_ends_agencies_waiting_for_the_draw(serve: LotteryServer) -> None:
-    waiter = gevent.spawn(_done_and_ask, serve.port, 1)
-    with gevent.Timeout(WAIT_S):
-        while not serve.lottery.is_done(1):
-            gevent.sleep(0)  # yield to the server's greenlets until agency 1's Done is in
-    serve.stop()
-    waiter.join(WAIT_S)
-    reply = waiter.get()
+def test_stop_ends_agencies_waiting_for_the_draw(serve: LotteryServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    waiting = gevent.event.Event()
+    await_draw = Lottery.await_draw
+
+    def spied(lottery: Lottery, stream: Stream) -> bool:
+        waiting.set()
+        return await_draw(lottery, stream)
+
+    monkeypatch.setattr(Lottery, "await_draw", spied)
+    with _upload_and_finish(serve.port, 1) as peer:
+        peer.send_message(WinnersQuery())
+        assert waiting.wait(WAIT_S), "the session never started waiting for the draw"
+        serve.stop()
+        reply = peer.receive()
     assert isinstance(reply, Error) and reply.code is ErrorCode.SHUTTING_DOWN
-    assert not serve.lottery.barrier.ready()
+    assert not serve.lottery.drawn

@@ -15,6 +15,7 @@ can end the wait.
 from __future__ import annotations
 
 import random
+import socket
 from collections import deque
 
 import gevent.event
@@ -59,7 +60,17 @@ class FakeSocket:
         self.send_counts: list[int] = []
 
     def settimeout(self, timeout: float | None) -> None:
-        """Accepted and ignored: timeouts are scripted (a TimeoutError in the script)."""
+        """Recorded and otherwise ignored: timeouts are scripted (a TimeoutError in the script)."""
+        self.timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return getattr(self, "timeout", None)
+
+    def fileno(self) -> int:
+        raise OSError("a fake socket has no file descriptor")
+
+    def close(self) -> None:
+        self.closed = True
 
     @property
     def unread(self) -> bytes:
@@ -74,7 +85,7 @@ class FakeSocket:
     def _on_end_of_script(self) -> bytes:
         return b""
 
-    def recv(self, size: int, /) -> bytes:
+    def recv(self, size: int, flags: int = 0, /) -> bytes:
         assert size > 0, "recv(0) would be indistinguishable from EOF"
         self.recv_sizes.append(size)
         if not self._script:
@@ -83,6 +94,8 @@ class FakeSocket:
         if isinstance(head, BaseException):
             self._script.popleft()
             raise head
+        if flags & socket.MSG_PEEK:
+            return head[:size]
         take = min(size, len(head))
         if self._recv_limit is not None:
             take = min(take, self._recv_limit)

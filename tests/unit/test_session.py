@@ -2,13 +2,15 @@
 
 Not a full session suite (the loopback tests in tests/integration drive real
 sockets); these pin down two refusals where the exact bytes the peer receives
-matter. The server is a real LotteryServer that is never started, so nothing
-listens; the store is a real BetStore in tmp_path, without fsync.
+matter. The session gets real parts (a BetStore in tmp_path without fsync, a
+Lottery, an AgencyRegistry), exactly what the server would hand it; nothing
+listens.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
@@ -16,20 +18,32 @@ import pytest
 
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.lottery import Lottery
-from lottery_gevent.server import LotteryServer
+from lottery_gevent.registry import AgencyRegistry
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
 from shared.protocol import Bets, BetsAck, Error, ErrorCode, FrameDecoder, Hello, Message, Welcome, encode
+from shared.transport import Stream
 from tests.unit.fakes import BlockingFakeSocket, FakeSocket
 from tests.unit.frames import ANA
 
 
+@dataclass
+class Parts:
+    """What the server hands each session."""
+
+    config: ServerConfig
+    store: BetStore
+    lottery: Lottery
+    registry: AgencyRegistry
+
+
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LotteryServer]:
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Parts]:
     monkeypatch.chdir(tmp_path)
     store = BetStore(durable=False)
     store.open()
-    yield LotteryServer(ServerConfig(ip="127.0.0.1", port=0, agencies=2), store, Lottery(store, 2))
+    config = ServerConfig(ip="127.0.0.1", port=0, agencies=2)
+    yield Parts(config, store, Lottery(store, 2), AgencyRegistry(config.stop_timeout_s))
     store.close()
 
 
@@ -43,19 +57,22 @@ def replies(sock: FakeSocket) -> list[Message]:
     return out
 
 
-def serve(server: LotteryServer, sock: FakeSocket) -> gevent.Greenlet:
+def serve(parts: Parts, sock: FakeSocket) -> gevent.Greenlet:
     """Run one session over `sock` in its own greenlet, as the server's handler would."""
 
     def handle() -> None:
-        first = sock.recv(1)
-        AgencySession(server, sock, "192.0.2.1").run(first)  # type: ignore[arg-type]
+        stream = Stream(sock)
+        session = AgencySession(
+            stream, "192.0.2.1", store=parts.store, lottery=parts.lottery, registry=parts.registry, config=parts.config
+        )
+        session.run()
 
     return gevent.spawn(handle)
 
 
 @pytest.mark.parametrize("blank", [" ", "\n", "\t"])
 def test_the_largest_invalid_bet_is_refused_as_invalid_and_the_session_goes_on(
-    server: LotteryServer, blank: str
+    server: Parts, blank: str
 ) -> None:
     # A blank first name that fills the frame: its refusal quotes the value, and
     # repr() doubles "\n" and "\t". The refusal must still be one INVALID_BET frame.
@@ -74,7 +91,7 @@ def test_the_largest_invalid_bet_is_refused_as_invalid_and_the_session_goes_on(
     assert server.store.durable_count(1) == 1
 
 
-def test_a_superseded_session_tells_its_peer(server: LotteryServer) -> None:
+def test_a_superseded_session_tells_its_peer(server: Parts) -> None:
     old_peer = BlockingFakeSocket(encode(Hello(1)))
     old = serve(server, old_peer)
     gevent.idle()

@@ -12,13 +12,22 @@ import socket
 from collections.abc import Iterator
 
 import gevent
+import gevent.event
 import gevent.socket
 import pytest
 
 from shared import transport
-from shared.errors import BadHeader, ConnectFailed, FrameTooLarge, PeerClosed, Timeout, UnknownMessageType
+from shared.errors import (
+    BadHeader,
+    ConnectFailed,
+    FrameTooLarge,
+    LineTooLong,
+    PeerClosed,
+    Timeout,
+    UnknownMessageType,
+)
 from shared.protocol import Bets, Done, FrameDecoder, Hello, Message, Winners, encode
-from shared.transport import receive_message, recv_exact, recv_line, send_all, send_message
+from shared.transport import Stream, receive_message, send_message
 from tests.unit.fakes import BlockingFakeSocket, FakeSocket
 from tests.unit.frames import ANA, MESSAGES_AND_FRAMES, NASTY, ZOE
 
@@ -43,7 +52,7 @@ def safety_net() -> Iterator[None]:
 @pytest.mark.parametrize("limit", [1, 3, 1000])
 def test_send_all_writes_everything_across_partial_sends(limit: int) -> None:
     sock = FakeSocket(send_limit=limit)
-    send_all(sock, DATA)
+    Stream(sock).send_all(DATA)
     assert sock.sent == DATA
     assert len(sock.send_counts) == -(-len(DATA) // limit)
 
@@ -51,21 +60,21 @@ def test_send_all_writes_everything_across_partial_sends(limit: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_send_all_with_random_partial_sends(seed: int) -> None:
     sock = FakeSocket(seed=seed, send_limit=50)
-    send_all(sock, DATA)
+    Stream(sock).send_all(DATA)
     assert sock.sent == DATA
     assert len(sock.send_counts) > len(DATA) // 50
 
 
 def test_send_all_of_nothing_sends_nothing() -> None:
     sock = FakeSocket()
-    send_all(sock, b"")
+    Stream(sock).send_all(b"")
     assert sock.send_counts == []
 
 
 def test_send_timeout_becomes_shared_timeout() -> None:
     sock = FakeSocket(send_script=(3, TimeoutError("timed out")))
     with pytest.raises(Timeout) as caught:
-        send_all(sock, b"0123456789")
+        Stream(sock).send_all(b"0123456789")
     assert isinstance(caught.value.__cause__, TimeoutError)
     assert sock.sent == b"012"
 
@@ -74,7 +83,7 @@ def test_send_timeout_becomes_shared_timeout() -> None:
 def test_send_on_a_broken_connection_becomes_peer_closed(error: OSError) -> None:
     sock = FakeSocket(send_script=(4, error))
     with pytest.raises(PeerClosed) as caught:
-        send_all(sock, b"0123456789")
+        Stream(sock).send_all(b"0123456789")
     assert caught.value.__cause__ is error
 
 
@@ -82,7 +91,7 @@ def test_send_on_a_broken_connection_becomes_peer_closed(error: OSError) -> None
 def test_send_message_sends_one_whole_frame(seed: int) -> None:
     message = Bets(5, (ANA, ZOE, NASTY))
     sock = FakeSocket(seed=seed)
-    send_message(sock, message)
+    send_message(Stream(sock), message)
     assert sock.sent == encode(message)
 
 
@@ -91,7 +100,7 @@ def test_send_message_sends_one_whole_frame(seed: int) -> None:
 
 def test_recv_exact_across_one_byte_recvs() -> None:
     sock = FakeSocket(DATA, recv_limit=1)
-    assert recv_exact(sock, 1000) == DATA[:1000]
+    assert Stream(sock).recv_exact(1000) == DATA[:1000]
     assert sock.recv_sizes == list(range(1000, 0, -1))
     assert sock.unread == DATA[1000:]
 
@@ -99,20 +108,20 @@ def test_recv_exact_across_one_byte_recvs() -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_recv_exact_across_random_chunks(seed: int) -> None:
     sock = FakeSocket(DATA, seed=seed)
-    assert recv_exact(sock, 777) + recv_exact(sock, 1) + recv_exact(sock, len(DATA) - 778) == DATA
+    assert Stream(sock).recv_exact(777) + Stream(sock).recv_exact(1) + Stream(sock).recv_exact(len(DATA) - 778) == DATA
     assert sock.unread == b""
 
 
 def test_recv_exact_across_scripted_chunks() -> None:
     sock = FakeSocket(b"ab", b"c", b"defg")
-    assert recv_exact(sock, 5) == b"abcde"
+    assert Stream(sock).recv_exact(5) == b"abcde"
     assert sock.unread == b"fg"
 
 
 def test_eof_mid_read_carries_partial_and_expected() -> None:
     sock = FakeSocket(b"abc", recv_limit=1)
     with pytest.raises(PeerClosed) as caught:
-        recv_exact(sock, 10)
+        Stream(sock).recv_exact(10)
     assert caught.value.partial == b"abc"
     assert caught.value.expected == 10
     assert caught.value.mid_frame
@@ -120,7 +129,7 @@ def test_eof_mid_read_carries_partial_and_expected() -> None:
 
 def test_eof_before_any_byte_is_not_mid_frame() -> None:
     with pytest.raises(PeerClosed) as caught:
-        recv_exact(FakeSocket(), 4)
+        Stream(FakeSocket()).recv_exact(4)
     assert caught.value.partial == b""
     assert caught.value.expected == 4
     assert not caught.value.mid_frame
@@ -129,21 +138,21 @@ def test_eof_before_any_byte_is_not_mid_frame() -> None:
 def test_recv_timeout_becomes_shared_timeout() -> None:
     sock = FakeSocket(b"ab", TimeoutError("timed out"), b"cd")
     with pytest.raises(Timeout) as caught:
-        recv_exact(sock, 4)
+        Stream(sock).recv_exact(4)
     assert isinstance(caught.value.__cause__, TimeoutError)
     assert not isinstance(caught.value, OSError)
 
 
 def test_socket_timeout_alias_becomes_shared_timeout() -> None:
     with pytest.raises(Timeout):
-        recv_exact(FakeSocket(TimeoutError("timed out")), 1)
+        Stream(FakeSocket(TimeoutError("timed out"))).recv_exact(1)
 
 
 def test_connection_reset_mid_read_becomes_peer_closed_with_partial() -> None:
     reset = ConnectionResetError(errno.ECONNRESET, "reset by peer")
     sock = FakeSocket(b"xy", reset)
     with pytest.raises(PeerClosed) as caught:
-        recv_exact(sock, 5)
+        Stream(sock).recv_exact(5)
     assert (caught.value.partial, caught.value.expected) == (b"xy", 5)
     assert caught.value.__cause__ is reset
 
@@ -154,24 +163,24 @@ def test_connection_reset_mid_read_becomes_peer_closed_with_partial() -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_recv_line_across_chunks(seed: int) -> None:
     sock = FakeSocket(b"hello, world\n", seed=seed)
-    assert recv_line(sock, 100) == b"hello, world\n"
+    assert Stream(sock).recv_line(100) == b"hello, world\n"
 
 
 def test_recv_line_returns_what_arrived_before_eof() -> None:
-    assert recv_line(FakeSocket(b"no newline", recv_limit=3), 100) == b"no newline"
-    assert recv_line(FakeSocket(), 100) == b""
+    assert Stream(FakeSocket(b"no newline", recv_limit=3)).recv_line(100) == b"no newline"
+    assert Stream(FakeSocket()).recv_line(100) == b""
 
 
 def test_recv_line_refuses_an_overlong_line() -> None:
-    with pytest.raises(ValueError):
-        recv_line(FakeSocket(b"x" * 50), 10)
+    with pytest.raises(LineTooLong):
+        Stream(FakeSocket(b"x" * 50)).recv_line(10)
 
 
 def test_recv_line_timeout_and_reset() -> None:
     with pytest.raises(Timeout):
-        recv_line(FakeSocket(b"part", TimeoutError()), 100)
+        Stream(FakeSocket(b"part", TimeoutError())).recv_line(100)
     with pytest.raises(PeerClosed) as caught:
-        recv_line(FakeSocket(b"part", ConnectionResetError()), 100)
+        Stream(FakeSocket(b"part", ConnectionResetError())).recv_line(100)
     assert caught.value.partial == b"part"
 
 
@@ -185,7 +194,7 @@ FOLLOWING = encode(Hello(3)) + b"garbage that must stay unread"
 def test_receive_message_never_reads_past_the_frame(message: Message, frame: bytes, chunks: str) -> None:
     options = {"one-byte": {"recv_limit": 1}, "random": {"seed": len(frame)}, "whole": {}}[chunks]
     sock = FakeSocket(frame + FOLLOWING, **options)  # type: ignore[arg-type]
-    assert receive_message(sock, FrameDecoder()) == message
+    assert receive_message(Stream(sock), FrameDecoder()) == message
     assert sock.unread == FOLLOWING
 
 
@@ -194,7 +203,7 @@ def test_receive_message_in_sequence_with_one_decoder(seed: int) -> None:
     messages = [message for message, _ in MESSAGES_AND_FRAMES]
     sock = FakeSocket(b"".join(frame for _, frame in MESSAGES_AND_FRAMES), seed=seed)
     decoder = FrameDecoder()
-    assert [receive_message(sock, decoder) for _ in messages] == messages
+    assert [receive_message(Stream(sock), decoder) for _ in messages] == messages
     assert sock.unread == b""
 
 
@@ -203,7 +212,7 @@ def test_receive_message_returns_a_frame_already_buffered_without_reading() -> N
     decoder.feed(encode(Done()) + encode(Hello(1)))
     assert decoder.next_message() == Done()
     sock = FakeSocket(b"unread")
-    assert receive_message(sock, decoder) == Hello(1)
+    assert receive_message(Stream(sock), decoder) == Hello(1)
     assert sock.recv_sizes == []
 
 
@@ -212,13 +221,13 @@ def test_receive_message_completes_a_frame_partly_buffered() -> None:
     decoder = FrameDecoder()
     decoder.feed(frame[:7])
     sock = FakeSocket(frame[7:] + b"next", recv_limit=2)
-    assert receive_message(sock, decoder) == Winners(("1", "22", "333"))
+    assert receive_message(Stream(sock), decoder) == Winners(("1", "22", "333"))
     assert sock.unread == b"next"
 
 
 def test_eof_between_frames_is_not_mid_frame() -> None:
     with pytest.raises(PeerClosed) as caught:
-        receive_message(FakeSocket(), FrameDecoder())
+        receive_message(Stream(FakeSocket()), FrameDecoder())
     assert not caught.value.mid_frame
 
 
@@ -226,7 +235,7 @@ def test_eof_between_frames_is_not_mid_frame() -> None:
 def test_eof_mid_frame_reports_the_whole_frame(cut: int) -> None:
     frame = encode(Bets(0, (ANA,)))
     with pytest.raises(PeerClosed) as caught:
-        receive_message(FakeSocket(frame[:cut], recv_limit=2), FrameDecoder())
+        receive_message(Stream(FakeSocket(frame[:cut], recv_limit=2)), FrameDecoder())
     assert caught.value.mid_frame
     assert caught.value.partial == frame[:cut]
     assert caught.value.expected == (5 if cut < 5 else len(frame))
@@ -235,7 +244,7 @@ def test_eof_mid_frame_reports_the_whole_frame(cut: int) -> None:
 def test_a_bad_start_byte_is_refused_within_the_header() -> None:
     sock = FakeSocket(b"GET / HTTP/1.1\r\n")
     with pytest.raises(BadHeader):
-        receive_message(sock, FrameDecoder())
+        receive_message(Stream(sock), FrameDecoder())
     assert sock.unread == b" HTTP/1.1\r\n"  # the first read asks for a header's worth, no more
 
 
@@ -243,26 +252,26 @@ def test_an_oversized_frame_is_refused_before_its_payload_is_read() -> None:
     payload = b"p" * 100
     sock = FakeSocket(b"\x9e\x01\x03\xff\xff" + payload, recv_limit=1)
     with pytest.raises(FrameTooLarge):
-        receive_message(sock, FrameDecoder())
+        receive_message(Stream(sock), FrameDecoder())
     assert sock.unread == payload
 
 
 def test_an_unknown_type_is_refused_with_the_header() -> None:
     sock = FakeSocket(b"\x9e\x01\x63\x00\x02ab")
     with pytest.raises(UnknownMessageType):
-        receive_message(sock, FrameDecoder())
+        receive_message(Stream(sock), FrameDecoder())
     assert sock.unread == b"ab"
 
 
 def test_idle_timeout_before_the_first_byte() -> None:
     with pytest.raises(Timeout):
-        receive_message(FakeSocket(TimeoutError()), FrameDecoder())
+        receive_message(Stream(FakeSocket(TimeoutError())), FrameDecoder())
 
 
 def test_socket_timeout_inside_a_frame() -> None:
     frame = encode(Hello(1))
     with pytest.raises(Timeout):
-        receive_message(FakeSocket(frame[:4], TimeoutError()), FrameDecoder(), frame_timeout=None)
+        receive_message(Stream(FakeSocket(frame[:4], TimeoutError())), FrameDecoder(), frame_timeout=None)
 
 
 @pytest.mark.parametrize("cut", [1, 4, 5, 7])
@@ -270,7 +279,7 @@ def test_frame_timeout_ends_a_trickled_frame(cut: int, safety_net: None) -> None
     frame = encode(Hello(1))
     sock = BlockingFakeSocket(frame[:cut], recv_limit=1)
     with pytest.raises(Timeout, match="frame not complete"):
-        receive_message(sock, FrameDecoder(), frame_timeout=0.001)
+        receive_message(Stream(sock), FrameDecoder(), frame_timeout=0.001)
     assert sock.blocked == 1
 
 
@@ -279,13 +288,13 @@ def test_frame_timeout_does_not_apply_before_the_first_byte(safety_net: None) ->
     # The frame timeout must not be armed yet: only the safety net ends this wait.
     sock = BlockingFakeSocket()
     with pytest.raises(Hung), gevent.Timeout(0.05, Hung("waited for the first byte, as it should")):
-        receive_message(sock, FrameDecoder(), frame_timeout=0.001)
+        receive_message(Stream(sock), FrameDecoder(), frame_timeout=0.001)
     assert sock.blocked == 1
 
 
 def test_a_frame_completed_in_time_is_returned(safety_net: None) -> None:
     sock = BlockingFakeSocket(encode(Hello(8)), recv_limit=1)
-    assert receive_message(sock, FrameDecoder(), frame_timeout=60) == Hello(8)
+    assert receive_message(Stream(sock), FrameDecoder(), frame_timeout=60) == Hello(8)
     assert sock.blocked == 0
 
 
@@ -309,7 +318,8 @@ def test_open_connection_configures_the_socket(monkeypatch: pytest.MonkeyPatch) 
         return created
 
     monkeypatch.setattr(gevent.socket, "create_connection", create_connection)
-    assert transport.open_connection("server", 12345, 3.0) is created  # type: ignore[comparison-overlap]
+    stream = transport.open_connection("server", 12345, 3.0)
+    assert stream._sock is created  # type: ignore[comparison-overlap]
     assert calls == [(("server", 12345), 3.0)]
     assert created.options[(socket.IPPROTO_TCP, socket.TCP_NODELAY)] == 1
     assert created.options[(socket.SOL_SOCKET, socket.SO_KEEPALIVE)] == 1
@@ -324,3 +334,51 @@ def test_open_connection_failure_becomes_connect_failed(monkeypatch: pytest.Monk
     with pytest.raises(ConnectFailed, match="server:1") as caught:
         transport.open_connection("server", 1, 1.0)
     assert caught.value.__cause__ is error
+
+
+# --- peek, send_nowait, wait_readable ----------------------------------------------
+
+
+def test_peek_leaves_the_byte_for_the_next_read() -> None:
+    stream = Stream(FakeSocket(b"\x9ehello", recv_limit=2))
+    assert stream.peek_byte() == b"\x9e"
+    assert stream.peek_byte() == b"\x9e"
+    assert stream.recv_exact(6) == b"\x9ehello"
+    assert stream.peek_byte() == b""
+
+
+def test_peek_translates_errors() -> None:
+    with pytest.raises(Timeout):
+        Stream(FakeSocket(TimeoutError())).peek_byte()
+    with pytest.raises(PeerClosed):
+        Stream(FakeSocket(ConnectionResetError())).peek_byte()
+
+
+def test_send_nowait_never_raises_and_says_whether_all_went() -> None:
+    assert Stream(FakeSocket()).send_nowait(b"abc") is True
+    assert Stream(FakeSocket(send_limit=2)).send_nowait(b"abc") is False
+    assert Stream(FakeSocket(send_script=(BlockingIOError(),))).send_nowait(b"abc") is False
+
+
+def test_wait_readable_returns_false_when_the_event_comes_first() -> None:
+    left, right = gevent.socket.socketpair()
+    with left, right:
+        event = gevent.event.Event()
+        gevent.spawn_later(0, event.set)
+        with gevent.Timeout(10):
+            assert Stream(left).wait_readable(event) is False
+
+
+def test_wait_readable_returns_true_when_the_peer_sends_or_closes() -> None:
+    for act in (lambda peer: peer.sendall(b"x"), lambda peer: peer.close()):
+        left, right = gevent.socket.socketpair()
+        with left, right:
+            gevent.spawn_later(0, act, right)
+            with gevent.Timeout(10):
+                assert Stream(left).wait_readable(gevent.event.Event()) is True
+
+
+def test_wait_readable_on_a_ready_event_does_not_wait() -> None:
+    event = gevent.event.Event()
+    event.set()
+    assert Stream(BlockingFakeSocket()).wait_readable(event) is False

@@ -1,0 +1,61 @@
+# Strategy: at most one live session per agency. A session claims its agency
+# when it identifies; a newer claim for the same agency takes over, ending the
+# older session's greenlet first (its in-flight batch is stored whole or not at
+# all, since appends never yield midway) and only then returning, so the new
+# session reads the agency's stored count after the old one is gone.
+#
+# The registry knows greenlets, not sessions: sessions depend on it, never the
+# other way round. `EndSession` is what it (and the server's shutdown) throws.
+from __future__ import annotations
+
+import logging
+
+import gevent
+
+from shared.logs import Result, log_action
+from shared.protocol import ErrorCode
+
+logger = logging.getLogger(__name__)
+
+
+class EndSession(gevent.GreenletExit):  # type: ignore[misc]
+    """Thrown into a session's greenlet to end it (takeover, shutdown).
+
+    Attributes:
+        reason: for the log and the peer.
+        code: the Error code the peer is told, when it can be told cleanly.
+    """
+
+    def __init__(self, reason: str, code: ErrorCode) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class AgencyRegistry:
+    """Which greenlet speaks for each agency.
+
+    Args:
+        takeover_timeout_s: how long an older session gets to end when superseded.
+    """
+
+    def __init__(self, takeover_timeout_s: float) -> None:
+        self._takeover_timeout_s = takeover_timeout_s
+        self._owners: dict[int, gevent.Greenlet] = {}
+
+    def claim(self, agency: int, owner: gevent.Greenlet) -> None:
+        """Make `owner` the agency's only session, ending any older one first."""
+        old = self._owners.get(agency)
+        self._owners[agency] = owner
+        if old is not None and old is not owner:
+            log_action(logger, logging.INFO, "takeover", Result.SUCCESS, agency=agency)
+            old.kill(
+                EndSession("superseded by a newer connection of the same agency", ErrorCode.SUPERSEDED),
+                block=True,
+                timeout=self._takeover_timeout_s,
+            )
+
+    def release(self, agency: int, owner: gevent.Greenlet) -> None:
+        """Forget `owner` as the agency's session, unless a newer one has claimed it."""
+        if self._owners.get(agency) is owner:
+            del self._owners[agency]
