@@ -24,8 +24,8 @@ from shared.config import (
     log_level,
     merge_settings,
     optional_path,
-    path,
     require_together,
+    required_path,
     seconds,
 )
 
@@ -96,7 +96,13 @@ SETTINGS: tuple[Setting, ...] = (
     _row("SERVER_IP", "ip", host, "0.0.0.0", "address or hostname to listen on"),
     _row("SERVER_LISTEN_BACKLOG", "listen_backlog", int_in(1), "128", "the listening socket's accept queue"),
     _row("LOGGING_LEVEL", "logging_level", log_level, "INFO", "CRITICAL, ERROR, WARNING, INFO or DEBUG"),
-    _row("SERVER_AGENCIES", "agencies", int_in(0), "5", "agencies (ids 1..N) that must be done before the draw"),
+    _row(
+        "SERVER_AGENCIES",
+        "agencies",
+        int_in(0),
+        "5",
+        "agencies (ids 1..N) that must be done before the draw; 0: echo only",
+    ),
     _row("SERVER_MAX_CONNECTIONS", "max_connections", int_in(1), "1024", "concurrent connections; more are refused"),
     _row(
         "SERVER_MAX_CONNECTIONS_PER_IP",
@@ -138,7 +144,7 @@ SETTINGS: tuple[Setting, ...] = (
     _row("SERVER_ECHO_TIMEOUT_S", "echo_timeout_s", seconds, "5", "the inline echo line must arrive within this"),
     _row("SERVER_STOP_TIMEOUT_S", "stop_timeout_s", seconds, "2", "on SIGTERM, how long connections get to finish"),
     _row("SERVER_FSYNC", "fsync", boolean, "true", "fsync before acknowledging (turn off only to measure its cost)"),
-    _row("SERVER_DATA_DIR", "data_dir", path, ".", "the data directory: bets.csv and the contest's files"),
+    _row("SERVER_DATA_DIR", "data_dir", required_path, ".", "the data directory: bets.csv and the contest's files"),
     _row(
         "SERVER_WAIT_LOG_S",
         "wait_log_s",

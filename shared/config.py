@@ -136,7 +136,7 @@ def host_port(text: str) -> tuple[str, int]:
         raise ValueError(reason if reason.startswith("port ") else f"port {reason}") from None
 
 
-def path(text: str) -> Path:
+def required_path(text: str) -> Path:
     """Parse a path that must be given (not empty)."""
     if not text:
         raise ValueError("must be a path, got ''")
