@@ -60,8 +60,18 @@ class ErrorCode(enum.IntEnum):
     SHUTTING_DOWN = 9
     #: A newer connection identified as the same agency and took over.
     SUPERSEDED = 10
-    #: The server holds its maximum number of connections. Retry later.
+    #: The server holds its maximum number of connections (in all, or from this address). Retry later.
     SERVER_BUSY = 11
+    #: This connection may not act for the agency it named (its certificate names another); closed.
+    NOT_AUTHORISED = 12
+    #: The server requires TLS and this connection is plaintext; closed.
+    TLS_REQUIRED = 13
+    #: The batch would take the agency past the server's per-agency bet quota; nothing of it was stored.
+    QUOTA_EXCEEDED = 14
+    #: The connection sent too many refused frames; closed.
+    TOO_MANY_REFUSALS = 15
+    #: The connection was too slow: it did not identify in time, or went idle; closed.
+    TOO_SLOW = 16
 
 
 @dataclass(frozen=True, slots=True)

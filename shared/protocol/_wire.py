@@ -53,8 +53,8 @@ from shared.protocol._messages import (
 #: so no ASCII or UTF-8 text line can begin with it (that is how the server tells
 #: a protocol client from a netcat health check).
 START_BYTE = 0x9E
-#: Protocol version; bumped on any incompatible change.
-VERSION = 1
+#: Protocol version; bumped on any incompatible change (2: TLS identity, contest id and resume digest).
+VERSION = 2
 _HEADER = struct.Struct(">BBBH")
 HEADER_SIZE = _HEADER.size
 #: No frame, header included, is ever larger than this (8 KiB).

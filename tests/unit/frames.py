@@ -27,14 +27,14 @@ NASTY = BetFields("a|b;c", 'd\ne"f', "22", "2001-02-03", "999999999")
 
 # (id, message, frame): header, then the payload's fields, joined with "+".
 FIXTURES: list[tuple[str, Message, bytes]] = [
-    ("hello", Hello(7), b"\x9e\x01\x01\x00\x04" + b"\x00\x00\x00\x07"),
-    ("hello-max", Hello(2**32 - 1), b"\x9e\x01\x01\x00\x04" + b"\xff\xff\xff\xff"),
-    ("welcome", Welcome(300, True), b"\x9e\x01\x02\x00\x05" + b"\x00\x00\x01\x2c" + b"\x01"),
-    ("welcome-fresh", Welcome(0, False), b"\x9e\x01\x02\x00\x05" + b"\x00\x00\x00\x00" + b"\x00"),
+    ("hello", Hello(7), b"\x9e\x02\x01\x00\x04" + b"\x00\x00\x00\x07"),
+    ("hello-max", Hello(2**32 - 1), b"\x9e\x02\x01\x00\x04" + b"\xff\xff\xff\xff"),
+    ("welcome", Welcome(300, True), b"\x9e\x02\x02\x00\x05" + b"\x00\x00\x01\x2c" + b"\x01"),
+    ("welcome-fresh", Welcome(0, False), b"\x9e\x02\x02\x00\x05" + b"\x00\x00\x00\x00" + b"\x00"),
     (
         "bets-one",
         Bets(2, (ANA,)),
-        b"\x9e\x01\x03\x00\x29"
+        b"\x9e\x02\x03\x00\x29"
         b"\x00\x00\x00\x02"  # start
         b"\x00\x05"  # five fields
         b"\x00\x03\x00\x05\x00\x03\x00\x0a\x00\x04"  # their lengths
@@ -45,7 +45,7 @@ FIXTURES: list[tuple[str, Message, bytes]] = [
         # newline travel as plain text.
         "bets-utf8-separators",
         Bets(100, (ZOE, NASTY)),
-        b"\x9e\x01\x03\x00\x50"
+        b"\x9e\x02\x03\x00\x50"
         b"\x00\x00\x00\x64"
         b"\x00\x0a"
         b"\x00\x03\x00\x05\x00\x01\x00\x0a\x00\x01"
@@ -61,25 +61,25 @@ FIXTURES: list[tuple[str, Message, bytes]] = [
         b"2001-02-03"
         b"999999999",
     ),
-    ("bets-ack", BetsAck(42), b"\x9e\x01\x04\x00\x04" + b"\x00\x00\x00\x2a"),
-    ("done", Done(), b"\x9e\x01\x05\x00\x00"),
-    ("done-ack", DoneAck(), b"\x9e\x01\x06\x00\x00"),
-    ("winners-query", WinnersQuery(), b"\x9e\x01\x07\x00\x00"),
+    ("bets-ack", BetsAck(42), b"\x9e\x02\x04\x00\x04" + b"\x00\x00\x00\x2a"),
+    ("done", Done(), b"\x9e\x02\x05\x00\x00"),
+    ("done-ack", DoneAck(), b"\x9e\x02\x06\x00\x00"),
+    ("winners-query", WinnersQuery(), b"\x9e\x02\x07\x00\x00"),
     (
         "winners",
         Winners(("30904465", "1"), more=False),
-        b"\x9e\x01\x08\x00\x10" + b"\x00" + b"\x00\x02" + b"\x00\x08\x00\x01" + b"309044651",
+        b"\x9e\x02\x08\x00\x10" + b"\x00" + b"\x00\x02" + b"\x00\x08\x00\x01" + b"309044651",
     ),
-    ("winners-empty-more", Winners((), more=True), b"\x9e\x01\x08\x00\x03" + b"\x01" + b"\x00\x00"),
+    ("winners-empty-more", Winners((), more=True), b"\x9e\x02\x08\x00\x03" + b"\x01" + b"\x00\x00"),
     (
         "error",
         Error(ErrorCode.INVALID_BET, "bad ñ"),
-        b"\x9e\x01\x09\x00\x0c" + b"\x00\x04" + b"\x00\x01" + b"\x00\x05" + b"bad \xc3\xb1",
+        b"\x9e\x02\x09\x00\x0c" + b"\x00\x04" + b"\x00\x01" + b"\x00\x05" + b"bad \xc3\xb1",
     ),
     (
         "error-empty-detail",
         Error(ErrorCode.SERVER_BUSY, ""),
-        b"\x9e\x01\x09\x00\x06" + b"\x00\x0b" + b"\x00\x01" + b"\x00\x00",
+        b"\x9e\x02\x09\x00\x06" + b"\x00\x0b" + b"\x00\x01" + b"\x00\x00",
     ),
 ]
 FIXTURE_IDS = [name for name, _, _ in FIXTURES]
