@@ -12,6 +12,7 @@
 #     allows, and no more parts than documents allowed are read.
 from __future__ import annotations
 
+import ssl
 from collections.abc import Collection
 from typing import TypeVar
 
@@ -40,13 +41,17 @@ class ServerConnection:
         stream.settimeout(reply_timeout_s)
 
     @classmethod
-    def open(cls, host: str, port: int, reply_timeout_s: float | None) -> ServerConnection:
-        """Connect to host:port.
+    def open(
+        cls, host: str, port: int, reply_timeout_s: float | None, tls: ssl.SSLContext | None = None
+    ) -> ServerConnection:
+        """Connect to host:port; with `tls` (a shared.transport.client_tls_context), over TLS.
 
         Raises:
             ConnectFailed: the server could not be reached.
+            TlsRejected: the server's certificate did not verify, or the server refused ours.
+            PeerClosed, Timeout: the TLS handshake broke off.
         """
-        return cls(open_connection(host, port, reply_timeout_s), reply_timeout_s)
+        return cls(open_connection(host, port, reply_timeout_s, tls), reply_timeout_s)
 
     def __enter__(self) -> ServerConnection:
         return self

@@ -11,10 +11,14 @@
 # connections but refusing their batches is given up on like an absent one. Because the server reports
 # how many bets it has and accepts a batch only where its stored bets end, a
 # retry can neither skip nor repeat a bet. Bad data (a bad CSV row, a bet the
-# server rejects) is not retried: it ends the run with one `fail` line.
+# server rejects) is not retried: it ends the run with one `fail` line. Nor is
+# a TLS certificate problem (the server's certificate does not verify against
+# the CA or the host name, or the server refuses ours): the same credentials
+# would fail the same way.
 from __future__ import annotations
 
 import logging
+import ssl
 
 from client_gevent.backoff import Backoff, GaveUp
 from client_gevent.batching import BetTooLarge, batches
@@ -28,10 +32,13 @@ from shared.errors import (
     ProtocolError,
     ServerRefused,
     Timeout,
+    TlsRejected,
+    TlsSetupFailed,
     UnexpectedReply,
 )
 from shared.logs import Result, log_action
 from shared.protocol import Bets, BetsAck, Done, DoneAck, ErrorCode, Hello, Welcome
+from shared.transport import client_tls_context
 
 logger = logging.getLogger(__name__)
 
@@ -64,12 +71,21 @@ class LotteryAgency:
         self._backoff = backoff
         self._agency = config.client_id
         self._phase = "connect"
+        self._tls: ssl.SSLContext | None = None
 
     def run(self) -> int:
         """Do the whole job; returns the exit code (0 on success)."""
+        config = self._config
+        if config.tls_ca is not None and config.tls_cert is not None and config.tls_key is not None:
+            try:
+                self._tls = client_tls_context(config.tls_ca, config.tls_cert, config.tls_key)
+            except TlsSetupFailed as exc:
+                return self._fail(exc)
         while True:
             try:
                 winners = self._attempt()
+            except TlsRejected as exc:
+                return self._fail(exc)
             except _CONNECTION_ERRORS as exc:
                 error: LotteryError = exc
             except ServerRefused as exc:
@@ -96,7 +112,7 @@ class LotteryAgency:
     def _attempt(self) -> list[str]:
         self._phase = "connect"
         host, port = self._config.server_host, self._config.server_port
-        with ServerConnection.open(host, port, self._config.reply_timeout.seconds) as server:
+        with ServerConnection.open(host, port, self._config.reply_timeout.seconds, self._tls) as server:
             welcome = server.request(Hello(self._agency), Welcome)
             if not welcome.done:
                 self._phase = "apuesta_enviada"

@@ -14,7 +14,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# Pinned runtime requirements only (gevent, greenlet, PyYAML); the test tools never enter an image.
+# Pinned runtime requirements only (gevent, greenlet, PyYAML; cryptography for tools/credentials.py,
+# which generar-compose.sh may run in the client image); the test tools never enter an image.
 COPY requirements.txt /tmp/requirements.txt
 RUN python3 -m pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt
 

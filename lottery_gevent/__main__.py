@@ -1,7 +1,8 @@
 """Run the lottery server: ``python -m lottery_gevent [--config PATH]``.
 
 Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 1 if the server cannot
-start (storage damaged, address not bindable), 2 for a bad configuration.
+start (storage damaged, address not bindable), 2 for a bad configuration
+(TLS files that cannot be loaded included).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lottery_gevent.lottery import Lottery
 from lottery_gevent.recovery import StorageCorrupt
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.storage import BetStore
+from shared.errors import TlsSetupFailed
 from shared.logs import Result, log_action, setup_logging
 
 logger = logging.getLogger("lottery_gevent")
@@ -94,6 +96,12 @@ def _log_config(config: ServerConfig) -> None:
         wait_log_s=config.wait_log_s,
         fsync=config.fsync,
     )
+    if not config.tls_enabled:
+        # No `action:` on purpose: not a failure, but it must be read.
+        logger.warning(
+            "agencies are not authenticated: TLS is off, so any peer can act as any agency "
+            "(set SERVER_TLS_CERT, SERVER_TLS_KEY and SERVER_TLS_CA; see python -m tools.credentials)"
+        )
 
 
 def run(config: ServerConfig) -> int:
@@ -124,7 +132,12 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
         log_action(logger, logging.ERROR, "storage_recovery", Result.FAIL, error=exc)
         return 1
     lottery = Lottery(store, config.agencies)
-    server = LotteryServer(config, store, lottery)
+    try:
+        server = LotteryServer(config, store, lottery)
+    except TlsSetupFailed as exc:
+        log_action(logger, logging.ERROR, "tls_setup", Result.FAIL, error=exc)
+        store.close()
+        return 2
     try:
         server.start()
     except OSError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from typing import Any
 
 from gevent.pool import Pool
@@ -26,12 +27,23 @@ from lottery_gevent.lottery import Lottery
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
-from shared.errors import PeerClosed, Timeout
+from shared.errors import LotteryError, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.logs import Result, log_action
-from shared.protocol import START_BYTE, Error, ErrorCode, encode
-from shared.transport import Stream, configure_stream
+from shared.protocol import START_BYTE, Error, ErrorCode, FrameDecoder, encode
+from shared.transport import (
+    TLS_HANDSHAKE_BYTE,
+    Stream,
+    configure_stream,
+    receive_message,
+    send_message,
+    server_tls_context,
+)
 
 logger = logging.getLogger(__name__)
+
+
+class _HandshakeFailed(LotteryError):
+    """A TLS handshake failed, and was logged."""
 
 
 class _RefusingStreamServer(StreamServer):  # type: ignore[misc]
@@ -61,6 +73,9 @@ class LotteryServer:
         config: the server's settings.
         store: the bet store, already open.
         lottery: the draw barrier over that store.
+
+    Raises:
+        TlsSetupFailed: TLS is configured, and its files cannot be loaded.
     """
 
     def __init__(self, config: ServerConfig, store: BetStore, lottery: Lottery) -> None:
@@ -68,6 +83,9 @@ class LotteryServer:
         self.store = store
         self.lottery = lottery
         self._registry = AgencyRegistry(config.stop_timeout_s)
+        self._tls: ssl.SSLContext | None = None
+        if config.tls_cert is not None and config.tls_key is not None and config.tls_ca is not None:
+            self._tls = server_tls_context(config.tls_cert, config.tls_key, config.tls_ca)
         self._pool = Pool(config.max_connections)
         self._port = config.port
         self._listener = _RefusingStreamServer(
@@ -110,18 +128,50 @@ class LotteryServer:
             first = stream.peek_byte()
             if not first:
                 raise PeerClosed()
-            if first[0] == START_BYTE:
-                AgencySession(
-                    stream, ip, store=self.store, lottery=self.lottery, registry=self._registry, config=self.config
-                ).run()
+            if first[0] == TLS_HANDSHAKE_BYTE and self._tls is not None:
+                stream = self._start_tls(stream, self._tls, ip)
+                self._serve_agency(stream, ip)
+            elif first[0] == START_BYTE and self._tls is not None:
+                self._refuse_plaintext(stream, ip)
+            elif first[0] == START_BYTE:
+                self._serve_agency(stream, ip)
             else:
                 serve_inline_echo(stream, ip, self.config.echo_max_bytes, self.config.echo_timeout_s)
+        except _HandshakeFailed:
+            pass
         except (PeerClosed, Timeout) as exc:
             log_action(
                 logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"nothing received: {exc}"
             )
         except EndSession as exc:
             log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
+        finally:
+            stream.close()  # a TLS stream's socket is no longer the one the StreamServer closes
+
+    def _serve_agency(self, stream: Stream, ip: str) -> None:
+        AgencySession(
+            stream, ip, store=self.store, lottery=self.lottery, registry=self._registry, config=self.config
+        ).run()
+
+    def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str) -> Stream:
+        """The handshake, bounded by the frame timeout; a failure is logged once, without a traceback."""
+        try:
+            return stream.start_tls(context, timeout=self.config.frame_timeout_s)
+        except (TlsRejected, PeerClosed, Timeout) as exc:
+            reason = exc.__cause__ if isinstance(exc, PeerClosed) and exc.__cause__ is not None else exc
+            log_action(logger, logging.WARNING, "tls_handshake", Result.FAIL, ip=ip, error=reason)
+            raise _HandshakeFailed from exc
+
+    def _refuse_plaintext(self, stream: Stream, ip: str) -> None:
+        """Read the peer's first frame (so that closing sends no RST over our reply), answer TLS_REQUIRED, close."""
+        detail = "this server requires TLS: connect with the contest's CA and your agency's certificate"
+        log_action(logger, logging.WARNING, "identify", Result.FAIL, ip=ip, error="plaintext protocol connection")
+        try:
+            receive_message(stream, FrameDecoder(), self.config.frame_timeout_s)
+            stream.settimeout(self.config.frame_timeout_s)
+            send_message(stream, Error(ErrorCode.TLS_REQUIRED, detail))
+        except (PeerClosed, Timeout, ProtocolError):
+            pass
 
     def _refuse(self, sock: socket.socket, address: tuple[str, int]) -> None:
         """Close an excess connection at once. Runs in the accept callback: must not block."""

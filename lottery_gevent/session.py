@@ -10,6 +10,11 @@
 # Errors are answered in place and the session goes on, except those after which
 # the stream cannot be trusted (a malformed frame, an unknown agency), which
 # close it.
+#
+# With TLS on, the agency is the one the peer's certificate names (agency-K):
+# a Hello for any other agency is refused (NOT_AUTHORISED) and closes the
+# connection before anything is read or stored. The message alone never
+# decides who the peer is.
 from __future__ import annotations
 
 import enum
@@ -24,7 +29,7 @@ from lottery_gevent.contract import Bet
 from lottery_gevent.lottery import DrawFailed, Lottery
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.storage import BetStore, OutOfSequence, StorageFailure
-from shared.domain import validate_bet
+from shared.domain import agency_common_name, validate_bet
 from shared.errors import InvalidBet, LotteryError, PeerClosed, ProtocolError, Timeout
 from shared.logs import Result, log_action
 from shared.protocol import (
@@ -143,6 +148,12 @@ class AgencySession:
 
     def _on_hello(self, message: Hello) -> None:
         agency = message.agency
+        certified = self._stream.peer_name
+        if self._config.tls_enabled and certified != agency_common_name(agency):
+            detail = f"this connection's certificate is {certified!r}, not {agency_common_name(agency)!r}"
+            log_action(logger, logging.WARNING, "identify", Result.FAIL, ip=self._ip, agency=agency, error=detail)
+            self._try_send(Error(ErrorCode.NOT_AUTHORISED, detail))
+            raise _Close
         if not self._lottery.knows(agency):
             detail = f"agency {agency} is not one of 1..{self._config.agencies}"
             log_action(logger, logging.WARNING, "identify", Result.FAIL, ip=self._ip, agency=agency, error=detail)

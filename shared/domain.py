@@ -1,7 +1,8 @@
 # Strategy: the bet as both sides see it, as text, before the server turns it
 # into a stored `Bet`. One validation function is shared by the client (to stop
 # at a bad CSV row before sending it) and the server (to refuse a bad batch
-# before storing any of it). Nothing here sees bytes or sockets.
+# before storing any of it); and the name an agency's certificate carries.
+# Nothing here sees bytes or sockets.
 from __future__ import annotations
 
 import datetime
@@ -66,3 +67,8 @@ def validate_bet(bet: BetFields) -> None:
                 text.encode("utf-8")
             except UnicodeEncodeError as exc:
                 raise InvalidBet(name, text, "is not valid UTF-8 text") from exc
+
+
+def agency_common_name(agency: int) -> str:
+    """The subject CN of agency `agency`'s certificate: with TLS on, the only name that may say Hello(agency)."""
+    return f"agency-{agency}"

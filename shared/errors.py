@@ -18,6 +18,8 @@
 #   ├── Timeout                the peer was too slow
 #   ├── LineTooLong            a text line (inline echo) passed its length bound
 #   ├── ServerRefused          the server answered a request with an Error frame
+#   ├── TlsRejected            a TLS peer's certificate failed verification, or the peer refused ours
+#   ├── TlsSetupFailed         a certificate, key or CA file could not be loaded
 #   └── InvalidBet             a bet's text fields fail validation (shared.domain)
 #
 # Errors that only one module raises live in that module, still under
@@ -26,8 +28,8 @@
 # (lottery_gevent.lottery), BetsFileError (client_gevent.bets_source),
 # BetTooLarge (client_gevent.batching), GaveUp (client_gevent.backoff).
 #
-# OSError and socket timeouts are translated into these only at the transport
-# boundary (shared.transport), always with `raise ... from exc`.
+# OSError, ssl.SSLError and socket timeouts are translated into these only at
+# the transport boundary (shared.transport), always with `raise ... from exc`.
 from __future__ import annotations
 
 
@@ -123,6 +125,18 @@ class ServerRefused(LotteryError):
         self.detail = detail
         name = getattr(code, "name", str(code))
         super().__init__(f"server refused ({name}): {detail}")
+
+
+class TlsRejected(LotteryError):
+    """The TLS handshake failed on a certificate: retrying with the same credentials cannot help.
+
+    Either the peer's certificate did not verify (unknown CA, expired, wrong host
+    name, none given), or the peer sent an alert refusing ours.
+    """
+
+
+class TlsSetupFailed(LotteryError):
+    """A TLS certificate, key or CA file is missing, unreadable or invalid."""
 
 
 class InvalidBet(LotteryError):

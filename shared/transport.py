@@ -15,18 +15,35 @@
 # shared.errors types, by one context manager (`_translated`), always with
 # `raise ... from exc`. A Stream wraps a gevent socket, or anything with the
 # same send/recv/timeout behaviour (the tests' fake sockets).
+#
+# TLS is a stream that wraps a stream: `Stream.start_tls` hands the socket to
+# gevent's SSLSocket (cooperative; it reads the socket itself, which is why the
+# server only ever *peeks* at the first byte before deciding) and returns a
+# TlsStream, which the codec and the sessions use exactly like a Stream. TLS 1.3
+# is the floor on both ends, which we own: before 1.3 the client certificate
+# travels in clear, telling a watcher which agency connects. An SSLSocket cannot
+# MSG_PEEK, so TlsStream reads the peeked byte ahead and holds it, and its
+# wait_readable looks at OpenSSL's buffer (`pending()`) and at whether the bytes
+# on the socket decrypt to data. A bare TCP close without close_notify (a
+# "ragged EOF") reads as EOF, as on a plain socket: our frames are
+# length-prefixed and the protocol has its own end (DoneAck, Winners(more=0)),
+# so a truncated stream shows up as a cut frame or a missing reply, never as a
+# shorter valid message.
 from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Protocol, cast
 
 import gevent
 from gevent import socket as gsocket
+from gevent import ssl as gssl
 from gevent.event import Event
 
-from shared.errors import ConnectFailed, LineTooLong, PeerClosed, Timeout
+from shared.errors import ConnectFailed, LineTooLong, PeerClosed, Timeout, TlsRejected, TlsSetupFailed
 from shared.protocol import FrameDecoder, Message, encode
 
 #: TCP keepalive, so that a peer that vanished without a FIN is noticed even by a
@@ -35,6 +52,10 @@ from shared.protocol import FrameDecoder, Message, encode
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_PROBES = 3
+#: The first byte of a TLS handshake record (ContentType handshake).
+TLS_HANDSHAKE_BYTE = 0x16
+#: The oldest TLS version either end accepts.
+TLS_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_3
 
 
 class RawSocket(Protocol):
@@ -65,7 +86,11 @@ class Waitable(Protocol):
 
 @contextlib.contextmanager
 def _translated(what: str, partial: bytes = b"", expected: int = 0) -> Iterator[None]:
-    """Turn socket errors into shared.errors: TimeoutError -> Timeout, any other OSError -> PeerClosed.
+    """Turn socket and TLS errors into shared.errors.
+
+    TimeoutError -> Timeout; a certificate that fails verification, or a TLS
+    alert from the peer -> TlsRejected; any other OSError (ssl.SSLError
+    included: a broken record is a broken connection) -> PeerClosed.
 
     Args:
         what: the operation, for the Timeout's message.
@@ -75,6 +100,12 @@ def _translated(what: str, partial: bytes = b"", expected: int = 0) -> Iterator[
         yield
     except TimeoutError as exc:
         raise Timeout(f"{what} timed out") from exc
+    except ssl.SSLCertVerificationError as exc:
+        raise TlsRejected(f"the peer's certificate did not verify: {exc.verify_message}") from exc
+    except ssl.SSLError as exc:
+        if "ALERT" not in (exc.reason or ""):
+            raise PeerClosed(partial, expected) from exc
+        raise TlsRejected(f"the peer refused the TLS handshake: {exc.reason.lower()}") from exc
     except OSError as exc:
         raise PeerClosed(partial, expected) from exc
 
@@ -116,6 +147,42 @@ class Stream:
 
     def close(self) -> None:
         self._sock.close()
+
+    @property
+    def peer_name(self) -> str | None:
+        """The subject CN of the peer's verified certificate; None on a plain stream."""
+        return None
+
+    def start_tls(
+        self, context: ssl.SSLContext, *, timeout: float | None, server_hostname: str | None = None
+    ) -> TlsStream:
+        """Run a TLS handshake over this stream, within `timeout` seconds; the TlsStream takes the socket over.
+
+        Args:
+            context: from `server_tls_context` (then leave `server_hostname` out)
+                or `client_tls_context`.
+            timeout: the whole handshake's bound, however the peer trickles it.
+            server_hostname: a client's name for the server, checked against its certificate.
+
+        Raises:
+            TlsRejected: a certificate did not verify, or the peer refused ours.
+            PeerClosed: the connection broke, or the peer spoke no TLS.
+            Timeout: the handshake did not complete within `timeout`.
+            (The socket is closed in every case.)
+        """
+        sock = cast(socket.socket, self._sock)
+        server_side = server_hostname is None
+        tls = context.wrap_socket(
+            sock, server_side=server_side, server_hostname=server_hostname, do_handshake_on_connect=False
+        )
+        try:
+            with gevent.Timeout(timeout, Timeout(f"TLS handshake not complete within {timeout}s")):
+                with _translated("TLS handshake"):
+                    tls.do_handshake()
+        except BaseException:
+            tls.close()
+            raise
+        return TlsStream(tls)
 
     # --- writing ----------------------------------------------------------
 
@@ -235,18 +302,113 @@ class Stream:
         return not until.ready()
 
 
-def open_connection(host: str, port: int, timeout: float | None) -> Stream:
+class TlsStream(Stream):
+    """A Stream over a gevent SSLSocket whose handshake is done (see `Stream.start_tls`)."""
+
+    def __init__(self, sock: gssl.SSLSocket) -> None:
+        super().__init__(sock)
+        self._tls = sock
+        #: A byte read ahead by peek_byte or wait_readable, returned by the next read.
+        self._held = b""
+
+    @property
+    def peer_name(self) -> str | None:
+        certificate = self._tls.getpeercert() or {}
+        names = [value for rdn in certificate.get("subject", ()) for key, value in rdn if key == "commonName"]
+        return names[0] if len(names) == 1 else ""
+
+    def recv_some(self, size: int, partial: bytes = b"", expected: int = 0) -> bytes:
+        if self._held:
+            held, self._held = self._held[:size], self._held[size:]
+            return held
+        return super().recv_some(size, partial, expected)
+
+    def peek_byte(self) -> bytes:
+        if not self._held:
+            self._held = super().recv_some(1, expected=1)
+        return self._held[:1]
+
+    def wait_readable(self, until: Waitable) -> bool:
+        # The socket may be readable with a record that holds no data (a TLS 1.3
+        # key update, say): only decrypted data, or EOF, counts as readable.
+        while not until.ready():
+            if self._held or self._tls.pending() or self._read_ahead():
+                return True
+            if not super().wait_readable(until):
+                return False
+        return False
+
+    def _read_ahead(self) -> bool:
+        """Read one byte if one can be decrypted without waiting; True if one was, or the stream ended."""
+        timeout = self._tls.gettimeout()
+        self._tls.settimeout(0.0)
+        try:
+            self._held = self._tls.recv(1)
+        except ssl.SSLWantReadError:
+            return False
+        except OSError:
+            return True  # broken: the next read reports it
+        finally:
+            self._tls.settimeout(timeout)
+        return True
+
+
+def _tls_context(protocol: int, own: tuple[Path, Path] | None, ca: Path) -> ssl.SSLContext:
+    try:
+        context: ssl.SSLContext = gssl.SSLContext(protocol)
+        context.minimum_version = TLS_MINIMUM_VERSION
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=ca)
+        if own is not None:
+            context.load_cert_chain(*own)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise TlsSetupFailed(f"cannot load the TLS credentials ({own[0] if own else ''} {ca}): {exc}") from exc
+    return context
+
+
+def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
+    """The server's side: its certificate, and a client certificate signed by `ca` required (CERT_REQUIRED).
+
+    Raises:
+        TlsSetupFailed: a file is missing or invalid, or the key does not match the certificate.
+    """
+    context = _tls_context(ssl.PROTOCOL_TLS_SERVER, (cert, key), ca)
+    context.num_tickets = 0  # agencies never resume a session: skip the two tickets per handshake
+    return context
+
+
+def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+    """An agency's side: the server must present a certificate signed by `ca`, for the host name dialled.
+
+    gevent's SSLContext (cooperative sockets), set up as ssl.create_default_context
+    would (PROTOCOL_TLS_CLIENT: CERT_REQUIRED and check_hostname on).
+
+    Raises:
+        TlsSetupFailed: as `server_tls_context`.
+    """
+    context = _tls_context(ssl.PROTOCOL_TLS_CLIENT, (cert, key), ca)
+    assert context.check_hostname
+    return context
+
+
+def open_connection(host: str, port: int, timeout: float | None, tls: ssl.SSLContext | None = None) -> Stream:
     """Connect to host:port, with `timeout` for the connect and for later I/O.
+
+    Args:
+        tls: a `client_tls_context`: then complete a TLS handshake (within
+            `timeout`), checking the server's certificate against `host`.
 
     Raises:
         ConnectFailed: the name did not resolve, or the connection was refused or timed out.
+        TlsRejected, PeerClosed, Timeout: the TLS handshake failed (see `Stream.start_tls`).
     """
     try:
         sock = gsocket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
     configure_stream(sock)
-    return Stream(sock)
+    stream = Stream(sock)
+    return stream if tls is None else stream.start_tls(tls, timeout=timeout, server_hostname=host)
 
 
 def send_message(stream: Stream, message: Message) -> None:
