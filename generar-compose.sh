@@ -8,8 +8,16 @@
 # python3 when it has PyYAML, else inside the project's client image (which has
 # it), else the script stops and says how to install PyYAML. FILE is replaced
 # only once the whole document is ready: a failed run never leaves a partial file.
-# Relative paths inside the file (config files, ./.data) resolve against FILE's
-# directory, so generate it at the repository root.
+# Relative paths inside the file (config files, ./.data, ./.secrets) resolve
+# against FILE's directory, so generate it at the repository root.
+#
+# Lottery runs are authenticated by default (mutual TLS). First the script makes
+# whatever TLS credentials are missing in .secrets/ beside FILE, with
+# tools/credentials.py (existing files, keys above all, are kept): with the
+# host's python3 when it has `cryptography` (as root; or as anyone when no image
+# is built), else inside the client image as root. The image has `cryptography`
+# from requirements.txt, and root can give the keys to uid 10001, the
+# containers' user, which must read them from the Compose secrets.
 #
 # Environment: CLIENT_MODE; PYTHON (default python3), DOCKER (default docker) and
 # GENERATOR_IMAGE (default client:latest) choose what runs the generator.
@@ -55,6 +63,33 @@ esac
 echo "Nombre del archivo de salida: $FILE"
 echo "Cantidad de clientes: $N"
 
+credentials() {
+    secrets=$(cd "$(dirname "$FILE")" && pwd)/.secrets
+    agencies=$N
+    [ "$MODE" = lottery ] || agencies=0  # the echo stays plaintext: only the server needs a certificate
+    host=no
+    "$PYTHON" -c 'import cryptography' >/dev/null 2>&1 && host=yes
+    if [ $host = yes ] && [ "$(id -u)" = 0 ]; then
+        (cd "$ROOT" && "$PYTHON" -m tools.credentials "$secrets" --agencies "$agencies") >&2
+    elif "$DOCKER" image inspect "$GENERATOR_IMAGE" >/dev/null 2>&1; then
+        mkdir -p "$secrets"
+        "$DOCKER" run --rm -i --network none --user 0:0 -v "$secrets:/secrets" --entrypoint python3 \
+            "$GENERATOR_IMAGE" - /secrets --agencies "$agencies" <"$ROOT/tools/credentials.py" >&2
+    elif [ $host = yes ]; then
+        echo "generar-compose.sh: not root: the keys in $secrets stay yours, and the containers'" \
+            "uid 10001 must be able to read them" >&2
+        (cd "$ROOT" && "$PYTHON" -m tools.credentials "$secrets" --agencies "$agencies") >&2
+    else
+        cat >&2 <<EOF
+generar-compose.sh: the TLS credentials need the cryptography package, and neither
+$PYTHON has it nor is the image $GENERATOR_IMAGE built. Either install it:
+    $PYTHON -m pip install -r requirements.txt
+or build the images first: make docker-image
+EOF
+        return 1
+    fi
+}
+
 generate() {
     if "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
         (cd "$ROOT" && "$PYTHON" -m tools.compose_generator - "$N" --mode "$MODE")
@@ -78,5 +113,6 @@ trap 'rm -f "$TMP"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 generate >"$TMP"
+credentials  # after the generator has accepted N, before FILE appears
 chmod 644 "$TMP"
 mv -f "$TMP" "$FILE"

@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -136,7 +137,10 @@ class ComposeProject:
         return done
 
     def use_committed_compose_file(self) -> None:
+        """Copy the committed compose file, with the credentials it mounts (as `make secrets` makes them)."""
         shutil.copyfile(COMMITTED_COMPOSE, self.compose_file)
+        credentials = [sys.executable, "-m", "tools.credentials", str(self.directory / ".secrets"), "--agencies", "5"]
+        subprocess.run(credentials, cwd=REPO_ROOT, check=True, capture_output=True, timeout=DOCKER_TIMEOUT_S)
 
     def set_server_config(self, **keys: str) -> None:
         """Set [DEFAULT] keys of the project's config.ini (others kept)."""

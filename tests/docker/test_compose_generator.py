@@ -22,6 +22,24 @@ HEADER = "Nombre del archivo de salida: {file}\nCantidad de clientes: {n}\n"
 SERVER_CONFIG_MOUNT = "./lottery_gevent/config.ini:/opt/lottery/lottery_gevent/config.ini:ro"
 CLIENT_CONFIG_MOUNT = "./client_gevent/config.yaml:/opt/lottery/client_gevent/config.yaml:ro"
 DATA_MOUNT = "./.data:/data:ro"
+SERVER_TLS = [
+    "SERVER_TLS_CERT=/run/secrets/server.pem",
+    "SERVER_TLS_KEY=/run/secrets/server.key",
+    "SERVER_TLS_CA=/run/secrets/ca.pem",
+]
+
+
+def client_tls(agency: int) -> list[str]:
+    """Client `agency`'s TLS settings: in the Compose environment, not in the config file course tools rewrite."""
+    return [
+        "CLI_TLS_CA=/run/secrets/ca.pem",
+        f"CLI_TLS_CERT=/run/secrets/agency-{agency}.pem",
+        f"CLI_TLS_KEY=/run/secrets/agency-{agency}.key",
+    ]
+
+
+def server_tls(service: dict[str, Any]) -> list[str]:
+    return [entry for entry in service["environment"] if entry.startswith("SERVER_TLS_")]
 
 
 def run_script(directory: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -55,6 +73,8 @@ def test_lottery_compose_for_five_agencies(tmp_path: Path) -> None:
     assert server["image"] == "server:latest"
     assert "SERVER_AGENCIES=5" in server["environment"]
     assert "PYTHONUNBUFFERED=1" in server["environment"]
+    assert server_tls(server) == SERVER_TLS
+    assert server["secrets"] == ["server.pem", "server.key", "ca.pem"]
     assert server["volumes"] == [SERVER_CONFIG_MOUNT]
     assert server["networks"] == ["testing_net"]
     health = server["healthcheck"]
@@ -64,12 +84,33 @@ def test_lottery_compose_for_five_agencies(tmp_path: Path) -> None:
         client = tree["services"][f"client{k}"]
         assert client["container_name"] == f"client{k}"
         assert client["image"] == "client:latest"
-        assert client["environment"] == [f"CLI_ID={k}", f"CLI_BETS_FILE=/data/agency-{k}.csv"]
+        assert client["environment"] == [f"CLI_ID={k}", f"CLI_BETS_FILE=/data/agency-{k}.csv", *client_tls(k)]
+        assert client["secrets"] == ["ca.pem", f"agency-{k}.pem", f"agency-{k}.key"]
         assert client["volumes"] == [CLIENT_CONFIG_MOUNT, DATA_MOUNT]
         assert client["networks"] == ["testing_net"]
         assert client["depends_on"] == {"server": {"condition": "service_healthy"}}
     ipam = {"driver": "default", "config": [{"subnet": "172.25.125.0/24"}]}
     assert tree["networks"] == {"testing_net": {"ipam": ipam}}
+    agencies = [f"agency-{k}.{ext}" for k in range(1, 6) for ext in ("pem", "key")]
+    names = ["server.pem", "server.key", "ca.pem", *agencies]
+    assert tree["secrets"] == {name: {"file": f"./.secrets/{name}"} for name in names}
+    for name in names:  # generar-compose.sh made every file the document names
+        assert (tmp_path / ".secrets" / name).is_file()
+    for key in (tmp_path / ".secrets").glob("*.key"):
+        assert key.stat().st_mode & 0o777 == 0o600
+        if os.geteuid() == 0 and key.name != "ca.key":
+            assert key.stat().st_uid == 10001  # the containers' user reads it from the secrets mount
+
+
+def test_a_second_run_keeps_every_key_and_adds_missing_agencies(tmp_path: Path) -> None:
+    generate(tmp_path, 2)
+    secrets = tmp_path / ".secrets"
+    before = {path.name: path.read_bytes() for path in secrets.iterdir()}
+    generate(tmp_path, 3)
+
+    after = {path.name: path.read_bytes() for path in secrets.iterdir()}
+    assert {name: after[name] for name in before} == before
+    assert set(after) - set(before) == {"agency-3.pem", "agency-3.key"}
 
 
 def test_zero_agencies_gives_the_server_alone(tmp_path: Path) -> None:
@@ -92,13 +133,16 @@ def test_echo_mode_sets_cli_mode_and_mounts_no_data(
     for k in (1, 2):
         client = tree["services"][f"client{k}"]
         assert client["environment"] == [f"CLI_ID={k}", "CLI_MODE=echo"]
+        assert "secrets" not in client  # the echo stays plaintext
         assert client["volumes"] == [CLIENT_CONFIG_MOUNT]
+    assert server_tls(tree["services"]["server"]) == SERVER_TLS
 
 
 def test_mode_flag_overrides_client_mode(tmp_path: Path) -> None:
     tree = generate(tmp_path, 1, "--mode", "lottery", env={"CLIENT_MODE": "echo"})
 
-    assert tree["services"]["client1"]["environment"] == ["CLI_ID=1", "CLI_BETS_FILE=/data/agency-1.csv"]
+    environment = tree["services"]["client1"]["environment"]
+    assert environment == ["CLI_ID=1", "CLI_BETS_FILE=/data/agency-1.csv", *client_tls(1)]
 
 
 def test_committed_compose_file_is_the_output_for_five_lottery_agencies(tmp_path: Path) -> None:

@@ -152,3 +152,22 @@ def test_data_fails_when_the_dataset_has_too_few_agencies(scratch: Path) -> None
 
     assert done.returncode != 0
     assert "agency-6.csv" in done.stderr
+
+
+def test_compose_up_makes_the_tls_credentials_before_up() -> None:
+    lines = recipe("docker-compose-up", "BASE_IMAGE=local/base")
+    credentials = next(i for i, line in enumerate(lines) if "tools.credentials" in line)
+    assert credentials < lines.index("docker compose -f docker-compose-dev.yaml up -d --build")
+
+
+def test_secrets_makes_the_credentials_the_compose_file_mounts(scratch: Path) -> None:
+    shutil.copyfile(REPO_ROOT / "docker-compose-dev.yaml", scratch / "docker-compose-dev.yaml")
+    if os.geteuid() != 0:
+        pytest.skip("as non-root, `make secrets` runs the tool in the client image")  # CI runs as root
+
+    done = make(scratch, "secrets", f"PYTHON={sys.executable}", env={"PYTHONPATH": str(REPO_ROOT)})
+
+    assert done.returncode == 0, done.stderr
+    made = sorted(path.name for path in (scratch / ".secrets").iterdir())
+    agencies = [f"agency-{k}.{ext}" for k in range(1, 6) for ext in ("key", "pem")]
+    assert made == sorted([*agencies, "ca.key", "ca.pem", "server.key", "server.pem"])
