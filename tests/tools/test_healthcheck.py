@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker.compose import REPO_ROOT
 from tests.support import processes
+from tests.support.processes import REPO_ROOT
+from tests.support.scripts import HEALTHCHECK
 from tests.support.wire import read_line, read_to_eof
 
-PROBE = REPO_ROOT / "docker" / "healthcheck.py"
+PROBE = HEALTHCHECK
 
 
 def probe(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
