@@ -36,21 +36,6 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _filesystem(path: Path) -> str:
-    """The type of the filesystem holding `path` (longest matching mount point)."""
-    best, kind = "", "unknown"
-    try:
-        with open("/proc/mounts", encoding="utf-8") as file:
-            for line in file:
-                _, mount_point, fs_type, *_ = line.split()
-                inside = str(path) == mount_point or str(path).startswith(mount_point.rstrip("/") + "/")
-                if inside and len(mount_point) >= len(best):
-                    best, kind = mount_point, fs_type
-    except OSError:
-        pass
-    return kind
-
-
 def git_commit() -> dict[str, Any]:
     """The commit being measured, and whether the tree had uncommitted changes."""
     return {
@@ -62,13 +47,13 @@ def git_commit() -> dict[str, Any]:
 def describe() -> dict[str, Any]:
     temp = Path(tempfile.gettempdir()).resolve()
     return {
-        "nproc": _first_line(["nproc"]) or str(len(os.sched_getaffinity(0))),
+        "nproc": len(os.sched_getaffinity(0)),
         "cpu_count": os.cpu_count(),
         "cpu_model": _cpu_model(),
         "python": platform.python_version(),
         "gevent": gevent.__version__,
         "kernel": platform.release(),
         "temp_dir": str(temp),
-        "temp_fs": _filesystem(temp),
+        "temp_fs": _first_line(["findmnt", "--noheadings", "--output", "FSTYPE", "--target", str(temp)]) or "unknown",
         "fd_hard_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1],
     }

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import statistics
@@ -29,7 +30,7 @@ from typing import Any
 
 from bench._procs import cpu_seconds, memory_kib
 from bench.data import Dataset, idle_winners
-from bench.spec import Ratio, Record, Target, Variant, run_variants, section
+from bench.spec import Ratio, Record, Target, Variant, run_variants
 from tests.support.processes import LoggedProcess, ServerProcess
 
 VARIANTS = (Variant("plaintext", "plaintext"),)
@@ -72,7 +73,6 @@ class LoadRun:
 
         Returns:
             the generator's report, the server's figures, its rows per agency.
-
         Raises:
             RuntimeError: the load generator failed.
         """
@@ -210,35 +210,29 @@ def crowd_once(dataset: Dataset, variant: Variant, bad_peers: int) -> Record:
     }
 
 
-def _with_config(targets: Sequence[Target], config: Record) -> list[Target]:
-    return [Target(**{**vars(target), "label": target.label.format(**config)}) for target in targets]
-
-
 def run_scale(
     dataset: Dataset, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = VARIANTS
 ) -> Record:
-    records = run_variants("scale", variants, runs, lambda variant: scale_once(dataset, variant), log=log)
     config = {
         "agencies": len(dataset.files),
         "bets": dataset.bets // len(dataset.files),
         "concurrency": SCALE_CONCURRENCY,
     }
-    return section(config, variants, records, targets=_with_config(SCALE_TARGETS, config))
+    measure = functools.partial(scale_once, dataset)
+    return run_variants("scale", config, variants, runs, measure, targets=SCALE_TARGETS, log=log)
 
 
 def run_idle(agencies: int, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = VARIANTS) -> Record:
-    records = run_variants("idle", variants, runs, lambda variant: idle_once(agencies, variant), log=log)
     config = {"agencies": agencies, "concurrency": IDLE_CONCURRENCY}
-    return section(config, variants, records, targets=_with_config(IDLE_TARGETS, config))
+    measure = functools.partial(idle_once, agencies)
+    return run_variants("idle", config, variants, runs, measure, targets=IDLE_TARGETS, log=log)
 
 
 def run_crowd(
     dataset: Dataset, bad_peers: int, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = VARIANTS
 ) -> Record:
-    """The crowd benchmark; a twin adds a variant and its Ratio to CROWD_RATIOS."""
-    records = run_variants(
-        "crowd", variants, runs, lambda variant: crowd_once(dataset, variant, bad_peers), ratios=CROWD_RATIOS, log=log
-    )
+    """The crowd benchmark; a twin adds a variant, and its Ratio to CROWD_RATIOS."""
     config: Record = {"uploads": len(dataset.files) // 2, "bets": dataset.sizes[1], "bad_peers": bad_peers}
-    config["timeouts"] = CROWD_TIMEOUTS
-    return section(config, variants, records, CROWD_RATIOS, _with_config(CROWD_TARGETS, config))
+    config["timeouts"] = ", ".join(f"{key}={value}" for key, value in CROWD_TIMEOUTS.items())
+    measure = functools.partial(crowd_once, dataset, bad_peers=bad_peers)
+    return run_variants("crowd", config, variants, runs, measure, ratios=CROWD_RATIOS, targets=CROWD_TARGETS, log=log)

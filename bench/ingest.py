@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import resource
 import tempfile
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 from bench._procs import cpu_seconds, memory_kib
 from bench.data import Dataset
 from bench.floor import BATCH, measure_floor
-from bench.spec import Ratio, Record, Target, Variant, run_variants, section
+from bench.spec import Ratio, Record, Target, Variant, run_variants
 from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 
 #: Longest any single ingest may take before it is declared failed.
@@ -116,21 +117,11 @@ def _floor(dataset: Dataset) -> Record:
     return {"floor": {**figures, **extra}}
 
 
-def run(
-    dataset: Dataset,
-    runs: int,
-    log: Callable[[str], None] = print,
-    variants: Sequence[Variant] = VARIANTS,
-) -> Record:
+def run(dataset: Dataset, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = VARIANTS) -> Record:
     """`runs` runs of the floor and every variant: the ingest part of results.json."""
-    records = run_variants(
-        "ingest",
-        variants,
-        runs,
-        lambda variant: ingest_once(dataset, variant),
-        ratios=RATIOS,
-        before=lambda: _floor(dataset),
-        log=log,
-    )
     config = {"dataset": dataset.source, "bets": dataset.bets, "agencies": len(dataset.files), "batch": BATCH}
-    return section(config, variants, records, RATIOS, TARGETS)
+    measure = functools.partial(ingest_once, dataset)
+    before = functools.partial(_floor, dataset)
+    return run_variants(
+        "ingest", config, variants, runs, measure, ratios=RATIOS, targets=TARGETS, before=before, log=log
+    )

@@ -1,29 +1,22 @@
-"""The load generator: many agencies as greenlets in one process, each a
+"""The load generator: many agencies as greenlets in one process, each talking through
 client_gevent.connection.ServerConnection (the client's own peer), timed.
 
-    python -m bench.loadgen scale --port P --out FILE --data DIR --agencies N
-    python -m bench.loadgen idle  --port P --out FILE --agencies N
-    python -m bench.loadgen crowd --port P --out FILE --data DIR --agencies N --bad-peers B
+    python -m bench.loadgen scale|idle|crowd --port P --out FILE [--data DIR] --agencies N [...]
 
-scale: agency K uploads DIR/agency-K.csv in batches of --batch, timing each
-    batch from its first byte sent to its acknowledgement; then Done and the
-    winners query. The files are parsed and every frame encoded before the
-    clock starts, so the timed part is socket work and the server's.
-idle:  every agency connects, identifies, sends its one bet (bench.data.idle_bet)
-    and, all but the last, Done and the winners query, where it blocks. Then
-    the generator prints one JSON line {"event": "ready", ...} and waits for a
-    line on stdin; on it, the last agency sends Done and its query, and the
-    generator times how long until every agency has its answer.
-crowd: agency 2N+1 uploads its file (a warm-up), then agencies 1..N, one after
-    the other, alone; then B connections open, half of them silent and half
-    trickling a Hello one byte every --trickle-every seconds (slowloris), and
-    agencies N+1..2N upload beside them. Each upload of 1..2N is timed from
-    connect to DoneAck.
+scale: agency K uploads DIR/agency-K.csv (frames encoded before the clock starts),
+    timing each batch from its first byte sent to its ack; then Done and the winners.
+idle:  every agency identifies, sends one bet (bench.data.idle_bet) and, all but the
+    last, Done and the winners query, where it blocks. The generator then prints
+    {"event": "ready", ...} and waits for a line on stdin; on it, the last agency
+    sends Done and its query, and it times how long until every agency is answered.
+crowd: agency 2N+1 uploads (a warm-up), then 1..N one after the other, alone; then
+    --bad-peers connections open, half silent, half trickling a Hello one byte every
+    --trickle-every seconds (slowloris), and N+1..2N upload beside them. Each upload
+    of 1..2N is timed from connect to DoneAck.
 
-At most --connect-concurrency agencies connect (idle: set up) at once.
-Everything is bounded by --timeout and the process always ends. The result,
-per-agency documents and errors included, is written as JSON to --out. Exit
-code 0 once it is written, whatever the agencies' outcome (the result says).
+At most --connect-concurrency agencies connect (idle: set up) at once. All is bounded
+by --timeout. The result, per-agency documents and errors included, is written as
+JSON to --out; exit code 0 once it is written, whatever the agencies' outcome.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import collections
+import functools
 import pstats
 import re
 import shutil
@@ -104,8 +105,8 @@ def _profile(view: str, workload: str, samples: int, main: float | None, spots: 
     }
 
 
-def _pyspy_pass(workload: Callable[[Callable[[ServerProcess], None]], Record], name: str, gil: bool) -> Record:
-    """One py-spy recording of the server during `workload(on_listening)`.
+def _pyspy_pass(workload: Callable[..., Record], name: str, gil: bool) -> Record:
+    """One py-spy recording of the server during `workload(on_listening=...)`.
 
     Raises:
         RuntimeError: py-spy wrote nothing.
@@ -121,7 +122,7 @@ def _pyspy_pass(workload: Callable[[Callable[[ServerProcess], None]], Record], n
             spies[0].wait_for_line(lambda line: _PYSPY_READY in line, 30.0)
 
         try:
-            run = workload(attach)
+            run = workload(on_listening=attach)
             spies[0].wait(30.0)
             if not out.exists():
                 raise RuntimeError("py-spy wrote nothing:\n" + "\n".join(spies[0].lines[-10:]))
@@ -152,13 +153,9 @@ def profile(dataset: Dataset, idle_agencies: int | None, profiler: str = "auto")
             run = ingest_once(dataset, durable, interpreter_args=["-m", "cProfile", "-o", str(out)])
             calls, spots = parse_cprofile(out)
         return [_profile("cprofile", "ingest", calls, 1.0, spots, run)]
-    ingest: Callable[[Callable[[ServerProcess], None]], Record] = lambda hook: ingest_once(  # noqa: E731
-        dataset, durable, on_listening=hook
-    )
+    ingest = functools.partial(ingest_once, dataset, durable)
     profiles = [_pyspy_pass(ingest, "ingest", gil=True), _pyspy_pass(ingest, "ingest", gil=False)]
     if idle_agencies:
-        idle = fleets.VARIANTS[0]
-        profiles.append(
-            _pyspy_pass(lambda hook: fleets.idle_once(idle_agencies, idle, on_listening=hook), "idle", gil=True)
-        )
+        idle = functools.partial(fleets.idle_once, idle_agencies, fleets.VARIANTS[0])
+        profiles.append(_pyspy_pass(idle, "idle", gil=True))
     return profiles

@@ -148,34 +148,31 @@ def _targets(results: Record) -> list[str]:
             else:
                 gap = statistics.median(values) * scale - limit
                 share = abs(gap) / limit
-                verdict = (
-                    f"**met**, {-gap:.3g}{unit} under ({share:.0%} margin)"
-                    if gap <= 0
-                    else (f"**missed** by {gap:.3g}{unit} ({share:.0%} over)")
-                )
+                met = f"**met**, {-gap:.3g}{unit} under ({share:.0%} margin)"
+                verdict = met if gap <= 0 else f"**missed** by {gap:.3g}{unit} ({share:.0%} over)"
             lines.append(f"| {target['label']} | ≤ {limit:g}{unit} | {measured} | {verdict} | {target['source']} |")
     return [*lines, ""]
 
 
+MACHINE_ROWS = [
+    ("`nproc`", "{nproc} (os.cpu_count: {cpu_count})"),
+    ("CPU", "{cpu_model}"),
+    ("Python", "{python}, gevent {gevent}"),
+    ("kernel", "{kernel}"),
+    ("working files", "`{temp_dir}` on {temp_fs} (fsync goes to this disk)"),
+    ("RLIMIT_NOFILE hard limit", "{fd_hard_limit}"),
+    (
+        "load average (1, 5, 15 min)",
+        "before: {load_before[0]:.2f}, {load_before[1]:.2f}, {load_before[2]:.2f}; "
+        "after: {load_after[0]:.2f}, {load_after[1]:.2f}, {load_after[2]:.2f}",
+    ),
+]
+
+
 def _machine(results: Record) -> list[str]:
-    m = results["machine"]
-    load = "; ".join(
-        f"{when}: " + ", ".join(f"{x:.2f}" for x in results[f"load_{when}"]) for when in ("before", "after")
-    )
-    return [
-        "## Machine",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| `nproc` | {m['nproc']} (os.cpu_count: {m['cpu_count']}) |",
-        f"| CPU | {m['cpu_model']} |",
-        f"| Python | {m['python']}, gevent {m['gevent']} |",
-        f"| kernel | {m['kernel']} |",
-        f"| working files | `{m['temp_dir']}` on {m['temp_fs']} (fsync goes to this disk) |",
-        f"| RLIMIT_NOFILE hard limit | {m['fd_hard_limit']} |",
-        f"| load average (1, 5, 15 min) | {load} |",
-        "",
-    ]
+    m = {**results["machine"], **{f"load_{when}": results[f"load_{when}"] for when in ("before", "after")}}
+    rows = [(label, text.format(**m)) for label, text in MACHINE_ROWS]
+    return ["## Machine", "", "| | |", "|---|---|", *(f"| {label} | {text} |" for label, text in rows), ""]
 
 
 #: Per benchmark: heading, text before the tables, the tables (rows, and the run group
@@ -238,8 +235,6 @@ def render_section(name: str, bench: Record) -> list[str]:
         "ok": yes(all(run["ok"] for run in runs)),
         "correct": ", ".join(correct),
     }
-    if "timeouts" in words:
-        words["timeouts"] = ", ".join(f"{key}={value}" for key, value in words["timeouts"].items())
     lines = [f"## {heading}", "", intro.format(**words), ""]
     for rows, group in tables:
         lines += [*_variant_table(bench, rows, group), ""]

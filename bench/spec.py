@@ -68,18 +68,21 @@ def _divide(record: Record, ratio: Ratio) -> float | None:
 
 def run_variants(
     bench: str,
+    config: Record,
     variants: Sequence[Variant],
     runs: int,
     measure: Callable[[Variant], Record],
     *,
     ratios: Sequence[Ratio] = (),
+    targets: Sequence[Target] = (),
     before: Callable[[], Record] | None = None,
     log: Callable[[str], None] = print,
-) -> list[Record]:
-    """`runs` runs of every variant; each record holds them, `before`'s entries and the ratios.
+) -> Record:
+    """`runs` runs of every variant: one benchmark's part of results.json (what ran, and every run's figures).
 
     Args:
         bench: the benchmark's name, for the progress lines.
+        config: what the renderer may quote (sizes, settings); target labels are formatted with it.
         measure: one measurement of one variant.
         before: measured at the start of each run, stored under its own keys (the floor).
     """
@@ -94,23 +97,13 @@ def run_variants(
         record["ratios"] = {ratio.key: _divide(record, ratio) for ratio in ratios}
         record["ok"] = all(checks) and all(entry["ok"] for entry in measured.values())
         shown = ", ".join(f"{name} ok={entry['ok']}" for name, entry in record["variants"].items())
-        log(f"{bench} run {index + 1}/{runs}: {shown}; ratios {record['ratios']}")
+        ratio_text = ", ".join(f"{key} {value:.2f}" for key, value in record["ratios"].items() if value is not None)
+        log(f"{bench} run {index + 1}/{runs}: {shown}; {ratio_text}")
         records.append(record)
-    return records
-
-
-def section(
-    config: Record,
-    variants: Sequence[Variant],
-    records: list[Record],
-    ratios: Sequence[Ratio] = (),
-    targets: Sequence[Target] = (),
-) -> Record:
-    """One benchmark's part of results.json: what was run, and every run's figures."""
     return {
         "config": config,
         "variants": [dataclasses.asdict(variant) for variant in variants],
         "ratios": [dataclasses.asdict(ratio) for ratio in ratios],
-        "targets": [dataclasses.asdict(target) for target in targets],
+        "targets": [{**dataclasses.asdict(target), "label": target.label.format(**config)} for target in targets],
         "runs": records,
     }
