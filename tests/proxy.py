@@ -5,7 +5,9 @@ It can (each optional, all seeded so runs repeat):
     since both sockets have TCP_NODELAY set);
   - delay: pause a random 50-200 ms (any range) before forwarding each chunk;
   - reset: abort a connection with an RST once it has carried a chosen number of
-    bytes, cutting frames at arbitrary points.
+    bytes, cutting frames at arbitrary points;
+  - record: keep a copy of every byte it forwards, both ways (a capture of the
+    link, for tests that check what crosses it in clear).
 
 Threads, not greenlets: the proxy runs beside a test process that is not gevent
 patched. The delay is the simulated latency of the link, not synchronisation.
@@ -43,6 +45,7 @@ class FaultProxy:
         reset_after: for the n-th connection (0-based), after how many bytes
             (both directions together) to reset it; None means never.
         seed: seeds the delays.
+        record: append every forwarded byte to `recorded`.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class FaultProxy:
         delay_s: tuple[float, float] | None = None,
         reset_after: Callable[[int], int | None] | None = None,
         seed: int = 0,
+        record: bool = False,
     ) -> None:
         self._target = ("127.0.0.1", target_port)
         self._chunk = chunk
@@ -72,6 +76,9 @@ class FaultProxy:
         #: Connections accepted, and connections reset on purpose.
         self.connections = 0
         self.resets = 0
+        self._record = record
+        #: With `record`: the bytes forwarded, both directions interleaved in arrival order.
+        self.recorded = bytearray()
         self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
 
     def __enter__(self) -> FaultProxy:
@@ -151,6 +158,9 @@ class FaultProxy:
                 if not data:
                     sink.shutdown(socket.SHUT_WR)
                     return
+                if self._record:
+                    with self._lock:
+                        self.recorded += data
                 step = self._chunk or len(data)
                 for offset in range(0, len(data), step):
                     piece = data[offset : offset + step]
