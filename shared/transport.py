@@ -103,9 +103,10 @@ def _translated(what: str, partial: bytes = b"", expected: int = 0) -> Iterator[
     except ssl.SSLCertVerificationError as exc:
         raise TlsRejected(f"the peer's certificate did not verify: {exc.verify_message}") from exc
     except ssl.SSLError as exc:
-        if "ALERT" not in (exc.reason or ""):
+        reason = str(getattr(exc, "reason", None) or "")  # OpenSSL's name for it, when it gave one
+        if "ALERT" not in reason:
             raise PeerClosed(partial, expected) from exc
-        raise TlsRejected(f"the peer refused the TLS handshake: {exc.reason.lower()}") from exc
+        raise TlsRejected(f"the peer refused the TLS handshake: {reason.lower()}") from exc
     except OSError as exc:
         raise PeerClosed(partial, expected) from exc
 

@@ -1,0 +1,139 @@
+"""shared.transport's TLS stream over a gevent socketpair: the handshake, the
+peeked byte that must not be lost, the draw-time wait, and the error mapping."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import gevent
+import gevent.event
+import gevent.socket
+import pytest
+
+from shared.errors import PeerClosed, Timeout, TlsRejected, TlsSetupFailed
+from shared.protocol import FrameDecoder, Hello, Welcome
+from shared.transport import (
+    Stream,
+    TlsStream,
+    _translated,
+    receive_message,
+    send_message,
+    server_tls_context,
+)
+from tests.support.tls import Contest
+
+#: Bound on every wait in these tests: reaching it means the code under test hung.
+HANG_S = 10.0
+
+
+@pytest.fixture(scope="module")
+def contest(tmp_path_factory: pytest.TempPathFactory) -> Contest:
+    return Contest.make(tmp_path_factory.mktemp("contest"))
+
+
+def handshake(contest: Contest, agency: int = 1) -> tuple[TlsStream, TlsStream]:
+    """(server side, client side) of one TLS connection over a socketpair."""
+    left, right = gevent.socket.socketpair()
+    server_context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
+    accepting = gevent.spawn(Stream(left).start_tls, server_context, timeout=HANG_S)
+    client = Stream(right).start_tls(contest.context(agency), timeout=HANG_S, server_hostname="localhost")
+    return accepting.get(timeout=HANG_S), client
+
+
+@pytest.fixture
+def pair(contest: Contest) -> Iterator[tuple[TlsStream, TlsStream]]:
+    server, client = handshake(contest)
+    yield server, client
+    server.close()
+    client.close()
+
+
+def test_the_server_learns_the_agency_from_the_certificate(contest: Contest) -> None:
+    server, client = handshake(contest, agency=4)
+    with server, client:
+        assert server.peer_name == "agency-4"
+        assert Stream(gevent.socket.socketpair()[0]).peer_name is None  # a plain stream has no peer name
+
+
+def test_a_peeked_byte_is_read_again_and_frames_arrive_whole(pair: tuple[TlsStream, TlsStream]) -> None:
+    server, client = pair
+    send_message(client, Hello(7))
+    with gevent.Timeout(HANG_S):
+        assert server.peek_byte() == server.peek_byte() != b""
+        assert receive_message(server, FrameDecoder(), HANG_S) == Hello(7)
+        send_message(server, Welcome(3, False))
+        assert receive_message(client, FrameDecoder(), HANG_S) == Welcome(3, False)
+
+
+def test_wait_readable_sees_data_buffered_by_openssl(pair: tuple[TlsStream, TlsStream]) -> None:
+    server, client = pair
+    client.send_all(b"ab")  # one record: reading one byte leaves the other in OpenSSL's buffer
+    with gevent.Timeout(HANG_S):
+        assert server.recv_exact(1) == b"a"
+        assert server.wait_readable(gevent.event.Event()) is True
+        assert server.recv_exact(1) == b"b"
+
+
+def test_wait_readable_returns_false_when_the_event_comes_first(pair: tuple[TlsStream, TlsStream]) -> None:
+    server, _ = pair
+    event = gevent.event.Event()
+    gevent.spawn_later(0, event.set)
+    with gevent.Timeout(HANG_S):
+        assert server.wait_readable(event) is False
+
+
+def test_wait_readable_wakes_when_the_peer_sends_or_vanishes(contest: Contest) -> None:
+    for act in (lambda peer: peer.send_all(b"x"), lambda peer: peer.close()):
+        server, client = handshake(contest)
+        with server, client:
+            gevent.spawn_later(0, act, client)
+            with gevent.Timeout(HANG_S):
+                assert server.wait_readable(gevent.event.Event()) is True
+                # a ragged EOF (no close_notify) reads as EOF, as on a plain socket
+                assert server.peek_byte() in (b"x", b"")
+
+
+def test_a_handshake_that_stalls_times_out(contest: Contest) -> None:
+    left, right = gevent.socket.socketpair()
+    with right:
+        context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
+        with pytest.raises(Timeout, match="handshake"):
+            Stream(left).start_tls(context, timeout=0.05)
+
+
+def test_a_client_refuses_a_server_name_its_certificate_lacks(contest: Contest) -> None:
+    left, right = gevent.socket.socketpair()
+    context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
+    accepting = gevent.spawn(Stream(left).start_tls, context, timeout=HANG_S)
+    with pytest.raises(TlsRejected, match="mismatch"):
+        Stream(right).start_tls(contest.context(1), timeout=HANG_S, server_hostname="elsewhere")
+    with pytest.raises((TlsRejected, PeerClosed)):
+        accepting.get(timeout=HANG_S)
+
+
+def test_ssl_errors_map_to_typed_errors() -> None:
+    verify = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    verify.verify_message = "certificate has expired"
+    alert = ssl.SSLError(1, "alert")
+    alert.reason = "TLSV1_ALERT_UNKNOWN_CA"
+    broken = ssl.SSLError(1, "bad record mac")
+    broken.reason = "DECRYPTION_FAILED_OR_BAD_RECORD_MAC"
+    cases: list[tuple[OSError, type[Exception], str | None]] = [
+        (verify, TlsRejected, "certificate has expired"),
+        (alert, TlsRejected, "unknown_ca"),
+        (broken, PeerClosed, None),
+        (ssl.SSLEOFError(8, "EOF"), PeerClosed, None),
+    ]
+    for error, expected, words in cases:
+        with pytest.raises(expected, match=words) as raised, _translated("recv"):
+            raise error
+        assert raised.value.__cause__ is error
+
+
+def test_missing_or_mismatched_files_fail_setup(contest: Contest, tmp_path: Path) -> None:
+    with pytest.raises(TlsSetupFailed):
+        server_tls_context(tmp_path / "none.pem", tmp_path / "none.key", contest.ca)
+    with pytest.raises(TlsSetupFailed):  # agency 1's key does not go with the server's certificate
+        server_tls_context(contest.directory / "server.pem", contest.key(1), contest.ca)
