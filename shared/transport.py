@@ -354,16 +354,16 @@ class TlsStream(Stream):
         return True
 
 
-def _tls_context(protocol: int, own: tuple[Path, Path] | None, ca: Path) -> ssl.SSLContext:
+def _tls_context(protocol: int, cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
+    """gevent's SSLContext (cooperative sockets): TLS 1.3 or newer, our certificate, the peer's required."""
     try:
         context: ssl.SSLContext = gssl.SSLContext(protocol)
         context.minimum_version = TLS_MINIMUM_VERSION
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=ca)
-        if own is not None:
-            context.load_cert_chain(*own)
+        context.load_cert_chain(cert, key)
     except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        raise TlsSetupFailed(f"cannot load the TLS credentials ({own[0] if own else ''} {ca}): {exc}") from exc
+        raise TlsSetupFailed(f"cannot load the TLS credentials ({cert}, {key}, {ca}): {exc}") from exc
     return context
 
 
@@ -373,7 +373,7 @@ def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
     Raises:
         TlsSetupFailed: a file is missing or invalid, or the key does not match the certificate.
     """
-    context = _tls_context(ssl.PROTOCOL_TLS_SERVER, (cert, key), ca)
+    context = _tls_context(ssl.PROTOCOL_TLS_SERVER, cert, key, ca)
     context.num_tickets = 0  # agencies never resume a session: skip the two tickets per handshake
     return context
 
@@ -381,14 +381,14 @@ def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
 def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     """An agency's side: the server must present a certificate signed by `ca`, for the host name dialled.
 
-    gevent's SSLContext (cooperative sockets), set up as ssl.create_default_context
-    would (PROTOCOL_TLS_CLIENT: CERT_REQUIRED and check_hostname on).
+    Set up as ssl.create_default_context(cafile=ca) would, but built on gevent's
+    SSLContext, whose sockets are cooperative.
 
     Raises:
         TlsSetupFailed: as `server_tls_context`.
     """
-    context = _tls_context(ssl.PROTOCOL_TLS_CLIENT, (cert, key), ca)
-    assert context.check_hostname
+    context = _tls_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, ca)
+    context.check_hostname = True  # PROTOCOL_TLS_CLIENT's default; never to be turned off
     return context
 
 
