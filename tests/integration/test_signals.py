@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from shared.protocol import (
+    CONTEST_ID_SIZE,
+    EMPTY_DIGEST,
     Bets,
     BetsAck,
     Done,
@@ -23,7 +25,7 @@ from shared.protocol import (
     encode,
 )
 from shared.transport import receive_message, send_all
-from tests.rawclient import RawPeer, batch
+from tests.rawclient import RawPeer, batch, resume
 from tests.support.processes import ClientProcess, ServerProcess
 from tools.generate_agencies import Agency
 
@@ -71,7 +73,7 @@ def test_server_stops_while_agencies_wait_for_the_draw(start_server: Callable[..
     peers = [RawPeer(server.port) for _ in range(2)]
     try:
         for agency, peer in enumerate(peers, start=1):
-            assert peer.request(Hello(agency)) == Welcome(0, False)
+            assert resume(peer.request(Hello(agency))) == (0, False)
             assert peer.request(Done()) == DoneAck()
             peer.send(WinnersQuery())
         _assert_clean_server_stop(server)
@@ -95,7 +97,7 @@ def test_client_stops_mid_upload(make_agencies: Callable[..., list[Agency]], tmp
             conn.settimeout(STOP_BOUND_S)
             decoder = FrameDecoder()
             assert receive_message(conn, decoder) == Hello(1)
-            send_all(conn, encode(Welcome(0, False)))
+            send_all(conn, encode(Welcome(0, False, bytes(CONTEST_ID_SIZE), EMPTY_DIGEST)))
             assert isinstance(receive_message(conn, decoder), Bets)
             client.signal(signal.SIGTERM)
             assert client.wait(STOP_BOUND_S) == 0
