@@ -184,7 +184,7 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
     except (StorageCorrupt, ContestFileCorrupt, OSError) as exc:
         log_action(logger, logging.ERROR, "storage_recovery", Result.FAIL, error=exc)
         return 1
-    lottery = Lottery(store, config.agencies)
+    lottery = Lottery(store, config.agencies, config.wait_log_s)
     server = LotteryServer(config, store, lottery)
     try:
         server.start()
