@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_gevent.batching import batches
 from client_gevent.bets_source import CsvBets
 from client_gevent.config import ClientConfig
 from lottery_gevent import contract
@@ -45,8 +44,6 @@ class Floor:
     store_calls: int
     #: agency -> winning documents found by the draw (a sanity check).
     winners: dict[int, list[str]]
-    #: Batches the same bets would need if only the 8 KiB frame limited them (not timed).
-    frame_limited_batches: int
 
     @property
     def total_s(self) -> float:
@@ -102,7 +99,6 @@ def measure_floor(files: Mapping[int, Path], workdir: Path) -> Floor:
     synced_at = time.perf_counter()
     winners = _draw(workdir / "plain")
     drawn_at = time.perf_counter()
-    unlimited = sum(1 for rows in parsed.values() for _ in batches(rows, max(len(rows), 1)))
     return Floor(
         parse_s=parsed_at - start,
         build_s=built_at - parsed_at,
@@ -112,5 +108,4 @@ def measure_floor(files: Mapping[int, Path], workdir: Path) -> Floor:
         bets=sum(map(len, parsed.values())),
         store_calls=calls,
         winners=winners,
-        frame_limited_batches=unlimited,
     )

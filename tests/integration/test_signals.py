@@ -22,11 +22,10 @@ from shared.protocol import (
     Hello,
     Welcome,
     WinnersQuery,
-    encode,
 )
-from shared.transport import receive_message, send_all
 from tests.rawclient import RawPeer, batch, resume
 from tests.support.processes import ClientProcess, ServerProcess
+from tests.support.wire import read_message, read_to_eof, send_message
 from tools.generate_agencies import Agency
 
 STOP_BOUND_S = 10.0
@@ -49,7 +48,9 @@ def test_stop_signals_during_start_up_are_not_lost(tmp_path: Path) -> None:
     server.wait_for_line(r"action: config \| result: success")
     assert server.stop(STOP_BOUND_S) == 0
     assert [fields["action"] for fields in server.actions()][-1] == "shutdown"
-    client = ClientProcess(tmp_path, 1, 9, tmp_path / "none.csv")  # nothing listens on port 9
+    bets = tmp_path / "one.csv"  # valid: the client checks its file before it connects
+    bets.write_text("Ana,Lorca,30904465,1999-03-17,7574\n", encoding="utf-8")
+    client = ClientProcess(tmp_path, 1, 9, bets)  # nothing listens on port 9
     client.wait_for_line(r"action: config \| result: success")
     client.signal(signal.SIGTERM)
     assert client.wait(STOP_BOUND_S) == 0
@@ -96,12 +97,12 @@ def test_client_stops_mid_upload(make_agencies: Callable[..., list[Agency]], tmp
         with conn:
             conn.settimeout(STOP_BOUND_S)
             decoder = FrameDecoder()
-            assert receive_message(conn, decoder) == Hello(1)
-            send_all(conn, encode(Welcome(0, False, bytes(CONTEST_ID_SIZE), EMPTY_DIGEST)))
-            assert isinstance(receive_message(conn, decoder), Bets)
+            assert read_message(conn, decoder) == Hello(1)
+            send_message(conn, Welcome(0, False, bytes(CONTEST_ID_SIZE), EMPTY_DIGEST))
+            assert isinstance(read_message(conn, decoder), Bets)
             client.signal(signal.SIGTERM)
             assert client.wait(STOP_BOUND_S) == 0
-            assert conn.recv(1) == b""  # the client closed its socket
+            assert read_to_eof(conn) == b""  # the client closed its socket, with nothing more to say
     names = [fields["action"] for fields in client.actions()]
     assert names[-2:] == ["close_connection", "shutdown"]
 
