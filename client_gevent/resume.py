@@ -50,9 +50,7 @@ def check_resume(welcome: Welcome, source: _Prefixed, agency: int) -> None:
     where = f"agency {agency}: contest {contest.hex()}"
     digest, rows = source.prefix(stored, to_end=welcome.done)
     if rows < stored:
-        raise ResumeMismatch(
-            contest, f"{where} holds {stored} bets of this agency, but {source.path} has only {rows}"
-        )
+        raise ResumeMismatch(contest, f"{where} holds {stored} bets of this agency, but {source.path} has only {rows}")
     if welcome.done and rows > stored:
         raise ResumeMismatch(
             contest,
