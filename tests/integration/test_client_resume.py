@@ -152,3 +152,56 @@ def test_client_sends_nothing_when_everything_is_stored(
 
     assert server.received == [Hello(1), Done(), WinnersQuery()]
     assert winners_reported(client) == 0
+
+
+def refusal(client: ClientProcess) -> dict[str, str]:
+    """The client's one `fail` line (it must have exactly one)."""
+    (line,) = [fields for fields in client.actions() if fields["result"] == "fail"]
+    return line
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["one-row-changed", "more-than-the-file", "done-with-nothing", "done-with-other-bets", "done-with-fewer"],
+)
+def test_a_hostile_or_wrong_welcome_is_refused_before_anything_is_sent(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path, case: str
+) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+    other = tmp_path / "other.csv"
+    rows = file_rows(agency.path)
+    rows[FILE_BETS // 2] = rows[FILE_BETS // 2]._replace(number="1234")
+    with open(other, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows(rows)
+    answers = {
+        # the server's 290 bets are another file's (one row differs in the middle)
+        "one-row-changed": welcome(other, FILE_BETS - 10),
+        # Welcome(stored=…) past the end of the file, with the whole file's digest
+        "more-than-the-file": Welcome(FILE_BETS + 10, False, CONTEST, welcome(agency.path, FILE_BETS).digest),
+        # Welcome(done=1) for an agency whose bets the server never got
+        "done-with-nothing": Welcome(0, True, CONTEST, welcome(agency.path, 0).digest),
+        "done-with-other-bets": welcome(other, FILE_BETS, done=True),
+        "done-with-fewer": welcome(agency.path, FILE_BETS - 1, done=True),
+    }
+    with FakeServer(answers[case], ("30000001",)) as server:
+        client = ClientProcess(tmp_path, 1, server.port, agency.path)
+        assert client.wait(TIMEOUT_S) == 1, client.output()
+        server.join()
+
+    assert server.received == [Hello(1)]  # nothing after Hello: no bets, no Done, no query
+    line = refusal(client)
+    assert line["action"] == "resume" and line["client_id"] == "1" and line["contest"] == CONTEST.hex()
+    assert "agency 1" in line["error"] and CONTEST.hex() in line["error"] and "--new-contest" in line["error"]
+    assert winners_reported(client) is None
+
+
+def test_an_honest_done_welcome_goes_straight_to_the_winners(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+    with FakeServer(welcome(agency.path, FILE_BETS, done=True), ("30000001",)) as server:
+        client = ClientProcess(tmp_path, 1, server.port, agency.path)
+        assert client.wait(TIMEOUT_S) == 0, client.output()
+        server.join()
+    assert server.received == [Hello(1), Done(), WinnersQuery()]
+    assert winners_reported(client) == 1
