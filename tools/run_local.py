@@ -71,6 +71,8 @@ class Child:
         self.listening = threading.Event()
         self.port: int | None = None
         self.winners: int | None = None
+        with _print_lock:
+            print(f"{self._prefix}run_local: started, pid {self.process.pid}", flush=True)
         self._reader = threading.Thread(target=self._copy, daemon=True)
         self._reader.start()
 
