@@ -3,6 +3,9 @@
 # handed out, so a bad row stops the upload before anything from it on is sent.
 # The file: five columns (first names, last name, document, birthdate, number),
 # no header, UTF-8, LF or CRLF line endings. Blank lines are ignored.
+# `check` looks at the file before the first connection (it opens, and its
+# first row is valid; empty only if allowed); `prefix` computes the resume
+# digest of its first rows, for comparing with the server's (resume.py).
 #
 # Bytes that are not UTF-8 are decoded with "surrogateescape" rather than
 # raised at once: the text layer decodes 8 KiB at a time, so its error would
