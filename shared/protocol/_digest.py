@@ -24,7 +24,8 @@ from shared.domain import BetFields
 #: Bytes of a digest (SHA-256).
 DIGEST_SIZE = 32
 
-_U32 = struct.Struct(">I")
+_pack_u32 = struct.Struct(">I").pack
+_from_iso = datetime.date.fromisoformat
 
 
 def _normalise_name(name: str) -> str:
@@ -41,19 +42,26 @@ def canonical_bet(bet: Sequence[str]) -> bytes:
         ValueError: the birthdate is not an ISO date, or the number not an integer.
     """
     first_name, last_name, document, birthdate, number = bet
-    fields = (
-        _normalise_name(first_name),
-        _normalise_name(last_name),
-        document,
-        datetime.date.fromisoformat(birthdate).isoformat(),
-        str(int(number)),
+    first = _normalise_name(first_name).encode("utf-8")
+    last = _normalise_name(last_name).encode("utf-8")
+    doc = document.encode("utf-8")
+    born = _from_iso(birthdate).isoformat().encode("ascii")
+    num = str(int(number)).encode("ascii")
+    # Written out rather than looped: the server hashes every bet it stores.
+    return b"".join(
+        (
+            _pack_u32(len(first)),
+            first,
+            _pack_u32(len(last)),
+            last,
+            _pack_u32(len(doc)),
+            doc,
+            _pack_u32(len(born)),
+            born,
+            _pack_u32(len(num)),
+            num,
+        )
     )
-    parts = []
-    for field in fields:
-        data = field.encode("utf-8")
-        parts.append(_U32.pack(len(data)))
-        parts.append(data)
-    return b"".join(parts)
 
 
 class BetsDigest:
