@@ -136,11 +136,11 @@ class BetStore:
             logging.INFO,
             "storage_recovery",
             Result.SUCCESS,
-            contest=self.contest.hex(),
             rows=bets.rows,
             agencies=len(bets.counts),
             done=len(done),
             repaired_bytes=bets.repaired_bytes + done_repaired,
+            contest=self.contest.hex(),
         )
 
     def close(self) -> None:
