@@ -55,7 +55,12 @@ CROWD_RATIOS = (
 )
 CROWD_TARGETS = (
     Target(
-        "an upload beside {bad_peers} bad peers / alone", "ratio.crowd", 2.0, "×", digits=2, source="was tests/faults"
+        "an upload beside {bad_peers} bad peers / alone",
+        "ratio.crowd",
+        2.0,
+        "×",
+        digits=2,
+        source="what tests/faults/test_limits.py asserted",
     ),
 )
 
