@@ -13,7 +13,7 @@ import gevent.socket
 import pytest
 
 from shared.errors import PeerClosed, Timeout, TlsRejected, TlsSetupFailed
-from shared.protocol import FrameDecoder, Hello, Welcome
+from shared.protocol import BetsAck, FrameDecoder, Hello
 from shared.transport import (
     Stream,
     TlsStream,
@@ -63,8 +63,8 @@ def test_a_peeked_byte_is_read_again_and_frames_arrive_whole(pair: tuple[TlsStre
     with gevent.Timeout(HANG_S):
         assert server.peek_byte() == server.peek_byte() != b""
         assert receive_message(server, FrameDecoder(), HANG_S) == Hello(7)
-        send_message(server, Welcome(3, False))
-        assert receive_message(client, FrameDecoder(), HANG_S) == Welcome(3, False)
+        send_message(server, BetsAck(3))
+        assert receive_message(client, FrameDecoder(), HANG_S) == BetsAck(3)
 
 
 def test_wait_readable_sees_data_buffered_by_openssl(pair: tuple[TlsStream, TlsStream]) -> None:
