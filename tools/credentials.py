@@ -55,34 +55,47 @@ class CredentialsError(Exception):
     """DIR holds files that do not fit together (e.g. a certificate without its CA key)."""
 
 
-def _write_new(path: Path, data: bytes, mode: int, uid: int | None) -> None:
-    """Create `path` with `data`; fails (FileExistsError) rather than replace it."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, mode)
-        if uid is not None:
-            os.chown(temporary, uid, uid)
-        os.link(temporary, path)
-    finally:
-        os.unlink(temporary)
+class _Files:
+    """Writes new files into DIR, and remembers which.
 
+    Args:
+        uid: owner given to leaf keys and certificates (None: whoever runs the tool).
+        durable: fsync each file before it is linked into place.
+    """
 
-def _key(path: Path, uid: int | None, created: list[Path]) -> PrivateKey:
-    """The key at `path`, made (and written 0600) if missing."""
-    if path.exists():
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        if not isinstance(key, PrivateKey):
-            raise CredentialsError(f"{path} is not an EC private key")
+    def __init__(self, uid: int | None, durable: bool) -> None:
+        self.uid = uid
+        self.durable = durable
+        self.created: list[Path] = []
+
+    def write(self, path: Path, data: bytes, mode: int, uid: int | None) -> None:
+        """Create `path` with `data`; fails (FileExistsError) rather than replace it."""
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(data)
+                file.flush()
+                if self.durable:
+                    os.fsync(file.fileno())
+            os.chmod(temporary, mode)
+            if uid is not None:
+                os.chown(temporary, uid, uid)
+            os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+        self.created.append(path)
+
+    def key(self, path: Path, uid: int | None) -> PrivateKey:
+        """The key at `path`, made (and written 0600) if missing."""
+        if path.exists():
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(key, PrivateKey):
+                raise CredentialsError(f"{path} is not an EC private key")
+            return key
+        key = ec.generate_private_key(ec.SECP256R1())
+        encoding, pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+        self.write(path, key.private_bytes(encoding, pkcs8, serialization.NoEncryption()), 0o600, uid)
         return key
-    key = ec.generate_private_key(ec.SECP256R1())
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _write_new(path, pem, 0o600, uid)
-    created.append(path)
-    return key
 
 
 def _validity(days: int, expired: bool) -> tuple[datetime.datetime, datetime.datetime]:
@@ -106,8 +119,8 @@ def _san(name: str) -> x509.GeneralName:
 class _Issuer:
     """The contest CA of one DIR, loaded or made."""
 
-    def __init__(self, directory: Path, days: int, uid: int | None, created: list[Path]) -> None:
-        self.key = _key(directory / "ca.key", None, created)
+    def __init__(self, directory: Path, days: int, files: _Files) -> None:
+        self.key = files.key(directory / "ca.key", None)
         path = directory / "ca.pem"
         if path.exists():
             self.cert = x509.load_pem_x509_certificate(path.read_bytes())
@@ -129,8 +142,7 @@ class _Issuer:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
         )
         self.cert = builder.sign(self.key, hashes.SHA256())
-        _write_new(path, self.cert.public_bytes(serialization.Encoding.PEM), 0o644, uid)
-        created.append(path)
+        files.write(path, self.cert.public_bytes(serialization.Encoding.PEM), 0o644, files.uid)
 
     def issue(
         self, key: PrivateKey, common_name: str, sans: Sequence[str], days: int, expired: bool
@@ -177,6 +189,7 @@ def ensure_credentials(
     days: int = DEFAULT_DAYS,
     expired: bool = False,
     uid: int | None = None,
+    durable: bool = True,
 ) -> list[Path]:
     """Make whatever of the contest's credentials is missing in `directory`.
 
@@ -187,6 +200,7 @@ def ensure_credentials(
         days: how long new certificates are valid.
         expired: new leaf certificates (server, agencies) have already expired (for tests).
         uid: owner given to new leaf keys and certificates (None: leave them to the caller).
+        durable: fsync every file written (off: thousands of throwaway agencies, for benchmarks).
 
     Returns:
         The files created, in order.
@@ -196,19 +210,18 @@ def ensure_credentials(
         OSError: a file could not be written.
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    created: list[Path] = []
-    issuer = _Issuer(directory, days, uid, created)
+    files = _Files(uid, durable)
+    issuer = _Issuer(directory, days, files)
     leaves = [("server", "server", [*SERVER_NAMES, *server_names])]
     leaves += [(agency_common_name(k), agency_common_name(k), []) for k in range(1, agencies + 1)]
     for stem, common_name, sans in leaves:
-        key = _key(directory / f"{stem}.key", uid, created)
+        key = files.key(directory / f"{stem}.key", uid)
         cert_path = directory / f"{stem}.pem"
         if cert_path.exists():
             continue
         cert = issuer.issue(key, common_name, sans, days, expired)
-        _write_new(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, uid)
-        created.append(cert_path)
-    return created
+        files.write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, uid)
+    return files.created
 
 
 def _positive(text: str) -> int:

@@ -97,3 +97,10 @@ def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "created" not in capsys.readouterr().out
     validity = cert(tmp_path / "s" / "agency-1.pem")
     assert (validity.not_valid_after_utc - validity.not_valid_before_utc).days == 30
+
+
+def test_without_fsync_the_same_files_are_made(tmp_path: Path) -> None:
+    created = ensure_credentials(tmp_path, 2, durable=False)  # the benchmarks' thousands of agencies
+
+    assert sorted(path.name for path in created) == sorted(path.name for path in tmp_path.iterdir())
+    cert(tmp_path / "agency-2.pem").verify_directly_issued_by(cert(tmp_path / "ca.pem"))
