@@ -182,3 +182,20 @@ def test_without_pyyaml_or_image_explains_how_to_install_it(tmp_path: Path) -> N
     assert done.returncode != 0
     assert "pip install" in done.stderr
     assert list(out.iterdir()) == []
+
+
+def test_without_cryptography_or_image_explains_how_to_install_it_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    python = tmp_path / "bin" / "python3"  # our interpreter, except that it "lacks" cryptography
+    python.parent.mkdir()
+    python.write_text(
+        f'#!/bin/sh\n[ "$*" = "-c import cryptography" ] && exit 1\nexec "{sys.executable}" "$@"\n', encoding="utf-8"
+    )
+    python.chmod(0o755)
+
+    done = run_generator(out, "out.yaml", "2", env={"PYTHON": str(python), "DOCKER": "false"})
+
+    assert done.returncode != 0
+    assert "cryptography" in done.stderr and "pip install" in done.stderr
+    assert list(out.iterdir()) == []
