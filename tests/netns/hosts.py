@@ -96,6 +96,14 @@ class HostNetwork:
         self._tag = f"{NAME_PREFIX}{os.getpid() % 100_000}"
         self.hosts: list[Host] = []
 
+    def __enter__(self) -> HostNetwork:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        left = self.remove()
+        if left:
+            raise AssertionError(f"left behind: {left}")
+
     def add(self, count: int) -> list[Host]:
         """Make `count` more hosts (at most 64 in all) and return them.
 
