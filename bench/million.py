@@ -1,0 +1,166 @@
+"""How cost grows with work: 1,000 agencies x 1,000 bets against one server.
+
+    python3 -m bench.million [--agencies N] [--bets N]
+
+Figures as plain data (`run() -> dict`); ``make bench`` puts them on the page.
+"""
+
+# Strategy: three contests through the same load generator (bench.loadgen
+# scale: every agency a greenlet in one process, all uploading at once, batches
+# of 125 as the client sends), each against a fresh server with fsync on:
+#   1. the course data (5 agencies, 78,697 bets): the per-bet CPU reference;
+#   2. 1,000 agencies x 100 bets (100k): peak RSS with the same connections and
+#      a tenth of the bets;
+#   3. 1,000 agencies x 1,000 bets (1M): sustained bets/s, peak RSS, the draw.
+# Server CPU is counted from the moment it listens (start-up imports are not
+# per-bet work) to the moment the last agency has its answer; peak RSS is
+# VmHWM. The draw's time is from the server's last `agency_done` line to its
+# `sorteo` line, as the line reader sees them arrive (the lines' own stamps
+# have whole seconds only). Every agency must get exactly its own winning
+# documents and bets.csv exactly each agency's bets. SERVER_MAX_CONNECTIONS_PER_IP
+# is 0: every agency connects from 127.0.0.1.
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._procs import ServerChild, cpu_seconds, finish_load, run_python
+from bench.data import COURSE_ZIP, Dataset, course_dataset, generated_dataset, ingest_dataset
+
+AGENCIES = 1_000
+BETS_PER_AGENCY = 1_000
+BATCH = 125
+CONNECT_CONCURRENCY = 250
+LISTEN_BACKLOG = 4096
+TIMEOUT_S = 900.0
+
+
+def _stamp_lines(server: ServerChild, agencies: int, stamps: dict[str, float]) -> threading.Thread:
+    """A thread that records when the last agency_done and the sorteo lines arrive."""
+
+    def watch() -> None:
+        try:
+            server.wait_for_count(r"action: agency_done \| result: success", agencies, TIMEOUT_S)
+            stamps["last_done"] = time.monotonic()
+            server.wait_for_line(r"action: sorteo \| result: success", TIMEOUT_S)
+            stamps["draw"] = time.monotonic()
+        except TimeoutError:
+            pass
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def contest(dataset: Dataset, base_dir: Path | None = None) -> dict[str, Any]:
+    """One contest of `dataset` against a fresh server; its figures as a dict.
+
+    Raises:
+        RuntimeError: the load generator failed.
+    """
+    agencies = len(dataset.files)
+    data_dir = next(iter(dataset.files.values())).parent
+    with tempfile.TemporaryDirectory(prefix="bench-million-", dir=base_dir) as tmp:
+        workdir = Path(tmp) / "server"
+        workdir.mkdir()
+        out = Path(tmp) / "loadgen.json"
+        env = {
+            "SERVER_AGENCIES": str(agencies),
+            "SERVER_MAX_CONNECTIONS": str(agencies + 100),
+            "SERVER_MAX_CONNECTIONS_PER_IP": "0",
+            "SERVER_LISTEN_BACKLOG": str(LISTEN_BACKLOG),
+            "SERVER_FSYNC": "true",
+        }
+        server = ServerChild(workdir, env)
+        loadgen = None
+        stamps: dict[str, float] = {}
+        try:
+            port = server.wait_listening()
+            cpu_at_listen = cpu_seconds(server.pid)
+            watcher = _stamp_lines(server, agencies, stamps)
+            args = ["scale", "--port", str(port), "--agencies", str(agencies), "--data", str(data_dir)]
+            args += ["--out", str(out), "--batch", str(BATCH), "--connect-concurrency", str(CONNECT_CONCURRENCY)]
+            args += ["--timeout", str(TIMEOUT_S)]
+            loadgen = run_python("bench.loadgen", args, Path(tmp))
+            outcome = finish_load(server, loadgen, out, TIMEOUT_S)
+            watcher.join(TIMEOUT_S)
+        finally:
+            if loadgen is not None:
+                loadgen.kill()
+            server.kill()
+    answers = {int(agency): documents for agency, documents in outcome.report["winners"].items()}
+    exact = sum(
+        1 for agency, expected in dataset.winners.items() if sorted(answers.get(agency) or []) == sorted(expected)
+    )
+    cpu = outcome.server_cpu_s - cpu_at_listen
+    elapsed = outcome.report["elapsed_s"]
+    return {
+        "source": dataset.source,
+        "agencies": agencies,
+        "bets": dataset.bets,
+        "elapsed_s": elapsed,
+        "bets_per_s": dataset.bets / elapsed,
+        "server_cpu_s": cpu,
+        "server_cpu_us_per_bet": cpu / dataset.bets * 1e6,
+        "server_peak_rss_mib": outcome.server_peak_rss_kib / 1024,
+        "draw_s": stamps["draw"] - stamps["last_done"] if {"draw", "last_done"} <= stamps.keys() else None,
+        "agencies_exact": exact,
+        "rows_exact": dict(outcome.stored_rows) == dataset.sizes,
+        "errors": outcome.report["errors"],
+        "server_exit": outcome.server_code,
+    }
+
+
+def _correct(figures: dict[str, Any]) -> bool:
+    return bool(
+        figures["agencies_exact"] == figures["agencies"]
+        and figures["rows_exact"]
+        and not figures["errors"]
+        and figures["server_exit"] == 0
+    )
+
+
+def run(agencies: int = AGENCIES, bets: int = BETS_PER_AGENCY, base_dir: Path | None = None) -> dict[str, Any]:
+    """The course reference, the 100k and the 1M contests.
+
+    Returns:
+        {"course", "small", "million": per-contest figures; "cpu_per_bet_ratio": the 1M
+        contest's server CPU per bet over the course data's; "rss_growth": 1M peak RSS over
+        the small one's; "correct": every contest exact}.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-million-data-", dir=base_dir) as tmp:
+        root = Path(tmp)
+        (root / "course").mkdir()
+        reference = course_dataset(root / "course") if COURSE_ZIP.exists() else ingest_dataset(root / "course")
+        course = contest(reference, base_dir)
+        small = contest(generated_dataset(root / "small", agencies, max(bets // 10, 1)), base_dir)
+        million = contest(generated_dataset(root / "million", agencies, bets), base_dir)
+    return {
+        "course": course,
+        "small": small,
+        "million": million,
+        "cpu_per_bet_ratio": million["server_cpu_us_per_bet"] / course["server_cpu_us_per_bet"],
+        "rss_growth": million["server_peak_rss_mib"] / small["server_peak_rss_mib"],
+        "correct": all(map(_correct, (course, small, million))),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python3 -m bench.million", description=__doc__.splitlines()[0])
+    parser.add_argument("--agencies", type=int, default=AGENCIES)
+    parser.add_argument("--bets", type=int, default=BETS_PER_AGENCY, help="bets per agency")
+    args = parser.parse_args(argv)
+    figures = run(args.agencies, args.bets)
+    json.dump(figures, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0 if figures["correct"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
