@@ -30,18 +30,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._procs import ServerChild, cpu_seconds, finish_load, run_python
-from bench.data import COURSE_ZIP, Dataset, course_dataset, generated_dataset, ingest_dataset
+from bench._procs import cpu_seconds
+from bench.data import Dataset, generated_dataset, ingest_dataset
+from bench.fleets import server_with_load
+from bench.spec import Variant
+from tests.support.processes import ServerProcess
 
 AGENCIES = 1_000
 BETS_PER_AGENCY = 1_000
 BATCH = 125
 CONNECT_CONCURRENCY = 250
-LISTEN_BACKLOG = 4096
+#: Bound on one wait for the server's lines (the generator has its own).
 TIMEOUT_S = 900.0
+PLAINTEXT = Variant("plaintext", "plaintext")
 
 
-def _stamp_lines(server: ServerChild, agencies: int, stamps: dict[str, float]) -> threading.Thread:
+def _stamp_lines(server: ServerProcess, agencies: int, stamps: dict[str, float]) -> threading.Thread:
     """A thread that records when the last agency_done and the sorteo lines arrive."""
 
     def watch() -> None:
@@ -58,48 +62,27 @@ def _stamp_lines(server: ServerChild, agencies: int, stamps: dict[str, float]) -
     return thread
 
 
-def contest(dataset: Dataset, base_dir: Path | None = None) -> dict[str, Any]:
+def contest(dataset: Dataset) -> dict[str, Any]:
     """One contest of `dataset` against a fresh server; its figures as a dict.
 
     Raises:
         RuntimeError: the load generator failed.
     """
     agencies = len(dataset.files)
-    data_dir = next(iter(dataset.files.values())).parent
-    with tempfile.TemporaryDirectory(prefix="bench-million-", dir=base_dir) as tmp:
-        workdir = Path(tmp) / "server"
-        workdir.mkdir()
-        out = Path(tmp) / "loadgen.json"
-        env = {
-            "SERVER_AGENCIES": str(agencies),
-            "SERVER_MAX_CONNECTIONS": str(agencies + 100),
-            "SERVER_MAX_CONNECTIONS_PER_IP": "0",
-            "SERVER_LISTEN_BACKLOG": str(LISTEN_BACKLOG),
-            "SERVER_FSYNC": "true",
-        }
-        server = ServerChild(workdir, env)
-        loadgen = None
-        stamps: dict[str, float] = {}
-        try:
-            port = server.wait_listening()
-            cpu_at_listen = cpu_seconds(server.pid)
-            watcher = _stamp_lines(server, agencies, stamps)
-            args = ["scale", "--port", str(port), "--agencies", str(agencies), "--data", str(data_dir)]
-            args += ["--out", str(out), "--batch", str(BATCH), "--connect-concurrency", str(CONNECT_CONCURRENCY)]
-            args += ["--timeout", str(TIMEOUT_S)]
-            loadgen = run_python("bench.loadgen", args, Path(tmp))
-            outcome = finish_load(server, loadgen, out, TIMEOUT_S)
-            watcher.join(TIMEOUT_S)
-        finally:
-            if loadgen is not None:
-                loadgen.kill()
-            server.kill()
-    answers = {int(agency): documents for agency, documents in outcome.report["winners"].items()}
+    args = ["--agencies", str(agencies), "--data", str(dataset.directory), "--batch", str(BATCH)]
+    args += ["--connect-concurrency", str(CONNECT_CONCURRENCY)]
+    stamps: dict[str, float] = {}
+    with server_with_load("scale", args, PLAINTEXT, agencies, agencies) as load:
+        cpu_at_listen = cpu_seconds(load.server.pid)
+        watcher = _stamp_lines(load.server, agencies, stamps)
+        report, server, stored = load.finish()
+        watcher.join(TIMEOUT_S)
+    answers = {int(agency): documents for agency, documents in report["winners"].items()}
     exact = sum(
         1 for agency, expected in dataset.winners.items() if sorted(answers.get(agency) or []) == sorted(expected)
     )
-    cpu = outcome.server_cpu_s - cpu_at_listen
-    elapsed = outcome.report["elapsed_s"]
+    cpu = server["server_cpu_s"] - cpu_at_listen
+    elapsed = report["elapsed_s"]
     return {
         "source": dataset.source,
         "agencies": agencies,
@@ -108,12 +91,12 @@ def contest(dataset: Dataset, base_dir: Path | None = None) -> dict[str, Any]:
         "bets_per_s": dataset.bets / elapsed,
         "server_cpu_s": cpu,
         "server_cpu_us_per_bet": cpu / dataset.bets * 1e6,
-        "server_peak_rss_mib": outcome.server_peak_rss_kib / 1024,
+        "server_peak_rss_mib": server["server_peak_rss_kib"] / 1024,
         "draw_s": stamps["draw"] - stamps["last_done"] if {"draw", "last_done"} <= stamps.keys() else None,
         "agencies_exact": exact,
-        "rows_exact": dict(outcome.stored_rows) == dataset.sizes,
-        "errors": outcome.report["errors"],
-        "server_exit": outcome.server_code,
+        "rows_exact": dict(stored) == dataset.sizes,
+        "errors": report["errors"],
+        "server_exit": server["server_exit"],
     }
 
 
@@ -137,10 +120,10 @@ def run(agencies: int = AGENCIES, bets: int = BETS_PER_AGENCY, base_dir: Path | 
     with tempfile.TemporaryDirectory(prefix="bench-million-data-", dir=base_dir) as tmp:
         root = Path(tmp)
         (root / "course").mkdir()
-        reference = course_dataset(root / "course") if COURSE_ZIP.exists() else ingest_dataset(root / "course")
-        course = contest(reference, base_dir)
-        small = contest(generated_dataset(root / "small", agencies, max(bets // 10, 1)), base_dir)
-        million = contest(generated_dataset(root / "million", agencies, bets), base_dir)
+        # The course files when ../shared/data/dataset.zip exists, else generated ones of their shape.
+        course = contest(ingest_dataset(root / "course"))
+        small = contest(generated_dataset(root / "small", agencies, max(bets // 10, 1)))
+        million = contest(generated_dataset(root / "million", agencies, bets))
     return {
         "course": course,
         "small": small,

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.docker.compose import GENERATOR_SCRIPT, DockerError, docker
+from tests.docker.compose import DockerError, docker
 from tests.support import processes
+from tests.support.scripts import GENERATOR_SCRIPT
 from tools.stack_generator import SERVER_PORT
 
 __all__ = ["DATA_VOLUME", "SERVER_PORT", "Stack", "single_node_swarm", "write_stack"]

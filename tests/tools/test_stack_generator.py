@@ -1,7 +1,6 @@
 """generar-compose.sh --swarm and tools/stack_generator.py: the stack file's content.
 
-None of these needs a Docker engine except the one marked ``docker``, which has
-``docker stack config``-like validation done by deploying in tests/docker/test_swarm.py.
+None of these needs a Docker engine; tests/docker/test_swarm.py deploys the output.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.docker.test_compose_generator import run_script
+from tests.support.scripts import run_generator as run_script
 from tools import stack_generator
 
 
