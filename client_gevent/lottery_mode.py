@@ -12,15 +12,27 @@
 # how many bets it has and accepts a batch only where its stored bets end, a
 # retry can neither skip nor repeat a bet. Bad data (a bad CSV row, a bet the
 # server rejects) is not retried: it ends the run with one `fail` line.
+#
+# `stored` is trusted only with what it covers. Before skipping the stored rows
+# (or, when told it is done, before asking for winners), the agency computes the
+# resume digest of that prefix of its file and compares it with the Welcome's;
+# a server whose contest holds other bets (another file, another run) is
+# refused with one `fail` line naming the contest, and nothing is sent. When
+# done, the file must also hold no more rows than the server stores.
+# The bets file is checked (exists, readable, a valid first row; not empty
+# unless --allow-empty) before the first connection.
 from __future__ import annotations
 
 import logging
+
+import gevent
 
 from client_gevent.backoff import Backoff, GaveUp
 from client_gevent.batching import BetTooLarge, batches
 from client_gevent.bets_source import BetsFileError, BetsSource
 from client_gevent.config import ClientConfig
 from client_gevent.connection import ServerConnection
+from client_gevent.resume import ResumeMismatch, check_resume
 from shared.errors import (
     ConnectFailed,
     LotteryError,
@@ -67,6 +79,11 @@ class LotteryAgency:
 
     def run(self) -> int:
         """Do the whole job; returns the exit code (0 on success)."""
+        try:
+            self._phase = "bets_file"
+            self._source.check(allow_empty=self._config.allow_empty)
+        except BetsFileError as exc:
+            return self._fail(exc)
         while True:
             try:
                 winners = self._attempt()
@@ -78,6 +95,8 @@ class LotteryAgency:
                 error = exc
             except BetsFileError as exc:
                 return self._fail(exc)
+            except ResumeMismatch as exc:
+                return self._fail(exc, contest=exc.contest.hex())
             else:
                 log_action(
                     logger,
@@ -98,6 +117,8 @@ class LotteryAgency:
         host, port = self._config.server_host, self._config.server_port
         with ServerConnection.open(host, port, self._config.reply_timeout.seconds) as server:
             welcome = server.request(Hello(self._agency), Welcome)
+            self._phase = "resume"
+            check_resume(welcome, self._source, self._agency)
             if not welcome.done:
                 self._phase = "apuesta_enviada"
                 self._upload(server, welcome.stored)
@@ -105,7 +126,21 @@ class LotteryAgency:
             server.request(Done(), DoneAck)
             self._backoff.succeeded()
             self._phase = "consulta_ganadores"
-            return server.query_winners()
+            reporter = gevent.spawn(self._report_waiting, self._config.wait_log.seconds)
+            try:
+                return server.query_winners()
+            finally:
+                reporter.kill(block=False)
+
+    def _report_waiting(self, interval_s: float) -> None:
+        """Log `wait_draw` every `interval_s` while the winners query waits (killed when it ends)."""
+        waited = 0.0
+        while True:
+            gevent.sleep(interval_s)
+            waited += interval_s
+            log_action(
+                logger, logging.INFO, "wait_draw", Result.IN_PROGRESS, client_id=self._agency, waited_s=round(waited, 3)
+            )
 
     def _upload(self, server: ServerConnection, stored: int) -> None:
         index = stored
@@ -128,6 +163,6 @@ class LotteryAgency:
             logger, logging.INFO, "upload", Result.SUCCESS, client_id=self._agency, sent=index - stored, stored=index
         )
 
-    def _fail(self, error: Exception) -> int:
-        log_action(logger, logging.ERROR, self._phase, Result.FAIL, client_id=self._agency, error=error)
+    def _fail(self, error: Exception, **details: object) -> int:
+        log_action(logger, logging.ERROR, self._phase, Result.FAIL, client_id=self._agency, **details, error=error)
         return 1
