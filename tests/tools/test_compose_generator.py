@@ -41,8 +41,8 @@ def test_lottery_compose_for_five_agencies(tmp_path: Path) -> None:
         assert client["environment"] == [f"CLI_ID={k}", f"CLI_BETS_FILE=/data/agency-{k}.csv"]
         assert client["volumes"] == [CLIENT_CONFIG_MOUNT, DATA_MOUNT]
         assert client["networks"] == ["testing_net"]
-        # Agencies start at once and rely on their connect retry; only the server's container comes first.
-        assert client["depends_on"] == {"server": {"condition": "service_started"}}
+        # Agencies start with the server and rely on their connect retry, as in a Swarm.
+        assert "depends_on" not in client
     ipam = {"driver": "default", "config": [{"subnet": "172.25.125.0/24"}]}
     assert tree["networks"] == {"testing_net": {"ipam": ipam}}
 
