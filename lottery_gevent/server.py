@@ -4,6 +4,10 @@
 #     many run at once. When the pool is full the server still accepts, but
 #     closes the new connection at once (and logs it) instead of leaving it
 #     queued in the kernel's backlog.
+#   - Each address may hold at most `max_connections_per_ip` of them; one more
+#     is refused the same way, by its own handler, which never blocks on it.
+#     Refusals are logged at INFO through one server-wide RateLimiter, as are
+#     connections that stay silent past the Hello timeout.
 #   - The handler peeks at the first byte: the protocol's start byte means an
 #     agency session (session.py), anything else an inline echo (echo.py). The
 #     byte stays in the stream for whoever reads it next.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from typing import Any
 
 from gevent.pool import Pool
@@ -22,6 +27,13 @@ from gevent.server import StreamServer
 
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.echo import serve_inline_echo
+from lottery_gevent.limits import (
+    LIMIT_LOG_BURST,
+    LIMIT_LOG_RATE_PER_S,
+    AddressCounter,
+    ConnectionLimits,
+    RateLimiter,
+)
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.session import AgencySession
@@ -68,6 +80,9 @@ class LotteryServer:
         self.store = store
         self.lottery = lottery
         self._registry = AgencyRegistry(config.stop_timeout_s)
+        self._per_address = AddressCounter(config.max_connections_per_ip)
+        #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
+        self._limit_log = RateLimiter(LIMIT_LOG_RATE_PER_S, LIMIT_LOG_BURST)
         self._pool = Pool(config.max_connections)
         self._port = config.port
         self._listener = _RefusingStreamServer(
@@ -103,29 +118,49 @@ class LotteryServer:
 
     def _handle(self, sock: socket.socket, address: tuple[str, int]) -> None:
         ip = address[0]
+        accepted_at = time.monotonic()
+        if not self._per_address.enter(ip):
+            self._refuse(sock, address, f"too many connections from {ip} (max {self.config.max_connections_per_ip})")
+            return
+        try:
+            self._serve(sock, ip, accepted_at)
+        finally:
+            self._per_address.leave(ip)
+
+    def _serve(self, sock: socket.socket, ip: str, accepted_at: float) -> None:
         configure_stream(sock)
         stream = Stream(sock)
-        stream.settimeout(self.config.idle_timeout_s)
+        stream.settimeout(self.config.hello_timeout_s)
         try:
             first = stream.peek_byte()
             if not first:
                 raise PeerClosed()
             if first[0] == START_BYTE:
                 AgencySession(
-                    stream, ip, store=self.store, lottery=self.lottery, registry=self._registry, config=self.config
+                    stream,
+                    ip,
+                    store=self.store,
+                    lottery=self.lottery,
+                    registry=self._registry,
+                    config=self.config,
+                    limits=ConnectionLimits(self.config, lambda: stream.bytes_received, self._limit_log, accepted_at),
                 ).run()
             else:
                 serve_inline_echo(stream, ip, self.config.echo_max_bytes, self.config.echo_timeout_s)
-        except (PeerClosed, Timeout) as exc:
+        except PeerClosed as exc:
             log_action(
                 logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"nothing received: {exc}"
             )
+        except Timeout:
+            reason = f"nothing received within {self.config.hello_timeout_s}s"
+            self._limit_log.log(logger, logging.INFO, "close_connection", Result.FAIL, ip=ip, reason=reason)
         except EndSession as exc:
             log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
 
-    def _refuse(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        """Close an excess connection at once. Runs in the accept callback: must not block."""
-        detail = f"too many connections (max {self.config.max_connections})"
-        log_action(logger, logging.WARNING, "accept_connection", Result.FAIL, ip=address[0], error=detail)
+    def _refuse(self, sock: socket.socket, address: tuple[str, int], detail: str | None = None) -> None:
+        """Close an excess connection at once, with SERVER_BUSY. Runs in the accept path: never blocks."""
+        if detail is None:
+            detail = f"too many connections (max {self.config.max_connections})"
+        self._limit_log.log(logger, logging.INFO, "accept_connection", Result.FAIL, ip=address[0], error=detail)
         with Stream(sock) as stream:
             stream.send_nowait(encode(Error(ErrorCode.SERVER_BUSY, detail)))

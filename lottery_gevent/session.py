@@ -10,6 +10,13 @@
 # Errors are answered in place and the session goes on, except those after which
 # the stream cannot be trusted (a malformed frame, an unknown agency), which
 # close it.
+#
+# Limits: the session yields after every frame (fairness); the
+# `max_refusals`-th refused frame closes it (TOO_MANY_REFUSALS); Hello must come
+# within `hello_timeout_s`, then a frame that is not refused every
+# `idle_timeout_s` (TOO_SLOW); an agency stores at most `max_bets_per_agency`
+# bets (QUOTA_EXCEEDED). limits.ConnectionLimits keeps the deadline, the count
+# and the bounded warnings.
 from __future__ import annotations
 
 import enum
@@ -21,6 +28,7 @@ import gevent
 
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.contract import Bet
+from lottery_gevent.limits import ConnectionLimits
 from lottery_gevent.lottery import DrawFailed, Lottery
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.storage import BetStore, OutOfSequence, StorageFailure
@@ -41,7 +49,7 @@ from shared.protocol import (
     WinnersQuery,
     split_winners,
 )
-from shared.transport import Stream, receive_message, send_message
+from shared.transport import Stream, send_message
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +67,23 @@ class _Close(LotteryError):
     """Raised inside a session after answering an error that ends it."""
 
 
-def _build_bets(agency: int, batch: Bets) -> list[Bet]:
-    """Validate every bet of a batch, then build them; raises InvalidBet naming the bet."""
+class _OverQuota(LotteryError):
+    """The batch would take its agency past the per-agency quota."""
+
+
+def _build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
+    """Validate every bet of a batch, then build them.
+
+    Raises:
+        _OverQuota: the batch would end past bet number `quota`.
+        InvalidBet: naming the bet.
+    """
+    end = batch.start + len(batch.bets)
+    if end > quota:
+        raise _OverQuota(
+            f"bets #{batch.start}..#{end - 1} would take agency {agency} past its quota of {quota} bets; "
+            "nothing of the batch was stored"
+        )
     bets = []
     for index, fields in enumerate(batch.bets):
         try:
@@ -80,7 +103,9 @@ class AgencySession:
         store: the bet store.
         lottery: who is done, and the draw.
         registry: the one live session per agency.
-        config: the server's settings (timeouts, agencies).
+        config: the server's settings (timeouts, agencies, limits).
+        limits: the connection's deadline, refusals and log budgets (None: fresh
+            ones, the Hello deadline counted from now).
     """
 
     def __init__(
@@ -92,6 +117,7 @@ class AgencySession:
         lottery: Lottery,
         registry: AgencyRegistry,
         config: ServerConfig,
+        limits: ConnectionLimits | None = None,
     ) -> None:
         self._stream = stream
         self._ip = ip
@@ -105,20 +131,26 @@ class AgencySession:
         self._greenlet = gevent.getcurrent()
         #: True while a frame is being written (a kill then must not add another).
         self._sending = False
+        self._limits = limits or ConnectionLimits(config, lambda: stream.bytes_received)
 
     # --- the loop ---------------------------------------------------------
 
     def run(self) -> None:
         """Serve the connection until it closes. Never raises for peer misbehaviour."""
-        self._stream.settimeout(self._config.idle_timeout_s)
         try:
             while True:
-                message = receive_message(self._stream, self._decoder, self._config.frame_timeout_s)
+                message = self._limits.receive(self._stream, self._decoder, self.state is SessionState.AWAITING_HELLO)
                 handler = _HANDLERS[self.state].get(type(message))
                 if handler is None:
                     self._refuse_unexpected(message)
                 else:
                     handler(self, message)
+                self._limits.frame_handled()
+                # Yield after every frame, so that a peer whose frames are always
+                # ready cannot starve other connections' I/O or the signal handler.
+                # sleep(0), measured: the echo under a pipelining flood answered
+                # within 7 ms (gevent.idle(): 46 ms).
+                gevent.sleep(0)
         except PeerClosed as exc:
             if exc.mid_frame:
                 self._log_end(logging.WARNING, Result.FAIL, f"truncated frame: {exc}")
@@ -126,6 +158,7 @@ class AgencySession:
                 self._log_end(logging.INFO, Result.SUCCESS, "peer closed")
         except Timeout as exc:
             self._log_end(logging.WARNING, Result.FAIL, str(exc))
+            self._try_send(Error(ErrorCode.TOO_SLOW, str(exc)))
         except ProtocolError as exc:
             self._log_end(logging.WARNING, Result.FAIL, f"{type(exc).__name__}: {exc}")
             self._try_send(Error(ErrorCode.MALFORMED_FRAME, f"{type(exc).__name__}: {exc}"))
@@ -138,6 +171,7 @@ class AgencySession:
         finally:
             if self.agency is not None:
                 self._registry.release(self.agency, self._greenlet)
+            self._limits.log_summary(logger, ip=self._ip, agency=self.agency)
 
     # --- handlers ---------------------------------------------------------
 
@@ -145,7 +179,9 @@ class AgencySession:
         agency = message.agency
         if not self._lottery.knows(agency):
             detail = f"agency {agency} is not one of 1..{self._config.agencies}"
-            log_action(logger, logging.WARNING, "identify", Result.FAIL, ip=self._ip, agency=agency, error=detail)
+            self._limits.limit_log.log(
+                logger, logging.WARNING, "identify", Result.FAIL, ip=self._ip, agency=agency, error=detail
+            )
             self._try_send(Error(ErrorCode.UNKNOWN_AGENCY, detail))
             raise _Close
         self._registry.claim(agency, self._greenlet)
@@ -162,17 +198,11 @@ class AgencySession:
         agency = self._require_agency()
         count = len(batch.bets)
         try:
-            bets = _build_bets(agency, batch)
+            bets = _build_bets(agency, batch, self._config.max_bets_per_agency)
             ticket = self._store.append(agency, batch.start, bets)
             self._store.wait_durable(ticket)
-        except InvalidBet as exc:
-            self._refuse_batch(count, ErrorCode.INVALID_BET, str(exc))
-            return
-        except OutOfSequence as exc:
-            self._refuse_batch(count, ErrorCode.OUT_OF_SEQUENCE, str(exc))
-            return
-        except StorageFailure as exc:
-            self._refuse_batch(count, ErrorCode.STORAGE_FAILURE, str(exc))
+        except (_OverQuota, InvalidBet, OutOfSequence, StorageFailure) as exc:
+            self._refuse_batch(count, _BATCH_ERRORS[type(exc)], str(exc))
             return
         if logger.isEnabledFor(logging.DEBUG):
             for bet in bets:
@@ -227,17 +257,29 @@ class AgencySession:
         raise _Close
 
     def _refuse_batch(self, count: int, code: ErrorCode, detail: str) -> None:
-        log_action(
+        self._limits.warnings.log(
             logger, logging.WARNING, "apuesta_recibida", Result.FAIL, cantidad=count, agency=self.agency, error=detail
         )
-        self._send(Error(code, detail))
+        self._refuse(code, detail)
 
     def _refuse_unexpected(self, message: Message) -> None:
         detail = f"{type(message).__name__} is not allowed in state {self.state.value}"
-        log_action(
+        self._limits.warnings.log(
             logger, logging.WARNING, "unexpected_message", Result.FAIL, ip=self._ip, agency=self.agency, error=detail
         )
-        self._send(Error(ErrorCode.UNEXPECTED_MESSAGE, detail))
+        self._refuse(ErrorCode.UNEXPECTED_MESSAGE, detail)
+
+    def _refuse(self, code: ErrorCode, detail: str) -> None:
+        """Answer a refused frame; the `max_refusals`-th closes the connection (raises _Close).
+
+        A storage failure is the server's fault, not the peer's: it does not count.
+        """
+        self._send(Error(code, detail))
+        if code is not ErrorCode.STORAGE_FAILURE and self._limits.refused():
+            reason = f"{self._limits.refusals} refused frames; the last: {detail}"
+            self._log_end(logging.WARNING, Result.FAIL, reason)
+            self._try_send(Error(ErrorCode.TOO_MANY_REFUSALS, reason))
+            raise _Close
 
     def _send(self, message: Message) -> None:
         # No try/finally on purpose: if the send is interrupted (a kill, a broken
@@ -255,10 +297,24 @@ class AgencySession:
             pass
 
     def _log_end(self, level: int, outcome: Result, reason: str) -> None:
-        log_action(logger, level, "close_connection", outcome, ip=self._ip, agency=self.agency, reason=reason)
+        """The connection's close line; one that ends in failure goes through the server-wide limiter."""
+        if outcome is Result.FAIL:
+            self._limits.limit_log.log(
+                logger, level, "close_connection", outcome, ip=self._ip, agency=self.agency, reason=reason
+            )
+        else:
+            log_action(logger, level, "close_connection", outcome, ip=self._ip, agency=self.agency, reason=reason)
 
 
 _Handler = Callable[[AgencySession, Any], None]
+
+#: Why a batch was refused -> the code the peer is told.
+_BATCH_ERRORS: dict[type[LotteryError], ErrorCode] = {
+    _OverQuota: ErrorCode.QUOTA_EXCEEDED,
+    InvalidBet: ErrorCode.INVALID_BET,
+    OutOfSequence: ErrorCode.OUT_OF_SEQUENCE,
+    StorageFailure: ErrorCode.STORAGE_FAILURE,
+}
 
 #: state -> {message class -> handler}. Messages missing here are refused.
 _HANDLERS: dict[SessionState, dict[type, _Handler]] = {
