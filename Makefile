@@ -43,7 +43,7 @@ bench: ## run the benchmark suite and rewrite BENCHMARKS.md (takes a few minutes
 	$(PYTHON) -m bench
 .PHONY: bench
 
-lint: ## ruff and mypy (the strict settings in pyproject.toml)
+lint: ## ruff and mypy --strict over every Python file (product, tools, bench, tests, docker/)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy
 .PHONY: lint

@@ -1,15 +1,20 @@
-"""The benchmark suite: ``python3 -m bench`` (what ``make bench`` runs) writes BENCHMARKS.md.
-
-One module per benchmark, each with a ``run_once`` that does one bounded
-measurement and returns plain numbers plus correctness flags:
+"""The benchmark suite: ``python3 -m bench`` (what ``make bench`` runs) measures, writes
+every figure to bench/results.json, and renders BENCHMARKS.md from that file.
 
 - ``bench.ingest``: the course dataset through one server and 5 client
-  processes, durable and non-durable interleaved, beside the in-process floor
+  processes per variant (durable, non-durable), beside the in-process floor
   (``bench.floor``) measured in the same run;
-- ``bench.scale``: 1,000 agencies x 100 bets from one load-generator process;
-- ``bench.idle``: 10,000 agencies connected at once, blocked on the draw;
-- ``bench.profile_ingest``: where the server spends its CPU during the ingest.
+- ``bench.fleets``: one load-generator process (``bench.loadgen``) against one
+  server: 1,000 agencies x 100 bets (scale), 10,000 connections blocked on the
+  draw (idle), and an agency's upload beside 500 bad peers against alone (crowd);
+- ``bench.profiling``: where the server spends its time, in extra runs;
+- ``bench.render``: results.json to BENCHMARKS.md, plus the hand-written
+  bench/profile-notes.md.
 
-Every child process runs on 127.0.0.1 with port 0, in a temporary directory
-that is removed afterwards, and is killed in a ``finally`` if it is still alive.
+A twin (TLS against plaintext, say) is one more ``bench.spec.Variant`` in a
+runner's VARIANTS (extra server env, extra client env; the load generator gets
+the client env), and, for its ratio, one more ``Ratio`` (and ``Target``): the
+renderer shows every variant as a column and every ratio as a row. Every child
+runs on 127.0.0.1 with port 0, in a temporary directory that is removed
+afterwards, and is killed in a ``finally`` if it is still alive.
 """

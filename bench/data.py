@@ -18,8 +18,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._procs import REPO_ROOT
 from shared.domain import BetFields
+from tests.support.processes import REPO_ROOT
 from tools.generate_agencies import WINNING_NUMBER, generate
 
 #: The course's real data, beside the project root (absent on some machines).
@@ -50,6 +50,11 @@ class Dataset:
     @property
     def bets(self) -> int:
         return sum(self.sizes.values())
+
+    @property
+    def directory(self) -> Path:
+        """Where the agency-K.csv files are."""
+        return next(iter(self.files.values())).parent
 
 
 def _winning_documents(path: Path) -> tuple[int, list[str]]:
@@ -89,15 +94,10 @@ def shaped_dataset(directory: Path, sizes: tuple[int, ...], winner_counts: tuple
     return Dataset(f"generated, shaped like the course data (seed {SEED})", files, winners, counts)
 
 
-def ingest_dataset(directory: Path, *, scale: float = 1.0, prefer_course: bool = True) -> Dataset:
-    """The ingest benchmark's data: the course files if present (and scale is 1), else generated ones.
-
-    Args:
-        directory: where to put the files.
-        scale: fraction of the course size to generate (the quick configuration uses less).
-        prefer_course: use the course zip when it exists.
-    """
-    if prefer_course and scale == 1.0 and COURSE_ZIP.exists():
+def ingest_dataset(directory: Path, *, scale: float = 1.0) -> Dataset:
+    """The ingest benchmark's data in `directory`: the course files if present and `scale` is 1, else
+    generated ones, `scale` times the course's size."""
+    if scale == 1.0 and COURSE_ZIP.exists():
         return course_dataset(directory)
     sizes = tuple(max(int(size * scale), wins) for size, wins in zip(COURSE_SIZES, COURSE_WINNERS, strict=True))
     return shaped_dataset(directory, sizes, COURSE_WINNERS)

@@ -18,10 +18,9 @@ import contextlib
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from client_gevent.batching import batches
 from client_gevent.bets_source import CsvBets
 from client_gevent.config import ClientConfig
 from lottery_gevent import contract
@@ -30,33 +29,6 @@ from shared.domain import BetFields
 
 #: Bets per store_bets call: the client's default batch.maxAmount.
 BATCH = ClientConfig(client_id=1).batch_max_amount
-
-
-@dataclass(frozen=True)
-class Floor:
-    """Seconds spent by each stage over the whole dataset."""
-
-    parse_s: float
-    build_s: float
-    store_s: float
-    store_fsync_s: float
-    draw_s: float
-    bets: int
-    store_calls: int
-    #: agency -> winning documents found by the draw (a sanity check).
-    winners: dict[int, list[str]]
-    #: Batches the same bets would need if only the 8 KiB frame limited them (not timed).
-    frame_limited_batches: int
-
-    @property
-    def total_s(self) -> float:
-        """The no-fsync floor: parse + build + store + draw."""
-        return self.parse_s + self.build_s + self.store_s + self.draw_s
-
-    @property
-    def durable_total_s(self) -> float:
-        """The durable floor: parse + build + store with fsync + draw."""
-        return self.parse_s + self.build_s + self.store_fsync_s + self.draw_s
 
 
 def _store_all(bets: Mapping[int, list[Bet]], workdir: Path, fsync: bool) -> int:
@@ -85,9 +57,12 @@ def _draw(workdir: Path) -> dict[int, list[str]]:
     return dict(winners)
 
 
-def measure_floor(files: Mapping[int, Path], workdir: Path) -> Floor:
-    """Time each stage over the agency files; `workdir` must exist and is written to.
+def measure_floor(files: Mapping[int, Path], expected: Mapping[int, list[str]], workdir: Path) -> dict[str, Any]:
+    """Time each stage over the agency files (`workdir` must exist and is written to).
 
+    Returns:
+        each stage's seconds, both floors' totals, and "ok": the draw found exactly the
+        `expected` winning documents (agencies without winners left out).
     Raises:
         BetsFileError: a file holds a bad row.
     """
@@ -102,15 +77,13 @@ def measure_floor(files: Mapping[int, Path], workdir: Path) -> Floor:
     synced_at = time.perf_counter()
     winners = _draw(workdir / "plain")
     drawn_at = time.perf_counter()
-    unlimited = sum(1 for rows in parsed.values() for _ in batches(rows, max(len(rows), 1)))
-    return Floor(
-        parse_s=parsed_at - start,
-        build_s=built_at - parsed_at,
-        store_s=stored_at - built_at,
-        store_fsync_s=synced_at - stored_at,
-        draw_s=drawn_at - synced_at,
-        bets=sum(map(len, parsed.values())),
-        store_calls=calls,
-        winners=winners,
-        frame_limited_batches=unlimited,
-    )
+    stages = {"parse_s": parsed_at - start, "build_s": built_at - parsed_at, "draw_s": drawn_at - synced_at}
+    store = {"store_s": stored_at - built_at, "store_fsync_s": synced_at - stored_at, "store_calls": calls}
+    return {
+        **stages,
+        **store,
+        "total_s": sum(stages.values()) + store["store_s"],
+        "durable_total_s": sum(stages.values()) + store["store_fsync_s"],
+        "bets": sum(map(len, parsed.values())),
+        "ok": winners == {agency: docs for agency, docs in expected.items() if docs},
+    }

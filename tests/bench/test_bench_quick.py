@@ -1,31 +1,42 @@
-"""The benchmark code in its small CI configuration: 50 agencies for scale, 1,000
-idle connections, a small ingest. Assertions are about correctness only (every
-agency got exactly its winners, all answered, bets.csv holds every bet), never
-about time. Each test checks that it left no child process and no file behind.
+"""The benchmark code in its small CI configuration (``python3 -m bench --quick``): a small
+ingest, 50 agencies for scale, 1,000 idle connections, an agency beside 100 bad peers,
+and a profile. Assertions are about correctness only (every agency got exactly its
+winners, all answered, bets.csv holds every bet) and about the results file and the
+page rendered from it, never about time. The test checks that it left no child
+process and no file behind.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import resource
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bench import idle, ingest, scale
+from bench import render
 from bench.__main__ import main as bench_main
-from bench.data import IDLE_WINNER_EVERY, idle_winners, ingest_dataset
-from bench.profile_ingest import parse_pyspy_raw
+from bench.profiling import parse_pyspy_raw
 
 pytestmark = pytest.mark.bench
 
-SCALE_AGENCIES = 50
-IDLE_AGENCIES = 1_000
-#: Fraction of the course's bets per agency in the small ingest.
-INGEST_SCALE = 0.02
-#: File descriptors the idle test's processes need, with room to spare.
-IDLE_FDS = IDLE_AGENCIES + 256
+#: File descriptors the idle run's processes need, with room to spare.
+IDLE_FDS = 1_000 + 256
+SECTIONS = (
+    "## Targets",
+    "## Machine",
+    "## 1. Ingest, and 4. durability cost",
+    "## 2. Scale",
+    "## 3. Idle capacity",
+    "## A normal agency beside bad peers",
+    "## Profile of the server",
+    "## What the profile means",
+)
 
 
 def _children() -> set[int]:
@@ -39,79 +50,71 @@ def _children() -> set[int]:
     return pids
 
 
-@pytest.fixture(autouse=True)
-def leaves_nothing_behind(tmp_path: Path) -> Iterator[Path]:
-    """The benchmark's work directory; after the test, no new child process and no leftover file."""
+@pytest.fixture
+def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every temporary directory of the benchmark goes here; afterwards it must be empty,
+    no new child process may be running, and the file descriptor limit is as it was."""
     before = _children()
+    limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if limits[1] != resource.RLIM_INFINITY and limits[1] < IDLE_FDS:
+        pytest.fail(f"hard RLIMIT_NOFILE {limits[1]} < {IDLE_FDS}: the idle run cannot open its connections")
     work = tmp_path / "work"
     work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
     yield work
+    resource.setrlimit(resource.RLIMIT_NOFILE, limits)
     assert _children() - before == set(), "benchmark left processes running"
     assert list(work.iterdir()) == [], "benchmark left files behind"
 
 
-@pytest.fixture
-def fd_limit() -> Iterator[int]:
-    """Raise this process's soft RLIMIT_NOFILE (children inherit it) for the idle test; restore it after."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < IDLE_FDS:
-        pytest.skip(f"hard RLIMIT_NOFILE {hard} < {IDLE_FDS}")
-    wanted = IDLE_FDS if hard == resource.RLIM_INFINITY else min(max(soft, IDLE_FDS), hard)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    yield wanted
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+def test_quick_run_writes_results_and_renders_every_section(work: Path, tmp_path: Path) -> None:
+    results_path, page_path = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+
+    code = bench_main(["--quick", "--profiler", "cprofile", "--results", str(results_path), "--output", str(page_path)])
+
+    assert code == 0, "a benchmark run was not correct"
+    results = json.loads(results_path.read_text(encoding="utf-8"))
+    benchmarks = results["benchmarks"]
+    assert set(benchmarks) == {"ingest", "scale", "idle", "crowd"}
+    for name, bench in benchmarks.items():
+        assert [run["ok"] for run in bench["runs"]] == [True], name
+    (ingest,) = benchmarks["ingest"]["runs"]
+    assert ingest["floor"]["ok"] and set(ingest["variants"]) == {"durable", "nondurable"}
+    assert all(variant["winners_ok"] and variant["rows_ok"] for variant in ingest["variants"].values())
+    (scale,) = benchmarks["scale"]["runs"][0]["variants"].values()
+    assert scale["correct_agencies"] == 50 and scale["acks"] == 50 and scale["errors"] == 0
+    (idle,) = benchmarks["idle"]["runs"][0]["variants"].values()
+    assert idle["correct_agencies"] == 1_000 and idle["loaded_rss_kib"] > idle["baseline_rss_kib"] > 0
+    (crowd,) = benchmarks["crowd"]["runs"]
+    assert crowd["ratios"]["crowd"] is not None and crowd["variants"]["plaintext"]["errors"] == 0
+    assert [profile["run"]["ok"] for profile in results["profiles"]] == [True]
+    assert results["git"]["commit"] and results["machine"]["nproc"]
+
+    page = page_path.read_text(encoding="utf-8")
+    positions = [page.find(section) for section in SECTIONS]
+    assert -1 not in positions and positions == sorted(positions), "a section is missing or out of order"
+    assert "**no**" not in page
+    notes = render.PROFILE_NOTES.read_text(encoding="utf-8")
+    assert render.render(results, notes) == page, "the page is not rendered from the results file alone"
 
 
-def test_scale_every_agency_gets_exactly_its_winners(leaves_nothing_behind: Path, tmp_path: Path) -> None:
-    dataset = scale.make_dataset(tmp_path / "data", SCALE_AGENCIES, scale.BETS_PER_AGENCY)
-    assert sum(map(len, dataset.winners.values())) > 0
+def test_a_twin_variant_is_one_more_column(tmp_path: Path) -> None:
+    bench: dict[str, Any] = {
+        "config": {"agencies": 2, "bets": 1, "concurrency": 1},
+        "variants": [{"name": n, "label": n.upper(), "server_env": {}, "client_env": {}} for n in ("a", "b")],
+        "ratios": [],
+        "targets": [],
+        "runs": [{"ok": True, "variants": {"a": {"total_s": 1.0, "ok": True}, "b": {"total_s": 3.0, "ok": True}}}],
+    }
+    twin = copy.deepcopy(bench)
+    twin["ratios"] = [{"key": "b_over_a", "label": "B / A", "numerator": "b.total_s", "denominator": "a.total_s"}]
+    twin["runs"][0]["ratios"] = {"b_over_a": 3.0}
 
-    run = scale.run_once(dataset, leaves_nothing_behind)
+    lines = render.render_section("scale", twin)
 
-    assert run.errors == {}
-    assert run.correct_agencies == SCALE_AGENCIES
-    assert run.rows_ok and run.exits_ok and run.all_correct
-    assert run.acks == SCALE_AGENCIES  # one batch of 100 per agency, each acknowledged
-
-
-def test_idle_connections_all_answered_correctly(leaves_nothing_behind: Path, fd_limit: int) -> None:
-    run = idle.run_once(IDLE_AGENCIES, leaves_nothing_behind)
-
-    assert run.errors == {}
-    assert run.correct_agencies == IDLE_AGENCIES
-    assert run.rows_ok and run.exits_ok and run.all_correct
-    assert run.loaded_rss_kib > run.baseline_rss_kib > 0
-    winners = sum(1 for agency in range(1, IDLE_AGENCIES + 1) if idle_winners(agency))
-    assert winners == IDLE_AGENCIES // IDLE_WINNER_EVERY
-
-
-def test_ingest_durable_and_not_with_floor(leaves_nothing_behind: Path, tmp_path: Path) -> None:
-    dataset = ingest_dataset(tmp_path / "data", scale=INGEST_SCALE)
-
-    run = ingest.run_once(dataset, leaves_nothing_behind, durable_first=True)
-
-    for measured in (run.durable, run.plain):
-        assert measured.exits_ok, "a client or the server exited non-zero"
-        assert measured.winners_ok, "a client reported the wrong number of winners"
-        assert measured.rows_ok, "bets.csv does not hold exactly each agency's bets"
-        assert measured.server_peak_rss_kib > 0
-    assert run.floor.bets == dataset.bets
-    assert run.floor.winners == {agency: docs for agency, docs in dataset.winners.items() if docs}
-    assert run.floor_winners_ok
-
-
-def test_quick_cli_writes_a_page_with_a_profile(leaves_nothing_behind: Path, tmp_path: Path) -> None:
-    page = tmp_path / "BENCHMARKS.md"
-
-    code = bench_main(["--quick", "--only", "profile", "--profiler", "cprofile", "--output", str(page)])
-
-    assert code == 0
-    text = page.read_text(encoding="utf-8")
-    assert "## Machine" in text
-    assert "## Profile of the server" in text
-    assert "cProfile, the server's main thread only" in text
-    assert "correct: yes" in text
-    assert "| own | total | function | file | what it is |" in text
+    assert "| figure | A | B |" in lines
+    assert "| total time | 1.000 s (1.000 – 1.000) | 3.000 s (3.000 – 3.000) |" in lines
+    assert "| B / A | 3.00× | 3.00 – 3.00× | 3.00 |" in lines
 
 
 def test_pyspy_raw_output_is_aggregated_by_function() -> None:
@@ -127,8 +130,7 @@ def test_pyspy_raw_output_is_aggregated_by_function() -> None:
 
     assert samples == 10
     assert main_share == pytest.approx(0.8)
-    by_name = {spot.function: spot for spot in spots}
-    assert by_name["store_bets"].self_share == pytest.approx(0.6)
-    assert by_name["run"].self_share == pytest.approx(0.2)
-    assert by_name["run"].total_share == pytest.approx(0.8)
-    assert spots[0].function == "store_bets"
+    by_name = {spot[0]: spot for spot in spots}
+    assert by_name["store_bets"][2:] == pytest.approx((0.6, 0.6))
+    assert by_name["run"][2:] == pytest.approx((0.2, 0.8))
+    assert spots[0][0] == "store_bets"

@@ -24,11 +24,9 @@ from pathlib import Path
 import yaml
 
 from tests.support import processes
+from tests.support.processes import REPO_ROOT
+from tests.support.scripts import COMMITTED_COMPOSE, GENERATOR_SCRIPT
 
-REPO_ROOT = processes.REPO_ROOT
-GENERATOR_SCRIPT = REPO_ROOT / "generar-compose.sh"
-VALIDATOR_SCRIPT = REPO_ROOT / "validar-echo-server.sh"
-COMMITTED_COMPOSE = REPO_ROOT / "docker-compose-dev.yaml"
 #: The network generar-compose.sh declares; with project tp0 its full name is tp0_testing_net.
 ECHO_NETWORK = "tp0_testing_net"
 

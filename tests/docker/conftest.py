@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATASET_ZIP
-from tests.docker.compose import ECHO_NETWORK, REPO_ROOT, ComposeProject, docker, unique_project_name
+from tests.docker.compose import ECHO_NETWORK, ComposeProject, docker, unique_project_name
+from tests.support.processes import REPO_ROOT
 
 REQUIRE_DOCKER = os.environ.get("REQUIRE_DOCKER") == "1"
 #: The sandbox's base image (docker-sandbox.sh): Python 3.11 with requirements.txt preinstalled.

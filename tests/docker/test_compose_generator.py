@@ -1,194 +1,32 @@
-"""generar-compose.sh and tools/compose_generator.py: the compose file's content and the CLI contract.
+"""generar-compose.sh with a Docker engine: Compose accepts its output, and without
+PyYAML on the host it runs the generator inside the client image.
 
-Most of these need no Docker engine; the two marked ``docker`` validate the output
-with ``docker compose config`` and run the generator inside the client image.
+The tests of the generator that need no engine are in tests/tools/test_compose_generator.py.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from tests.docker.compose import COMMITTED_COMPOSE, GENERATOR_SCRIPT, REPO_ROOT, docker
+from tests.docker.compose import docker
+from tests.support.scripts import COMMITTED_COMPOSE, generate, python_without_yaml, run_generator
 
-HEADER = "Nombre del archivo de salida: {file}\nCantidad de clientes: {n}\n"
-SERVER_CONFIG_MOUNT = "./lottery_gevent/config.ini:/opt/lottery/lottery_gevent/config.ini:ro"
-CLIENT_CONFIG_MOUNT = "./client_gevent/config.yaml:/opt/lottery/client_gevent/config.yaml:ro"
-DATA_MOUNT = "./.data:/data:ro"
+pytestmark = pytest.mark.docker
 
 
-def run_script(directory: Path, *args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run generar-compose.sh under plain sh, from `directory`."""
-    full_env = {key: value for key, value in os.environ.items() if key != "CLIENT_MODE"}
-    return subprocess.run(
-        ["sh", str(GENERATOR_SCRIPT), *args],
-        cwd=directory,
-        env={**full_env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def generate(directory: Path, n: int, *extra: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    done = run_script(directory, "out.yaml", str(n), *extra, env=env)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(HEADER.format(file="out.yaml", n=n))
-    tree: dict[str, Any] = yaml.safe_load((directory / "out.yaml").read_text(encoding="utf-8"))
-    return tree
-
-
-def test_lottery_compose_for_five_agencies(tmp_path: Path) -> None:
-    tree = generate(tmp_path, 5)
-
-    assert tree["name"] == "tp0"
-    assert list(tree["services"]) == ["server", "client1", "client2", "client3", "client4", "client5"]
-    server = tree["services"]["server"]
-    assert server["container_name"] == "server"
-    assert server["image"] == "server:latest"
-    assert "SERVER_AGENCIES=5" in server["environment"]
-    assert "PYTHONUNBUFFERED=1" in server["environment"]
-    assert server["volumes"] == [SERVER_CONFIG_MOUNT]
-    assert server["networks"] == ["testing_net"]
-    health = server["healthcheck"]
-    assert health["test"][0] == "CMD" and health["test"][-1] == "/opt/lottery/healthcheck.py"
-    assert health["interval"] == "1s"
-    for k in range(1, 6):
-        client = tree["services"][f"client{k}"]
-        assert client["container_name"] == f"client{k}"
-        assert client["image"] == "client:latest"
-        assert client["environment"] == [f"CLI_ID={k}", f"CLI_BETS_FILE=/data/agency-{k}.csv"]
-        assert client["volumes"] == [CLIENT_CONFIG_MOUNT, DATA_MOUNT]
-        assert client["networks"] == ["testing_net"]
-        assert client["depends_on"] == {"server": {"condition": "service_healthy"}}
-    ipam = {"driver": "default", "config": [{"subnet": "172.25.125.0/24"}]}
-    assert tree["networks"] == {"testing_net": {"ipam": ipam}}
-
-
-def test_zero_agencies_gives_the_server_alone(tmp_path: Path) -> None:
-    tree = generate(tmp_path, 0)
-
-    assert list(tree["services"]) == ["server"]
-    assert "SERVER_AGENCIES=0" in tree["services"]["server"]["environment"]
-
-
-@pytest.mark.parametrize(
-    ("extra", "env"),
-    [(("--mode", "echo"), {}), (("--mode=echo",), {}), ((), {"CLIENT_MODE": "echo"})],
-    ids=["flag", "flag=", "CLIENT_MODE"],
-)
-def test_echo_mode_sets_cli_mode_and_mounts_no_data(
-    tmp_path: Path, extra: tuple[str, ...], env: dict[str, str]
-) -> None:
-    tree = generate(tmp_path, 2, *extra, env=env)
-
-    for k in (1, 2):
-        client = tree["services"][f"client{k}"]
-        assert client["environment"] == [f"CLI_ID={k}", "CLI_MODE=echo"]
-        assert client["volumes"] == [CLIENT_CONFIG_MOUNT]
-
-
-def test_mode_flag_overrides_client_mode(tmp_path: Path) -> None:
-    tree = generate(tmp_path, 1, "--mode", "lottery", env={"CLIENT_MODE": "echo"})
-
-    assert tree["services"]["client1"]["environment"] == ["CLI_ID=1", "CLI_BETS_FILE=/data/agency-1.csv"]
-
-
-def test_committed_compose_file_is_the_output_for_five_lottery_agencies(tmp_path: Path) -> None:
-    done = run_script(tmp_path, "out.yaml", "5")
-
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "out.yaml").read_text(encoding="utf-8") == COMMITTED_COMPOSE.read_text(encoding="utf-8")
-
-
-def test_generator_module_writes_stdout_or_file_alike(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "tools.compose_generator"]
-    to_stdout = subprocess.run([*command, "-", "3"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    subprocess.run([*command, str(tmp_path / "f.yaml"), "3"], cwd=REPO_ROOT, check=True)
-
-    assert to_stdout.stdout == (tmp_path / "f.yaml").read_text(encoding="utf-8")
-
-
-BAD_ARGUMENTS = {
-    "no arguments": ((), {}),
-    "no N": (("out.yaml",), {}),
-    "empty file name": (("", "3"), {}),
-    "negative N": (("out.yaml", "-1"), {}),
-    "N not a number": (("out.yaml", "tres"), {}),
-    "N not an integer": (("out.yaml", "1.5"), {}),
-    "N empty": (("out.yaml", ""), {}),
-    "unknown mode": (("out.yaml", "3", "--mode", "bingo"), {}),
-    "mode without value": (("out.yaml", "3", "--mode"), {}),
-    "unknown CLIENT_MODE": (("out.yaml", "3"), {"CLIENT_MODE": "bingo"}),
-    "extra argument": (("out.yaml", "3", "4"), {}),
-}
-
-
-@pytest.mark.parametrize(("args", "env"), BAD_ARGUMENTS.values(), ids=BAD_ARGUMENTS.keys())
-def test_bad_arguments_give_usage_and_write_nothing(tmp_path: Path, args: tuple[str, ...], env: dict[str, str]) -> None:
-    (tmp_path / "out.yaml").write_text("previous\n", encoding="utf-8")
-    before = sorted(tmp_path.iterdir())
-
-    done = run_script(tmp_path, *args, env=env)
-
-    assert done.returncode != 0
-    assert "usage" in done.stderr.lower()
-    assert sorted(tmp_path.iterdir()) == before
-    assert (tmp_path / "out.yaml").read_text(encoding="utf-8") == "previous\n"
-
-
-def test_too_many_clients_for_the_subnet_writes_nothing(tmp_path: Path) -> None:
-    done = run_script(tmp_path, "out.yaml", "300")
-
-    assert done.returncode != 0
-    assert "252" in done.stderr
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.fixture
-def python_without_yaml(tmp_path: Path) -> Path:
-    """A python3 that cannot import yaml (site-packages disabled)."""
-    wrapper = tmp_path / "bin" / "python3"
-    wrapper.parent.mkdir()
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -S "$@"\n', encoding="utf-8")
-    wrapper.chmod(0o755)
-    check = subprocess.run([str(wrapper), "-c", "import yaml"], capture_output=True)
-    assert check.returncode != 0, "python -S still imports yaml; this fixture cannot fake its absence"
-    return wrapper
-
-
-def test_without_pyyaml_or_image_explains_how_to_install_it(tmp_path: Path, python_without_yaml: Path) -> None:
+def test_without_pyyaml_runs_the_generator_in_the_client_image(tmp_path: Path, images: dict[str, str]) -> None:
     out = tmp_path / "out"
     out.mkdir()
+    python = python_without_yaml(tmp_path)
 
-    done = run_script(out, "out.yaml", "2", env={"PYTHON": str(python_without_yaml), "DOCKER": "false"})
-
-    assert done.returncode != 0
-    assert "pip install" in done.stderr
-    assert list(out.iterdir()) == []
-
-
-@pytest.mark.docker
-def test_without_pyyaml_runs_the_generator_in_the_client_image(
-    tmp_path: Path, python_without_yaml: Path, images: dict[str, str]
-) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-
-    done = run_script(out, "out.yaml", "5", env={"PYTHON": str(python_without_yaml)})
+    done = run_generator(out, "out.yaml", "5", env={"PYTHON": str(python)})
 
     assert done.returncode == 0, done.stderr
     assert (out / "out.yaml").read_text(encoding="utf-8") == COMMITTED_COMPOSE.read_text(encoding="utf-8")
 
 
-@pytest.mark.docker
 @pytest.mark.parametrize(("n", "mode"), [(0, "lottery"), (5, "lottery"), (3, "echo")])
 def test_docker_compose_accepts_the_output(tmp_path: Path, n: int, mode: str) -> None:
     generate(tmp_path, n, "--mode", mode)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.docker.compose import VALIDATOR_SCRIPT, ComposeProject, actions_of, docker
+from tests.docker.compose import ComposeProject, actions_of, docker
+from tests.support.scripts import VALIDATOR_SCRIPT
 
 pytestmark = pytest.mark.docker
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker.compose import ECHO_NETWORK, REPO_ROOT, VALIDATOR_SCRIPT, ComposeProject, actions_of, docker
+from tests.docker.compose import ECHO_NETWORK, ComposeProject, actions_of, docker
+from tests.support.processes import REPO_ROOT
+from tests.support.scripts import VALIDATOR_SCRIPT
 
 pytestmark = pytest.mark.docker
 

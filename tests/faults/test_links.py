@@ -7,13 +7,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
 from tests.faults.conftest import dataset_paths, file_bets, start_clients, stored_bets
 from tests.proxy import FaultProxy
-from tests.support.processes import ServerProcess, winners_reported
+from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 
 SEED = 4_2026
 #: Connections (in accept order) that the proxy resets, and the byte range of the cut.
@@ -21,7 +22,7 @@ RESET_CONNECTIONS = 20
 RESET_RANGE = (1, 400_000)
 
 
-def _check_exact_result(server: ServerProcess, clients: dict, paths: dict[int, Path]) -> None:
+def _check_exact_result(server: ServerProcess, clients: dict[int, ClientProcess], paths: dict[int, Path]) -> None:
     assert {agency: client.wait(240) for agency, client in clients.items()} == dict.fromkeys(paths, 0)
     assert {agency: winners_reported(client) for agency, client in clients.items()} == DATASET_WINNERS
     assert server.stop() == 0
@@ -56,7 +57,7 @@ def test_slow_and_chopped_links(
     start_server: Callable[..., ServerProcess],
     real_dataset: Path,
     tmp_path: Path,
-    link: dict,
+    link: dict[str, Any],
     agencies: tuple[int, ...],
 ) -> None:
     """The listed agencies go through the damaged link, the others straight to the server."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.rawclient import RawPeer
 from tests.support.processes import ClientProcess, ServerProcess
+from tests.support.wire import read_to_eof
 
 
 def _echo(port: int, payload: bytes, half_close: bool = False) -> bytes:
@@ -15,13 +16,7 @@ def _echo(port: int, payload: bytes, half_close: bool = False) -> bytes:
         peer.send_bytes(payload)
         if half_close:
             peer.sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        try:
-            while chunk := peer.sock.recv(4096):
-                chunks.append(chunk)
-        except ConnectionResetError:  # the server closed with our bytes unread
-            pass
-        return b"".join(chunks)
+        return read_to_eof(peer.sock)
 
 
 def test_inline_echo_returns_the_line_unchanged_and_logs_it(start_server: Callable[..., ServerProcess]) -> None:
@@ -50,7 +45,7 @@ def test_inline_echo_is_bounded(start_server: Callable[..., ServerProcess]) -> N
     # A peer that never finishes its line is cut off by the timeout, quietly (DEBUG only).
     with RawPeer(server.port) as peer:
         peer.send_bytes(b"partial")
-        assert peer.sock.recv(10) == b""
+        assert read_to_eof(peer.sock) == b""
     assert _echo(server.port, b"still up\n") == b"still up\n"
     assert sum("result: fail" in line for line in server.lines) == 1
 

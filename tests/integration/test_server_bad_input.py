@@ -25,6 +25,7 @@ from shared.protocol import (
 )
 from tests.rawclient import RawPeer, batch, bet
 from tests.support.processes import ServerProcess
+from tests.support.wire import read_line
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def _sync(server: ServerProcess, tag: str) -> None:
     logged before answering it has then been read."""
     with RawPeer(server.port) as peer:
         peer.send_bytes(f"sync {tag}\n".encode())
-        assert peer.sock.recv(100) == f"sync {tag}\n".encode()
+        assert read_line(peer.sock) == f"sync {tag}\n".encode()
     server.wait_for_line(rf"msg: sync {tag}$")
 
 

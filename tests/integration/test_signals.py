@@ -20,11 +20,10 @@ from shared.protocol import (
     Hello,
     Welcome,
     WinnersQuery,
-    encode,
 )
-from shared.transport import receive_message, send_all
 from tests.rawclient import RawPeer, batch
 from tests.support.processes import ClientProcess, ServerProcess
+from tests.support.wire import read_message, read_to_eof, send_message
 from tools.generate_agencies import Agency
 
 STOP_BOUND_S = 10.0
@@ -94,12 +93,12 @@ def test_client_stops_mid_upload(make_agencies: Callable[..., list[Agency]], tmp
         with conn:
             conn.settimeout(STOP_BOUND_S)
             decoder = FrameDecoder()
-            assert receive_message(conn, decoder) == Hello(1)
-            send_all(conn, encode(Welcome(0, False)))
-            assert isinstance(receive_message(conn, decoder), Bets)
+            assert read_message(conn, decoder) == Hello(1)
+            send_message(conn, Welcome(0, False))
+            assert isinstance(read_message(conn, decoder), Bets)
             client.signal(signal.SIGTERM)
             assert client.wait(STOP_BOUND_S) == 0
-            assert conn.recv(1) == b""  # the client closed its socket
+            assert read_to_eof(conn) == b""  # the client closed its socket, with nothing more to say
     names = [fields["action"] for fields in client.actions()]
     assert names[-2:] == ["close_connection", "shutdown"]
 

@@ -8,6 +8,7 @@ around os.fsync. Greenlets are synchronised on events, never on sleeps.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -289,6 +290,35 @@ def test_durable_count_waits_for_batches_in_flight(store: BetStore, fsync: Fsync
     store.append(1, 0, bets(1, 0, 3))
     assert store.durable_count(1) == 3
     assert fsync.calls == 1
+
+
+# --- mutual exclusion ----------------------------------------------------------------
+
+
+def test_batches_never_interleave_even_if_the_contract_yields(
+    store: BetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`store_bets` is "not thread-safe": if it ever yields mid-batch, the lock alone keeps batches whole."""
+    real_store_bets = contract.store_bets
+
+    def yielding_store_bets(rows: Iterable[Bet]) -> None:
+        for row in rows:
+            real_store_bets([row])
+            gevent.sleep(0)  # let any other greenlet in, between two rows of one batch
+
+    monkeypatch.setattr(contract, "store_bets", yielding_store_bets)
+    batch, batches = 20, 3
+
+    def upload(agency: int) -> None:
+        for start in range(0, batch * batches, batch):
+            store.append(agency, start, bets(agency, start, batch))
+
+    greenlets = run_all(lambda: upload(1), lambda: upload(2))
+    assert all(greenlet.successful() for greenlet in greenlets)
+    agencies = [bet.agency for bet in contract.load_bets()]
+    assert sorted(agencies) == [1] * (batch * batches) + [2] * (batch * batches)
+    runs = [len(list(run)) for _, run in itertools.groupby(agencies)]
+    assert all(length % batch == 0 for length in runs), f"batches interleaved: runs of {runs} rows"
 
 
 # --- a failing fsync -----------------------------------------------------------------

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker.compose import REPO_ROOT
 from tests.support import processes
+from tests.support.processes import REPO_ROOT
+from tests.support.scripts import HEALTHCHECK
+from tests.support.wire import read_line, read_to_eof
 
-PROBE = REPO_ROOT / "docker" / "healthcheck.py"
+PROBE = HEALTHCHECK
 
 
 def probe(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
@@ -39,7 +41,7 @@ def test_probe_connects_to_the_configured_address_and_sends_nothing(server_ip: s
         peer, _ = listener.accept()
         with peer:
             peer.settimeout(10)
-            assert peer.recv(1) == b""  # closed without sending a byte
+            assert read_to_eof(peer) == b""  # closed without sending a byte
 
 
 def test_probe_fails_when_nothing_listens() -> None:
@@ -65,7 +67,7 @@ def test_probe_adds_no_info_line_to_the_server_log(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as marker:
         marker.sendall(b"marker\n")
-        assert marker.recv(64) == b"marker\n"
+        assert read_line(marker) == b"marker\n"
     server.wait_for_line(r"action: receive_message \| result: success .*msg: marker")
     assert server.stop() == 0
 

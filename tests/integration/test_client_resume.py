@@ -1,0 +1,136 @@
+"""The real client resumes where the server's bets end: after Welcome(stored=K) its
+first batch starts at K, and it sends exactly the rest of its file, nothing twice.
+
+A fake server in this process (a listening socket on 127.0.0.1:0 served by a
+thread, framing with shared.protocol) records every frame and answers each one, so
+the test sees exactly what the client sent. Fast: no real server, no faults.
+"""
+
+from __future__ import annotations
+
+import csv
+import socket
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shared.domain import BetFields
+from shared.protocol import Bets, BetsAck, Done, DoneAck, FrameDecoder, Hello, Message, Welcome, Winners, WinnersQuery
+from tests.support.processes import ClientProcess, winners_reported
+from tests.support.wire import read_message, send_message
+from tools.generate_agencies import Agency
+
+#: Bound on the whole conversation, and on each wait for the client.
+TIMEOUT_S = 30.0
+FILE_BETS = 300
+BATCH = 40
+
+
+def welcome(stored: int) -> Welcome:
+    """The fake server's answer to Hello: `stored` bets on disk, not done.
+
+    The one place to change when Welcome gains fields.
+    """
+    return Welcome(stored, False)
+
+
+class FakeServer:
+    """Serves one client connection in a thread; `received` holds every message it got.
+
+    Args:
+        stored: what Welcome says the server already has of the agency.
+        winners: the documents Winners answers with.
+    """
+
+    def __init__(self, stored: int, winners: tuple[str, ...]) -> None:
+        self._stored = stored
+        self._winners = winners
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(TIMEOUT_S)
+        self.port: int = self._listener.getsockname()[1]
+        self.received: list[Message] = []
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._listener.close()
+        self._thread.join(TIMEOUT_S)
+
+    def reply_to(self, message: Message) -> Message:
+        """The answer a well-behaved server gives to `message` (the fake acknowledges every batch)."""
+        match message:
+            case Hello():
+                return welcome(self._stored)
+            case Bets(start=start, bets=bets):
+                return BetsAck(start + len(bets))
+            case Done():
+                return DoneAck()
+            case WinnersQuery():
+                return Winners(self._winners, more=False)
+        raise AssertionError(f"the client sent {message!r}")
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self._listener.accept()
+            with conn:
+                conn.settimeout(TIMEOUT_S)
+                decoder = FrameDecoder()
+                while True:  # until the last request of the conversation is answered
+                    message = read_message(conn, decoder)
+                    self.received.append(message)
+                    send_message(conn, self.reply_to(message))
+                    if isinstance(message, WinnersQuery):
+                        return
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            self.failure = exc
+
+    def join(self) -> None:
+        self._thread.join(TIMEOUT_S)
+        assert not self._thread.is_alive(), "the fake server is still serving"
+        if self.failure is not None:
+            raise AssertionError("the fake server failed") from self.failure
+
+
+def file_rows(path: Path) -> list[BetFields]:
+    with open(path, newline="", encoding="utf-8") as file:
+        return [BetFields(*row) for row in csv.reader(file) if row]
+
+
+@pytest.mark.parametrize("stored", [1, 137, FILE_BETS - 1])
+def test_client_resumes_from_the_stored_count(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path, stored: int
+) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+    winners = ("30000001", "30000002")
+    env = {"CLI_BATCH_MAXAMOUNT": str(BATCH), "CLI_CONNECTION_RETRYTIMEOUT": f"{TIMEOUT_S:g}s"}
+    with FakeServer(stored, winners) as server:
+        client = ClientProcess(tmp_path, 1, server.port, agency.path, env=env)
+        assert client.wait(TIMEOUT_S) == 0, client.output()
+        server.join()
+
+    sent = [message for message in server.received if isinstance(message, Bets)]
+    assert server.received[0] == Hello(1)
+    assert sent and sent[0].start == stored
+    assert [batch.start for batch in sent[1:]] == [batch.start + len(batch.bets) for batch in sent[:-1]]
+    assert [bet for batch in sent for bet in batch.bets] == file_rows(agency.path)[stored:]
+    assert server.received[len(sent) + 1 :] == [Done(), WinnersQuery()]
+    assert winners_reported(client) == len(winners)
+
+
+def test_client_sends_nothing_when_everything_is_stored(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+    with FakeServer(FILE_BETS, ()) as server:
+        client = ClientProcess(tmp_path, 1, server.port, agency.path)
+        assert client.wait(TIMEOUT_S) == 0, client.output()
+        server.join()
+
+    assert server.received == [Hello(1), Done(), WinnersQuery()]
+    assert winners_reported(client) == 0
