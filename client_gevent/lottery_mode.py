@@ -6,12 +6,22 @@
 #   Done -> DoneAck, WinnersQuery -> Winners (blocks until the draw)
 #
 # Any connection failure (refused, reset, timeout, a retryable Error) sends the
-# agency back to "connect", after a backoff pause. Only real progress (a batch or
-# Done acknowledged) restarts the give-up window: a server that keeps accepting
-# connections but refusing their batches is given up on like an absent one. Because the server reports
-# how many bets it has and accepts a batch only where its stored bets end, a
-# retry can neither skip nor repeat a bet. Bad data (a bad CSV row, a bet the
-# server rejects) is not retried: it ends the run with one `fail` line.
+# agency back to "connect", after a backoff pause. Only real progress (bets or
+# Done acknowledged for the first time in this run) restarts the give-up window:
+# a server that keeps accepting connections but refusing their batches, or
+# acknowledging the same ones again, is given up on like an absent one. Because
+# the server reports how many bets it has and accepts a batch only where its
+# stored bets end, a retry can neither skip nor repeat a bet. Bad data (a bad
+# CSV row, a bet the server rejects) is not retried: it ends the run with one
+# `fail` line.
+#
+# The server is not trusted blindly either. A reply the conversation does not
+# allow (UnexpectedReply: a wrong ack, winners this agency never bet with, more
+# winners than it has bets) ends the run at once, as bad data does: another
+# connection to the same server would not fix it. A Welcome that claims more
+# bets than this run has had acknowledged, or `done` before this run said Done,
+# cannot be verified yet (the contest's integrity check will): it is logged at
+# WARNING, never silently accepted.
 from __future__ import annotations
 
 import logging
@@ -46,6 +56,8 @@ RETRYABLE_CODES = frozenset(
         ErrorCode.SERVER_BUSY,
     }
 )
+#: Failures that another connection may get past. UnexpectedReply, although a
+#: ProtocolError, is not one of them: `run` checks for it first.
 _CONNECTION_ERRORS = (ConnectFailed, PeerClosed, Timeout, ProtocolError)
 
 
@@ -64,12 +76,17 @@ class LotteryAgency:
         self._backoff = backoff
         self._agency = config.client_id
         self._phase = "connect"
+        #: The most bets the server has acknowledged in this run, and whether it acknowledged Done.
+        self._acknowledged = 0
+        self._done_acknowledged = False
 
     def run(self) -> int:
         """Do the whole job; returns the exit code (0 on success)."""
         while True:
             try:
                 winners = self._attempt()
+            except UnexpectedReply as exc:
+                return self._fail(exc)
             except _CONNECTION_ERRORS as exc:
                 error: LotteryError = exc
             except ServerRefused as exc:
@@ -98,14 +115,54 @@ class LotteryAgency:
         host, port = self._config.server_host, self._config.server_port
         with ServerConnection.open(host, port, self._config.reply_timeout.seconds) as server:
             welcome = server.request(Hello(self._agency), Welcome)
+            self._check_welcome(welcome)
             if not welcome.done:
                 self._phase = "apuesta_enviada"
                 self._upload(server, welcome.stored)
             self._phase = "agency_done"
             server.request(Done(), DoneAck)
-            self._backoff.succeeded()
+            if not self._done_acknowledged:  # progress only once: a server may ack Done and then fail for ever
+                self._done_acknowledged = True
+                self._backoff.succeeded()
             self._phase = "consulta_ganadores"
-            return server.query_winners()
+            documents, count = self._own_documents()
+            return server.query_winners(allowed=documents, limit=count)
+
+    def _check_welcome(self, welcome: Welcome) -> None:
+        """Log at WARNING what this run cannot verify: more bets stored than it had acknowledged, or done before Done.
+
+        A restarted agency sees both legitimately (its earlier run sent them);
+        the contest's integrity check is what will tell a true claim from a false one.
+        """
+        claims = []
+        if welcome.stored > self._acknowledged:
+            claims.append(f"{welcome.stored} bets stored, {self._acknowledged} acknowledged in this run")
+        if welcome.done and not self._done_acknowledged:
+            claims.append("the agency is done, before this run sent Done")
+        if claims:
+            log_action(
+                logger,
+                logging.WARNING,
+                "verify_welcome",
+                Result.FAIL,
+                client_id=self._agency,
+                error=f"unverified claims of the server: {'; '.join(claims)}",
+            )
+
+    def _own_documents(self) -> tuple[frozenset[str], int]:
+        """The documents this agency bet with, and its number of bets: what bounds the winners reply.
+
+        Read from the bets source again (one pass, a set no larger than the file).
+
+        Raises:
+            BetsFileError: the source can no longer be read.
+        """
+        documents: set[str] = set()
+        count = 0
+        for bet in self._source.rows():
+            documents.add(bet.document)
+            count += 1
+        return frozenset(documents), count
 
     def _upload(self, server: ServerConnection, stored: int) -> None:
         index = stored
@@ -121,7 +178,9 @@ class LotteryAgency:
                 if ack.stored != index + len(batch):
                     raise UnexpectedReply(f"server acknowledged {ack.stored} bets, expected {index + len(batch)}")
                 index = ack.stored
-                self._backoff.succeeded()
+                if index > self._acknowledged:  # progress: bets never acknowledged before
+                    self._acknowledged = index
+                    self._backoff.succeeded()
         except BetTooLarge as exc:
             raise BetsFileError(self._source.path, self._source.line, str(exc)) from exc
         log_action(

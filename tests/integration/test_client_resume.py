@@ -107,7 +107,7 @@ def test_client_resumes_from_the_stored_count(
     make_agencies: Callable[..., list[Agency]], tmp_path: Path, stored: int
 ) -> None:
     (agency,) = make_agencies(1, FILE_BETS, [0])
-    winners = ("30000001", "30000002")
+    winners = tuple(row.document for row in file_rows(agency.path)[:2])  # the client accepts only its own
     env = {"CLI_BATCH_MAXAMOUNT": str(BATCH), "CLI_CONNECTION_RETRYTIMEOUT": f"{TIMEOUT_S:g}s"}
     with FakeServer(stored, winners) as server:
         client = ClientProcess(tmp_path, 1, server.port, agency.path, env=env)
