@@ -26,14 +26,13 @@ from typing import Any, NoReturn
 
 import gevent
 
+from lottery_gevent.batches import BATCH_REFUSALS, build_bets, refusal_code
 from lottery_gevent.config import ServerConfig
-from lottery_gevent.contract import Bet
 from lottery_gevent.limits import ConnectionLimits
 from lottery_gevent.lottery import DrawFailed, Lottery
 from lottery_gevent.registry import AgencyRegistry, EndSession
-from lottery_gevent.storage import BetStore, OutOfSequence, StorageFailure
-from shared.domain import validate_bet
-from shared.errors import InvalidBet, LotteryError, PeerClosed, ProtocolError, Timeout
+from lottery_gevent.storage import BetStore, StorageFailure
+from shared.errors import LotteryError, PeerClosed, ProtocolError, Timeout
 from shared.logs import Result, log_action
 from shared.protocol import (
     Bets,
@@ -65,33 +64,6 @@ class SessionState(enum.Enum):
 
 class _Close(LotteryError):
     """Raised inside a session after answering an error that ends it."""
-
-
-class _OverQuota(LotteryError):
-    """The batch would take its agency past the per-agency quota."""
-
-
-def _build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
-    """Validate every bet of a batch, then build them.
-
-    Raises:
-        _OverQuota: the batch would end past bet number `quota`.
-        InvalidBet: naming the bet.
-    """
-    end = batch.start + len(batch.bets)
-    if end > quota:
-        raise _OverQuota(
-            f"bets #{batch.start}..#{end - 1} would take agency {agency} past its quota of {quota} bets; "
-            "nothing of the batch was stored"
-        )
-    bets = []
-    for index, fields in enumerate(batch.bets):
-        try:
-            validate_bet(fields)
-        except InvalidBet as exc:
-            raise InvalidBet(exc.field, exc.value, f"{exc.reason} (bet #{batch.start + index})") from exc
-        bets.append(Bet(agency, *fields))
-    return bets
 
 
 class AgencySession:
@@ -198,11 +170,11 @@ class AgencySession:
         agency = self._require_agency()
         count = len(batch.bets)
         try:
-            bets = _build_bets(agency, batch, self._config.max_bets_per_agency)
+            bets = build_bets(agency, batch, self._config.max_bets_per_agency)
             ticket = self._store.append(agency, batch.start, bets)
             self._store.wait_durable(ticket)
-        except (_OverQuota, InvalidBet, OutOfSequence, StorageFailure) as exc:
-            self._refuse_batch(count, _BATCH_ERRORS[type(exc)], str(exc))
+        except BATCH_REFUSALS as exc:
+            self._refuse_batch(count, refusal_code(exc), str(exc))
             return
         if logger.isEnabledFor(logging.DEBUG):
             for bet in bets:
@@ -307,14 +279,6 @@ class AgencySession:
 
 
 _Handler = Callable[[AgencySession, Any], None]
-
-#: Why a batch was refused -> the code the peer is told.
-_BATCH_ERRORS: dict[type[LotteryError], ErrorCode] = {
-    _OverQuota: ErrorCode.QUOTA_EXCEEDED,
-    InvalidBet: ErrorCode.INVALID_BET,
-    OutOfSequence: ErrorCode.OUT_OF_SEQUENCE,
-    StorageFailure: ErrorCode.STORAGE_FAILURE,
-}
 
 #: state -> {message class -> handler}. Messages missing here are refused.
 _HANDLERS: dict[SessionState, dict[type, _Handler]] = {
