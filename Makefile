@@ -4,11 +4,25 @@
 #   BASE_IMAGE    the images' base: local/python-base:3.11 when that image exists
 #                 (docker-sandbox.sh builds it with requirements.txt preinstalled), else python:3.11-slim
 #   COMPOSE_FILE  the compose file the docker-compose-* targets use
-#   AGENCIES      how many agency files `make data` makes sure of (synthetic data only)
-#   PYTHON        the interpreter for deps, data and test
+#   AGENCIES      how many agencies `make run` starts, and agency files `make data` makes sure of
+#   PYTHON        the interpreter for deps, test, run, bench and lint. Default: .venv/bin/python, a
+#                 virtual environment made on demand from BOOTSTRAP_PYTHON (python3), with
+#                 requirements-dev.txt installed: works where PEP 668 forbids system-wide pip installs
+#   PORT          the port `make run` serves on (127.0.0.1; 0: any free port)
+#   NEW_CONTEST   1 (default): `make run` archives the last contest and starts a new one; 0 resumes it
 # REQUIRE_DOCKER=1 (as in CI) makes the Docker end-to-end tests fail, not skip, without an engine.
 
-PYTHON ?= python3
+VENV ?= .venv
+BOOTSTRAP_PYTHON ?= python3
+# PYTHON unset or empty: our own virtual environment (the `python-env` target makes it).
+ifeq ($(strip $(PYTHON)),)
+override PYTHON := $(VENV)/bin/python
+OWN_VENV := 1
+endif
+# `make data` needs only the standard library: the bootstrap interpreter will do.
+DATA_PYTHON := $(if $(OWN_VENV),$(BOOTSTRAP_PYTHON),$(PYTHON))
+PORT ?= 12345
+NEW_CONTEST ?= 1
 COMPOSE_FILE ?= docker-compose-dev.yaml
 AGENCIES ?= 5
 SANDBOX ?= ../shared/tools/docker-sandbox.sh
@@ -29,8 +43,22 @@ help: ## list the targets
 	@awk 'BEGIN { FS = ":.*## " } /^[a-zA-Z_-]+:.*## / { printf "  %-22s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
 .PHONY: help
 
-deps: ## install the test tools (requirements-dev.txt, which includes requirements.txt)
-	$(PYTHON) -m pip install -r requirements-dev.txt
+# The virtual environment: made, and filled from the requirements, when missing or older
+# than them. The .pth file puts the repository on its path, so that
+# `.venv/bin/python -m lottery_gevent` works from any directory.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@$(BOOTSTRAP_PYTHON) -m venv $(VENV) || { \
+		echo "python-env: '$(BOOTSTRAP_PYTHON) -m venv $(VENV)' failed; on Debian/Ubuntu: apt-get install python3-venv" >&2; \
+		exit 1; }
+	$(VENV)/bin/python -m pip install -q -r requirements-dev.txt
+	@$(VENV)/bin/python -c 'import os, sysconfig; open(os.path.join(sysconfig.get_path("purelib"), "loteria-nacional.pth"), "w").write(os.getcwd() + "\n")'
+	@touch $@
+
+python-env: $(if $(OWN_VENV),$(VENV)/.installed) ## make sure PYTHON is ready (.venv made on demand; nothing when PYTHON is given)
+.PHONY: python-env
+
+deps: python-env ## install the test tools (requirements-dev.txt, which includes requirements.txt)
+	$(if $(OWN_VENV),,$(PYTHON) -m pip install -r requirements-dev.txt)
 .PHONY: deps
 
 test: ## the test command: deps, a Docker engine when one can be provided, then every test
@@ -39,11 +67,15 @@ test: ## the test command: deps, a Docker engine when one can be provided, then 
 	$(PYTHON) -m pytest
 .PHONY: test
 
-bench: ## run the benchmark suite and rewrite BENCHMARKS.md (takes a few minutes)
+run: python-env data ## one contest without Docker: the server and AGENCIES agencies as local processes, then a table
+	$(PYTHON) -m tools.run_local --agencies $(AGENCIES) --data .data --port $(PORT) $(if $(filter 0,$(NEW_CONTEST)),--keep-contest)
+.PHONY: run
+
+bench: python-env ## run the benchmark suite and rewrite BENCHMARKS.md (takes a few minutes)
 	$(PYTHON) -m bench
 .PHONY: bench
 
-lint: ## ruff and mypy --strict over every Python file (product, tools, bench, tests, docker/)
+lint: python-env ## ruff and mypy --strict over every Python file (product, tools, bench, tests, docker/)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m mypy
 .PHONY: lint
@@ -52,10 +84,10 @@ data: ## make sure .data/ has agency-1..AGENCIES.csv: the course's dataset.zip i
 	@mkdir -p .data
 	@if [ -f $(DATASET) ]; then \
 		echo "data: unzipping $(DATASET)"; \
-		$(PYTHON) -m zipfile -e $(DATASET) .data/; \
+		$(DATA_PYTHON) -m zipfile -e $(DATASET) .data/; \
 	elif [ -f $(SHARED_DATASET) ]; then \
 		echo "data: copying $(SHARED_DATASET) to $(DATASET) and unzipping it"; \
-		cp $(SHARED_DATASET) $(DATASET) && $(PYTHON) -m zipfile -e $(DATASET) .data/; \
+		cp $(SHARED_DATASET) $(DATASET) && $(DATA_PYTHON) -m zipfile -e $(DATASET) .data/; \
 	else \
 		missing=0; k=1; \
 		while [ $$k -le $(AGENCIES) ]; do [ -f .data/agency-$$k.csv ] || missing=1; k=$$((k + 1)); done; \
@@ -63,7 +95,7 @@ data: ## make sure .data/ has agency-1..AGENCIES.csv: the course's dataset.zip i
 			echo "data: .data/ already has agency-1..$(AGENCIES).csv"; \
 		else \
 			echo "data: no dataset.zip; generating synthetic agency files (known winners):"; \
-			$(PYTHON) -m tools.generate_agencies .data --agencies $(AGENCIES); \
+			$(DATA_PYTHON) -m tools.generate_agencies .data --agencies $(AGENCIES); \
 		fi; \
 	fi
 	@k=1; while [ $$k -le $(AGENCIES) ]; do \

@@ -60,6 +60,11 @@ class Outcome:
     answered_at: float | None = None
 
 
+def _connect(port: int, timeout: float) -> ServerConnection:
+    """Every connection the generator opens (a TLS twin reads its CLI_TLS_* environment here)."""
+    return ServerConnection.open(HOST, port, timeout)
+
+
 def _guarded(outcome: Outcome, work: Callable[[], None]) -> None:
     try:
         work()
@@ -118,7 +123,7 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
 
     def agency_job(agency: int) -> None:
         with connecting:
-            conn = ServerConnection.open(HOST, port, timeout)
+            conn = _connect(port, timeout)
         with conn:
             _upload(conn, agency, frames[agency], outcomes[agency])
             outcomes[agency].winners = conn.query_winners()
@@ -150,7 +155,7 @@ def run_idle(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.ExitStack() as stack:
             try:
                 with setting_up:
-                    conn = stack.enter_context(ServerConnection.open(HOST, port, timeout))
+                    conn = stack.enter_context(_connect(port, timeout))
                     conn.request(Hello(agency), Welcome)
                     conn.request(Bets(0, (idle_bet(agency),)), BetsAck)
                     if not last:
@@ -205,7 +210,7 @@ def run_crowd(args: argparse.Namespace) -> dict[str, Any]:
 
     def upload(agency: int) -> None:
         started = time.perf_counter()
-        with ServerConnection.open(HOST, args.port, timeout) as conn:
+        with _connect(args.port, timeout) as conn:
             _upload(conn, agency, frames[agency], outcomes[agency])
         durations[agency] = time.perf_counter() - started
 
@@ -219,7 +224,7 @@ def run_crowd(args: argparse.Namespace) -> dict[str, Any]:
         stop = Event()
         with contextlib.ExitStack() as peers:
             opened = time.perf_counter()
-            bad = [peers.enter_context(ServerConnection.open(HOST, args.port, timeout)) for _ in range(args.bad_peers)]
+            bad = [peers.enter_context(_connect(args.port, timeout)) for _ in range(args.bad_peers)]
             trickler = gevent.spawn(
                 _trickle, bad[len(bad) // 2 :], encode(Hello(UNKNOWN_AGENCY)), args.trickle_every, stop
             )

@@ -300,9 +300,9 @@ def render(results: Record, notes: str) -> str:
         "# Benchmarks",
         "",
         f"Measured by `{results['command']}` on {results['date']} at commit {commit}, in {results['duration_s']:.0f} "
-        f"s; rendered from `bench/results.json` by `python3 -m bench.render` (`make bench` does both). Every figure "
-        f"is the median with min – max over {_runs(results['runs'])} of that one invocation; ratios are computed "
-        "within each run. Nothing here is quoted from another day.",
+        "s; rendered from its results file (`bench/results.json` for `make bench`) by `python3 -m bench.render`. "
+        f"Every figure is the median with min – max over {_runs(results['runs'])} of that one invocation; ratios "
+        "are computed within each run. Nothing here is quoted from another day.",
         "",
     ]
     if results["quick"]:

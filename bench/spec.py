@@ -98,7 +98,7 @@ def run_variants(
         record["ok"] = all(checks) and all(entry["ok"] for entry in measured.values())
         shown = ", ".join(f"{name} ok={entry['ok']}" for name, entry in record["variants"].items())
         ratio_text = ", ".join(f"{key} {value:.2f}" for key, value in record["ratios"].items() if value is not None)
-        log(f"{bench} run {index + 1}/{runs}: {shown}; {ratio_text}")
+        log(f"{bench} run {index + 1}/{runs}: {shown}" + (f"; {ratio_text}" if ratio_text else ""))
         records.append(record)
     return {
         "config": config,

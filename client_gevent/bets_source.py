@@ -3,6 +3,9 @@
 # handed out, so a bad row stops the upload before anything from it on is sent.
 # The file: five columns (first names, last name, document, birthdate, number),
 # no header, UTF-8, LF or CRLF line endings. Blank lines are ignored.
+# `check` looks at the file before the first connection (it opens, and its
+# first row is valid; empty only if allowed); `prefix` computes the resume
+# digest of its first rows, for comparing with the server's (resume.py).
 #
 # Bytes that are not UTF-8 are decoded with "surrogateescape" rather than
 # raised at once: the text layer decodes 8 KiB at a time, so its error would
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from shared.domain import FIELD_COUNT, BetFields, validate_bet
 from shared.errors import InvalidBet, LotteryError
+from shared.protocol import BetsDigest
 
 
 class BetsFileError(LotteryError):
@@ -45,6 +49,17 @@ class CsvBets:
         self.path = path
         self.line = 0
 
+    def check(self, *, allow_empty: bool = False) -> None:
+        """Check, before connecting, that the file exists, is readable and starts with a valid row.
+
+        Raises:
+            BetsFileError: it does not, or it holds no bets and `allow_empty` is False.
+        """
+        for _ in self.rows():
+            return
+        if not allow_empty:
+            raise BetsFileError(self.path, None, "holds no bets (pass --allow-empty if that is intended)")
+
     def rows(self, skip: int = 0) -> Iterator[BetFields]:
         """Yield validated bets, after skipping the first `skip` (already stored) ones.
 
@@ -52,32 +67,57 @@ class CsvBets:
             BetsFileError: naming the file and the line of the first bad row, or
                 the file if it cannot be read or has fewer than `skip` rows.
         """
+        index = 0
+        for row in self._records():
+            index += 1
+            if index > skip:
+                yield self._bet(row)
+        if index < skip:
+            raise BetsFileError(
+                self.path, None, f"has {index} bets, but the server already stores {skip} of this agency"
+            )
+
+    def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
+        """The resume digest of the first `count` bets, and how many bets were read.
+
+        Reads `count` bets (fewer if the file ends first), or, with `to_end`, the
+        whole file; every bet read is validated.
+
+        Raises:
+            BetsFileError: the file cannot be read, or a row read is bad.
+        """
+        digest = BetsDigest()
+        index = 0
+        for row in self._records():
+            if index >= count and not to_end:
+                break
+            bet = self._bet(row)
+            index += 1
+            if index <= count:
+                digest.update(bet)
+        return digest.digest(), index
+
+    def _records(self) -> Iterator[list[str]]:
+        """Every non-blank CSV record of the file, as read; keeps `line` up to date."""
         try:
             file = open(self.path, encoding="utf-8", errors="surrogateescape", newline="")
         except OSError as exc:
             raise BetsFileError(self.path, None, f"cannot open: {exc.strerror or exc}") from exc
         with file:
             reader = csv.reader(file, strict=True)
-            index = 0
             while True:
                 try:
                     row = next(reader, None)
                 except csv.Error as exc:
                     # line_num already counts the line the parser stopped on.
                     raise BetsFileError(self.path, reader.line_num, f"unreadable row: {exc}") from exc
+                except OSError as exc:  # a directory, an unreadable device
+                    raise BetsFileError(self.path, None, f"cannot read: {exc.strerror or exc}") from exc
                 self.line = reader.line_num
                 if row is None:
-                    break
-                if not row:
-                    continue
-                index += 1
-                if index <= skip:
-                    continue
-                yield self._bet(row)
-            if index < skip:
-                raise BetsFileError(
-                    self.path, None, f"has {index} bets, but the server already stores {skip} of this agency"
-                )
+                    return
+                if row:
+                    yield row
 
     def _bet(self, row: list[str]) -> BetFields:
         if len(row) != FIELD_COUNT:
@@ -106,6 +146,19 @@ class SingleBet:
             raise BetsFileError(self.path, None, str(exc)) from exc
         if skip == 0:
             yield self.bet
+
+    def check(self, *, allow_empty: bool = False) -> None:
+        """Validate the bet before connecting; raises BetsFileError if invalid."""
+        for _ in self.rows():
+            return
+
+    def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
+        """The resume digest of the first `count` bets (0 or 1 here), and how many were read."""
+        digest = BetsDigest()
+        read = 1 if count or to_end else 0
+        if count:
+            digest.update(self.bet)
+        return digest.digest(), read
 
 
 BetsSource = CsvBets | SingleBet

@@ -73,6 +73,8 @@ class ClientConfig:
     retry_timeout: Duration = Duration("30s", 30.0)
     #: The winners reply excepted: it waits for every agency.
     reply_timeout: Duration = Duration("30s", 30.0)
+    #: While the winners query waits for the draw, log `wait_draw` this often.
+    wait_log: Duration = Duration("5s", 5.0)
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -156,6 +158,14 @@ SETTINGS: tuple[Setting, ...] = (
         go_duration,
         "30s",
         "longest wait for a reply frame (the winners reply excepted: it waits for every agency)",
+    ),
+    Setting(
+        "connection.waitLog",
+        "CLI_CONNECTION_WAITLOG",
+        "wait_log",
+        go_duration,
+        "5s",
+        "while the winners query waits for the draw, log wait_draw this often",
     ),
     *TLS_SETTINGS,
 )

@@ -15,22 +15,31 @@
 # CSV row, a bet the server rejects) is not retried: it ends the run with one
 # `fail` line.
 #
-# The server is not trusted blindly either. A reply the conversation does not
-# allow (UnexpectedReply: a wrong ack, winners this agency never bet with, more
-# winners than it has bets) ends the run at once, as bad data does: another
-# connection to the same server would not fix it. A Welcome that claims more
-# bets than this run has had acknowledged, or `done` before this run said Done,
-# cannot be verified yet (the contest's integrity check will): it is logged at
-# WARNING, never silently accepted.
+# `stored` is trusted only with what it covers. Before skipping the stored rows
+# (or, when told it is done, before asking for winners), the agency computes the
+# resume digest of that prefix of its file and compares it with the Welcome's;
+# a server whose contest holds other bets (another file, another run) is
+# refused with one `fail` line naming the contest, and nothing is sent. When
+# done, the file must also hold no more rows than the server stores.
+# The bets file is checked (exists, readable, a valid first row; not empty
+# unless --allow-empty) before the first connection.
+#
+# The rest of what the server says is not trusted blindly either. A reply the
+# conversation does not allow (UnexpectedReply: a wrong ack, winners this
+# agency never bet with, more winners than it has bets) ends the run at once,
+# as bad data does: another connection to the same server would not fix it.
 from __future__ import annotations
 
 import logging
+
+import gevent
 
 from client_gevent.backoff import Backoff, GaveUp
 from client_gevent.batching import BetTooLarge, batches
 from client_gevent.bets_source import BetsFileError, BetsSource
 from client_gevent.config import ClientConfig
 from client_gevent.connection import ServerConnection
+from client_gevent.resume import ResumeMismatch, check_resume
 from shared.errors import (
     ConnectFailed,
     LotteryError,
@@ -82,6 +91,11 @@ class LotteryAgency:
 
     def run(self) -> int:
         """Do the whole job; returns the exit code (0 on success)."""
+        try:
+            self._phase = "bets_file"
+            self._source.check(allow_empty=self._config.allow_empty)
+        except BetsFileError as exc:
+            return self._fail(exc)
         while True:
             try:
                 winners = self._attempt()
@@ -95,6 +109,8 @@ class LotteryAgency:
                 error = exc
             except BetsFileError as exc:
                 return self._fail(exc)
+            except ResumeMismatch as exc:
+                return self._fail(exc, contest=exc.contest.hex())
             else:
                 log_action(
                     logger,
@@ -115,7 +131,8 @@ class LotteryAgency:
         host, port = self._config.server_host, self._config.server_port
         with ServerConnection.open(host, port, self._config.reply_timeout.seconds) as server:
             welcome = server.request(Hello(self._agency), Welcome)
-            self._check_welcome(welcome)
+            self._phase = "resume"
+            check_resume(welcome, self._source, self._agency)
             if not welcome.done:
                 self._phase = "apuesta_enviada"
                 self._upload(server, welcome.stored)
@@ -126,27 +143,20 @@ class LotteryAgency:
                 self._backoff.succeeded()
             self._phase = "consulta_ganadores"
             documents, count = self._own_documents()
-            return server.query_winners(allowed=documents, limit=count)
+            reporter = gevent.spawn(self._report_waiting, self._config.wait_log.seconds)
+            try:
+                return server.query_winners(allowed=documents, limit=count)
+            finally:
+                reporter.kill(block=False)
 
-    def _check_welcome(self, welcome: Welcome) -> None:
-        """Log at WARNING what this run cannot verify: more bets stored than it had acknowledged, or done before Done.
-
-        A restarted agency sees both legitimately (its earlier run sent them);
-        the contest's integrity check is what will tell a true claim from a false one.
-        """
-        claims = []
-        if welcome.stored > self._acknowledged:
-            claims.append(f"{welcome.stored} bets stored, {self._acknowledged} acknowledged in this run")
-        if welcome.done and not self._done_acknowledged:
-            claims.append("the agency is done, before this run sent Done")
-        if claims:
+    def _report_waiting(self, interval_s: float) -> None:
+        """Log `wait_draw` every `interval_s` while the winners query waits (killed when it ends)."""
+        waited = 0.0
+        while True:
+            gevent.sleep(interval_s)
+            waited += interval_s
             log_action(
-                logger,
-                logging.WARNING,
-                "verify_welcome",
-                Result.FAIL,
-                client_id=self._agency,
-                error=f"unverified claims of the server: {'; '.join(claims)}",
+                logger, logging.INFO, "wait_draw", Result.IN_PROGRESS, client_id=self._agency, waited_s=round(waited, 3)
             )
 
     def _own_documents(self) -> tuple[frozenset[str], int]:
@@ -187,6 +197,6 @@ class LotteryAgency:
             logger, logging.INFO, "upload", Result.SUCCESS, client_id=self._agency, sent=index - stored, stored=index
         )
 
-    def _fail(self, error: Exception) -> int:
-        log_action(logger, logging.ERROR, self._phase, Result.FAIL, client_id=self._agency, error=error)
+    def _fail(self, error: Exception, **details: object) -> int:
+        log_action(logger, logging.ERROR, self._phase, Result.FAIL, client_id=self._agency, **details, error=error)
         return 1

@@ -1,7 +1,13 @@
-"""Run the lottery server: ``python -m lottery_gevent [--config PATH]``.
+"""Run the lottery server: ``python -m lottery_gevent [--config PATH] [--new-contest]``.
+
+The server works in its data directory (SERVER_DATA_DIR): it resolves every
+configured path first, then changes into it, so the storage contract's
+./bets.csv lands there. Before recovery touches anything it locks the
+directory (contest.py) for as long as it runs.
 
 Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 1 if the server cannot
-start (storage damaged, address not bindable), 2 for a bad configuration.
+start (storage damaged, address not bindable), 2 for a bad configuration or a
+data directory in use by another server.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from shared.stop_signals import StopSignals
 STOP = StopSignals()  # before anything slow: a stop signal during start-up still stops cleanly
 
 import argparse
+import dataclasses
 import logging
+import os
 import resource
 import signal
 import sys
@@ -20,6 +28,7 @@ from pathlib import Path
 from gevent.event import Event
 
 from lottery_gevent.config import DEFAULT_CONFIG_PATH, ConfigError, ServerConfig, load_config
+from lottery_gevent.contest import ContestFileCorrupt, DataDirInUse, archive_contest, lock_data_dir
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.recovery import StorageCorrupt
 from lottery_gevent.server import LotteryServer
@@ -53,7 +62,56 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="PATH",
         help=f"config.ini to read (default: {DEFAULT_CONFIG_PATH}, if present)",
     )
+    parser.add_argument(
+        "--new-contest",
+        action="store_true",
+        help="move the current contest's files into SERVER_DATA_DIR/archive/<contest id>/ "
+        "(nothing is deleted), then start an empty contest",
+    )
     return parser.parse_args(argv)
+
+
+def _absolute_paths(config: ServerConfig) -> ServerConfig:
+    """The config with every path made absolute (the server then changes directory)."""
+
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else path.absolute()
+
+    return dataclasses.replace(
+        config,
+        data_dir=config.data_dir.absolute(),
+        tls_cert=absolute(config.tls_cert),
+        tls_key=absolute(config.tls_key),
+        tls_ca=absolute(config.tls_ca),
+    )
+
+
+def _enter_data_dir(config: ServerConfig, new_contest: bool) -> int | None:
+    """Create, lock and enter the data directory; archive the contest if asked.
+
+    Returns:
+        None when the server may go on, else the exit code (the reason is logged).
+    """
+    directory = config.data_dir
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        lock_data_dir(directory)  # its descriptor stays open: the lock lasts as long as the process
+    except DataDirInUse as exc:
+        log_action(logger, logging.ERROR, "lock_data_dir", Result.FAIL, data_dir=directory, error=exc)
+        return 2
+    except OSError as exc:
+        log_action(logger, logging.ERROR, "lock_data_dir", Result.FAIL, data_dir=directory, error=exc)
+        return 1
+    os.chdir(directory)
+    log_action(logger, logging.INFO, "lock_data_dir", Result.SUCCESS, data_dir=directory, pid=os.getpid())
+    if new_contest:
+        try:
+            archived = archive_contest(directory)
+        except (ContestFileCorrupt, OSError) as exc:
+            log_action(logger, logging.ERROR, "new_contest", Result.FAIL, error=exc)
+            return 1
+        log_action(logger, logging.INFO, "new_contest", Result.SUCCESS, archived=archived or "nothing to archive")
+    return None
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -96,7 +154,7 @@ def _log_config(config: ServerConfig) -> None:
     )
 
 
-def run(config: ServerConfig) -> int:
+def run(config: ServerConfig, new_contest: bool = False) -> int:
     """Serve until SIGTERM or SIGINT. Returns the process exit code."""
     stop_requested = Event()
 
@@ -106,6 +164,9 @@ def run(config: ServerConfig) -> int:
 
     STOP.attach(on_signal)
     try:
+        refused = _enter_data_dir(config, new_contest)
+        if refused is not None:
+            return refused
         return _serve(config, stop_requested)
     finally:
         STOP.detach()
@@ -120,10 +181,10 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
     store = BetStore(durable=config.fsync)
     try:
         store.open()
-    except (StorageCorrupt, OSError) as exc:
+    except (StorageCorrupt, ContestFileCorrupt, OSError) as exc:
         log_action(logger, logging.ERROR, "storage_recovery", Result.FAIL, error=exc)
         return 1
-    lottery = Lottery(store, config.agencies)
+    lottery = Lottery(store, config.agencies, config.wait_log_s)
     server = LotteryServer(config, store, lottery)
     try:
         server.start()
@@ -145,9 +206,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"lottery_gevent: config error: {exc}", file=sys.stderr)
         return 2
+    config = _absolute_paths(config)
     setup_logging(config.logging_level)
     _log_config(config)
-    return run(config)
+    return run(config, args.new_contest)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@
 # after it, even a torn tail or another bad record, it is corruption.
 #
 # The done log (one agency id per line) gets the same treatment.
+#
+# While it counts, recovery also rebuilds each agency's resume digest
+# (shared/protocol/_digest.py) over the rows it keeps, in file order.
 from __future__ import annotations
 
 import collections
@@ -26,6 +29,7 @@ from typing import BinaryIO
 
 from lottery_gevent.contract import Bet
 from shared.errors import LotteryError
+from shared.protocol import BetsDigest
 
 ROW_FIELDS = 6
 
@@ -44,6 +48,8 @@ class Recovered:
     size: int = 0
     #: Bytes of torn tail that were cut off (0 if none).
     repaired_bytes: int = 0
+    #: The resume digest of each agency's kept rows (not compared: digests have no equality).
+    digests: dict[int, BetsDigest] = field(default_factory=dict, compare=False)
 
     @property
     def rows(self) -> int:
@@ -104,6 +110,7 @@ def recover_bets(path: str) -> Recovered:
     if not os.path.exists(path):
         return Recovered()
     counts: collections.Counter[int] = collections.Counter()
+    digests: dict[int, BetsDigest] = {}
     good_end = 0
     problem: str | None = None
     # The bad record is complete (so nothing at all may follow it), rather than
@@ -128,18 +135,23 @@ def recover_bets(path: str) -> Recovered:
             try:
                 if feeder.take_invalid_utf8():
                     raise ValueError("not UTF-8")
-                counts[_agency_of(row)] += 1
+                agency = _agency_of(row)
             except ValueError as exc:
                 problem = f"record ending on line {reader.line_num}: {exc}"
                 problem_complete = True
                 continue
+            counts[agency] += 1
+            digest = digests.get(agency)
+            if digest is None:
+                digest = digests[agency] = BetsDigest()
+            digest.update(row[1:])
             good_end = feeder.consumed
         size = file.seek(0, os.SEEK_END)
     if problem_complete and feeder.consumed < size:
         raise StorageCorrupt(f"{path}: {problem}, yet a torn record follows it")
     if good_end < size:
         os.truncate(path, good_end)
-    return Recovered(dict(counts), good_end, size - good_end)
+    return Recovered(dict(counts), good_end, size - good_end, digests)
 
 
 def recover_done(path: str) -> tuple[set[int], int]:

@@ -159,13 +159,13 @@ class AgencySession:
             raise _Close
         self._registry.claim(agency, self._greenlet)
         self.agency = agency
-        stored = self._store.durable_count(agency)
+        stored, digest = self._store.durable_resume(agency)
         done = self._lottery.is_done(agency)
         self.state = SessionState.DONE if done else SessionState.RECEIVING_BETS
         log_action(
             logger, logging.INFO, "identify", Result.SUCCESS, ip=self._ip, agency=agency, stored=stored, done=done
         )
-        self._send(Welcome(stored, done))
+        self._send(Welcome(stored, done, self._store.contest, digest))
 
     def _on_bets(self, batch: Bets) -> None:
         agency = self._require_agency()

@@ -19,6 +19,10 @@
 #      this returns, so an acknowledged bet is on disk.
 # If an fsync fails, every batch not yet durable is rolled back (the file is cut
 # to its last durable size) and their waiters get StorageFailure.
+#
+# Each agency's resume digest (shared/protocol/_digest.py) moves with its count:
+# updated at append, rolled back with it, rebuilt by recovery. The store also
+# holds the contest id (contest.py), read or made when it opens.
 from __future__ import annotations
 
 import collections
@@ -32,10 +36,12 @@ from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
 from lottery_gevent import contract
+from lottery_gevent.contest import load_or_create_contest
 from lottery_gevent.contract import Bet
 from lottery_gevent.recovery import recover_bets, recover_done
 from shared.errors import LotteryError
 from shared.logs import Result, log_action
+from shared.protocol import EMPTY_DIGEST, BetsDigest
 
 logger = logging.getLogger(__name__)
 
@@ -87,10 +93,12 @@ class BetStore:
         self._fd: int | None = None
         # Appended state, and the part of it an fsync has covered.
         self._counts: dict[int, int] = {}
+        #: The resume digest of each agency's appended bets (moves with _counts).
+        self._digests: dict[int, BetsDigest] = {}
         self._size = 0
         #: Appends not yet covered by an fsync, oldest first: (file size after it,
-        #: agency, the agency's count before it); what a failed fsync undoes.
-        self._unsynced: collections.deque[tuple[int, int, int]] = collections.deque()
+        #: agency, the agency's count and digest before it); what a failed fsync undoes.
+        self._unsynced: collections.deque[tuple[int, int, int, BetsDigest | None]] = collections.deque()
         self._durable_size = 0
         # Bumped when a failed fsync rolls back; maps each past epoch to the
         # durable size it ended with.
@@ -98,17 +106,20 @@ class BetStore:
         self._epoch_end: dict[int, int] = {}
         self._sync_done: Event | None = None
         self._done: set[int] = set()
+        #: The contest id (contest.py); set by open().
+        self.contest = b""
 
     # --- life cycle -------------------------------------------------------
 
     def open(self) -> None:
-        """Recover both files, then keep a descriptor of bets.csv for fsync.
+        """Recover both files, read or make the contest id, keep a descriptor of bets.csv for fsync.
 
         Raises:
-            StorageCorrupt: a file is damaged beyond a torn last record.
+            StorageCorrupt: a file is damaged beyond a torn last record, or the contest id file.
             OSError: the files cannot be read or created.
         """
         with self._lock:
+            self.contest = load_or_create_contest(os.path.dirname(self._path) or ".", durable=self._durable)
             bets = recover_bets(self._path)
             done, done_repaired = recover_done(self._done_path)
             created = not (os.path.exists(self._path) and os.path.exists(self._done_path))
@@ -117,6 +128,7 @@ class BetStore:
             if created and self._durable:
                 _fsync_path(os.path.dirname(self._path) or ".")
         self._counts = dict(bets.counts)
+        self._digests = dict(bets.digests)
         self._size = self._durable_size = bets.size
         self._done = done
         log_action(
@@ -128,6 +140,7 @@ class BetStore:
             agencies=len(bets.counts),
             done=len(done),
             repaired_bytes=bets.repaired_bytes + done_repaired,
+            contest=self.contest.hex(),
         )
 
     def close(self) -> None:
@@ -159,6 +172,12 @@ class BetStore:
         self.wait_durable(Ticket(self._size, self._epoch))
         return self._counts.get(agency, 0)
 
+    def durable_resume(self, agency: int) -> tuple[int, bytes]:
+        """The agency's stored count and the resume digest of those bets, after syncing any in flight."""
+        count = self.durable_count(agency)
+        digest = self._digests.get(agency)
+        return count, EMPTY_DIGEST if digest is None else digest.digest()
+
     # --- writes -----------------------------------------------------------
 
     def append(self, agency: int, start: int, bets: Sequence[Bet]) -> Ticket:
@@ -179,8 +198,12 @@ class BetStore:
                 raise StorageFailure(f"writing {len(bets)} bets failed: {exc}") from exc
             self._size = os.fstat(self._require_fd()).st_size
             self._counts[agency] = stored + len(bets)
+            before = self._digests.get(agency)
+            after = BetsDigest() if before is None else before.copy()
+            after.update_many(_stored_form(bet) for bet in bets)
+            self._digests[agency] = after
             if self._durable:
-                self._unsynced.append((self._size, agency, stored))
+                self._unsynced.append((self._size, agency, stored, before))
             return Ticket(self._size, self._epoch)
 
     def wait_durable(self, ticket: Ticket) -> None:
@@ -266,8 +289,12 @@ class BetStore:
                 self._cut_back(self._durable_size)
                 self._size = self._durable_size
                 while self._unsynced:  # newest first, so each agency ends at its durable count
-                    _, agency, before = self._unsynced.pop()
-                    self._counts[agency] = before
+                    _, agency, count, digest = self._unsynced.pop()
+                    self._counts[agency] = count
+                    if digest is None:
+                        self._digests.pop(agency, None)
+                    else:
+                        self._digests[agency] = digest
             log_action(logger, logging.ERROR, "storage_sync", Result.FAIL, error=exc)
         else:
             if epoch == self._epoch:
@@ -277,6 +304,11 @@ class BetStore:
         finally:
             self._sync_done = None
             done.set()
+
+
+def _stored_form(bet: Bet) -> tuple[str, str, str, str, str]:
+    """A bet's fields as the contract writes them (what the resume digest covers)."""
+    return (bet.first_name, bet.last_name, bet.document, bet.birthdate.isoformat(), str(bet.number))
 
 
 def _scan_winners() -> dict[int, list[str]]:

@@ -16,7 +16,7 @@ from gevent import socket as gsocket
 from client_gevent.connection import ServerConnection
 from shared.domain import BetFields
 from shared.errors import PeerClosed
-from shared.protocol import Bets, Message
+from shared.protocol import Bets, Message, Welcome
 from shared.transport import Stream
 
 #: Generous: a reply that does not come within this is a failure, not a wait.
@@ -80,3 +80,12 @@ def batch(start: int, count: int, winning_every: int = 0, document_base: int = 3
         for i in range(count)
     )
     return Bets(start, bets)
+
+
+def resume(reply: Message) -> tuple[int, bool]:
+    """The (stored, done) of a Welcome reply; fails the test on any other reply.
+
+    For tests about counts: the contest id and the digest have tests of their own.
+    """
+    assert isinstance(reply, Welcome), f"expected Welcome, got {reply!r}"
+    return reply.stored, reply.done

@@ -5,7 +5,9 @@ Nothing in this package touches a socket or a logger.
 """
 
 from shared.protocol._decoder import FrameDecoder
+from shared.protocol._digest import DIGEST_SIZE, EMPTY_DIGEST, BetsDigest, canonical_bet
 from shared.protocol._messages import (
+    CONTEST_ID_SIZE,
     Bets,
     BetsAck,
     Done,
@@ -35,6 +37,9 @@ from shared.protocol._wire import (
 
 __all__ = [
     "BETS_FRAME_OVERHEAD",
+    "CONTEST_ID_SIZE",
+    "DIGEST_SIZE",
+    "EMPTY_DIGEST",
     "HEADER_SIZE",
     "MAX_FRAME_SIZE",
     "MAX_PAYLOAD_SIZE",
@@ -42,6 +47,7 @@ __all__ = [
     "VERSION",
     "Bets",
     "BetsAck",
+    "BetsDigest",
     "Done",
     "DoneAck",
     "Error",
@@ -54,6 +60,7 @@ __all__ = [
     "Winners",
     "WinnersQuery",
     "bet_wire_size",
+    "canonical_bet",
     "decode_payload",
     "encode",
     "parse_header",

@@ -4,7 +4,7 @@
 #
 # Conversation (C = agency client, S = server):
 #
-#   C: Hello(agency)            S: Welcome(stored, done)
+#   C: Hello(agency)            S: Welcome(stored, done, contest, digest)
 #   C: Bets(start, bets)        S: BetsAck(stored) | Error(code, detail)
 #   ... more Bets ...
 #   C: Done()                   S: DoneAck()
@@ -14,6 +14,10 @@
 # resumes its upload from there. `start` is the index, within the agency's own
 # file, of a batch's first bet; the server stores a batch only when `start`
 # equals `stored`, which is what makes a retried batch impossible to store twice.
+# `stored` is trusted only together with what it covers: `contest` names the
+# server's contest (its data directory's one contest), and `digest` is the
+# resume digest (_digest.py) of those `stored` bets, which the client checks
+# against the same rows of its file before it skips them.
 from __future__ import annotations
 
 import enum
@@ -21,6 +25,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from shared.domain import BetFields
+from shared.protocol._digest import DIGEST_SIZE
 
 
 class MessageType(enum.IntEnum):
@@ -82,13 +87,30 @@ class Hello:
     agency: int
 
 
+#: Bytes of a contest id (random, made when a contest starts).
+CONTEST_ID_SIZE = 16
+
+
 @dataclass(frozen=True, slots=True)
 class Welcome:
-    """Server → client: how many of the agency's bets are stored, and whether it is done."""
+    """Server → client: how many of the agency's bets are stored, and whether it is done.
+
+    `contest` is the contest id (CONTEST_ID_SIZE bytes); `digest` the resume
+    digest (DIGEST_SIZE bytes) of the agency's `stored` bets.
+    """
 
     TYPE: ClassVar[MessageType] = MessageType.WELCOME
     stored: int
     done: bool
+    contest: bytes
+    digest: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.contest) != CONTEST_ID_SIZE or len(self.digest) != DIGEST_SIZE:
+            raise ValueError(
+                f"Welcome needs a {CONTEST_ID_SIZE}-byte contest id and a {DIGEST_SIZE}-byte digest, "
+                f"got {len(self.contest)} and {len(self.digest)}"
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from itertools import accumulate, pairwise
-from typing import assert_never
+from typing import Any, assert_never
 
 from shared.domain import FIELD_COUNT, BetFields
 from shared.errors import (
@@ -34,7 +34,9 @@ from shared.errors import (
     UnknownMessageType,
     WrongFieldCount,
 )
+from shared.protocol._digest import DIGEST_SIZE
 from shared.protocol._messages import (
+    CONTEST_ID_SIZE,
     Bets,
     BetsAck,
     Done,
@@ -64,7 +66,7 @@ MAX_PAYLOAD_SIZE = MAX_FRAME_SIZE - HEADER_SIZE
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
-_WELCOME = struct.Struct(">IB")
+_WELCOME = struct.Struct(f">IB{CONTEST_ID_SIZE}s{DIGEST_SIZE}s")
 
 #: Bytes a Bets frame spends before its bets: header, start, field count.
 BETS_FRAME_OVERHEAD = HEADER_SIZE + _U32.size + _U16.size
@@ -116,8 +118,8 @@ def _payload(message: Message) -> bytes:
             return _U32.pack(stored)
         case Hello(agency=agency):
             return _U32.pack(agency)
-        case Welcome(stored=stored, done=done):
-            return _WELCOME.pack(stored, done)
+        case Welcome(stored=stored, done=done, contest=contest, digest=digest):
+            return _WELCOME.pack(stored, done, contest, digest)
         case Winners(documents=documents, more=more):
             return _U8.pack(more) + _pack_text_list(documents)
         case Error(code=code, detail=detail):
@@ -174,7 +176,7 @@ def parse_header(header: bytes | bytearray) -> tuple[MessageType, int]:
     return message_type, length
 
 
-def _unpack_fixed(layout: struct.Struct, payload: bytes, what: str) -> tuple[int, ...]:
+def _unpack_fixed(layout: struct.Struct, payload: bytes, what: str) -> tuple[Any, ...]:
     if len(payload) < layout.size:
         raise TruncatedPayload(f"{what} needs {layout.size} bytes, got {len(payload)}")
     if len(payload) > layout.size:
@@ -215,8 +217,8 @@ def _decode_hello(payload: bytes) -> Message:
 
 
 def _decode_welcome(payload: bytes) -> Message:
-    stored, done = _unpack_fixed(_WELCOME, payload, "Welcome")
-    return Welcome(stored, _decode_flag(done, "done"))
+    stored, done, contest, digest = _unpack_fixed(_WELCOME, payload, "Welcome")
+    return Welcome(stored, _decode_flag(done, "done"), contest, digest)
 
 
 def _decode_bets(payload: bytes) -> Message:

@@ -26,11 +26,10 @@ from shared.protocol import (
     FrameDecoder,
     Hello,
     MessageType,
-    Welcome,
     Winners,
     WinnersQuery,
 )
-from tests.rawclient import RawPeer, batch
+from tests.rawclient import RawPeer, batch, resume
 from tests.support.processes import ServerProcess
 
 CODEC_EXAMPLES = 1_000
@@ -104,7 +103,7 @@ def _fire(port: int, data: bytes) -> None:
 
 def _normal_agency(port: int) -> None:
     with RawPeer(port) as peer:
-        assert peer.request(Hello(1)) == Welcome(0, False)
+        assert resume(peer.request(Hello(1))) == (0, False)
         assert peer.request(batch(0, 20, winning_every=7)) == BetsAck(20)
         assert peer.request(Done()) == DoneAck()
         reply = peer.request(WinnersQuery())

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from shared.logs import decode_value
-from shared.protocol import Bets, Done, DoneAck, Error, ErrorCode, FrameDecoder, Hello, Welcome, WinnersQuery, encode
-from tests.rawclient import RawPeer, bet
+from shared.protocol import Bets, Done, DoneAck, Error, ErrorCode, FrameDecoder, Hello, WinnersQuery, encode
+from tests.rawclient import RawPeer, bet, resume
 from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 from tests.support.wire import read_line, read_message, read_to_eof
 from tools.generate_agencies import Agency
@@ -154,7 +154,7 @@ def test_one_address_cannot_take_the_pool(
     # Another address (agencies in Compose each have their own) is served as usual.
     with connect(server.port, source="127.0.0.2") as sock:
         sock.sendall(encode(Hello(1)))
-        assert read_message(sock, FrameDecoder()) == Welcome(0, False)
+        assert resume(read_message(sock, FrameDecoder())) == (0, False)
     assert server.stop() == 0
 
 
@@ -173,7 +173,7 @@ def test_silent_sockets_are_cut_off_and_logged_at_info(
         assert read_to_eof(sock) == b""
     server.wait_for_line(r"INFO .*action: close_connection \| result: fail .*nothing received within 3(\.0)?s")
     with RawPeer(server.port) as peer:  # the pool is free again
-        assert peer.request(Hello(1)) == Welcome(0, False)
+        assert resume(peer.request(Hello(1))) == (0, False)
     assert server.stop() == 0
 
 
@@ -187,7 +187,7 @@ def test_refused_frames_do_not_keep_connections_alive(start_server: Callable[...
     try:
         for agency, sock in enumerate(sockets, start=1):
             sock.sendall(encode(Hello(agency)))
-            assert read_message(sock, FrameDecoder()) == Welcome(0, False)
+            assert resume(read_message(sock, FrameDecoder())) == (0, False)
 
         def keep_refusing() -> None:  # WinnersQuery before Done: refused, every 0.5 s
             while not stop.wait(0.5):
@@ -241,7 +241,7 @@ def test_a_flood_of_refused_frames_cannot_flood_the_log(start_server: Callable[.
             connections += 1
     sent = tiny_sent + large_sent
     with RawPeer(server.port) as marker:  # every flood line is logged before this one
-        assert marker.request(Hello(1)) == Welcome(0, False)
+        assert resume(marker.request(Hello(1))) == (0, False)
     marker_line = server.wait_for_line(r"action: close_connection \| result: success .*agency: 1 ")
     flood_lines = server.lines[before : server.lines.index(marker_line)]
     logged = sum(len(line.encode("utf-8")) + 1 for line in flood_lines)

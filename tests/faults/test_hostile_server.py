@@ -3,8 +3,9 @@
 A fake server in this process (a listening socket served by threads, framing by
 tests.support.wire) plays each attack. The client must end by itself with a
 clear error and a non-zero exit, never hang, and never grow without bound: the
-winners it accepts are bounded by its own bets. A Welcome it cannot verify is
-logged at WARNING.
+winners it accepts are bounded by its own bets. A hostile Welcome (more bets
+than were ever sent, done on first contact) is refused by the resume digest:
+tests/integration/test_client_resume.py plays those.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared.protocol import (
+    CONTEST_ID_SIZE,
+    EMPTY_DIGEST,
     Bets,
     BetsAck,
     Done,
@@ -42,6 +45,8 @@ CLIENT_ENV = {
     "CLI_CONNECTION_RETRYTIMEOUT": "2s",
     "CLI_BATCH_MAXAMOUNT": "20",
 }
+#: The fake server's contest id.
+CONTEST = bytes(range(CONTEST_ID_SIZE))
 #: How often a trickling server sends its next byte.
 TRICKLE_EVERY_S = 0.3
 
@@ -53,7 +58,7 @@ class HostileServer:
     """Answers like a server until `on_hello` / `on_winners` takes over; every connection alike.
 
     Args:
-        welcome: the answer to Hello, unless `on_hello` is given (None: Welcome(0, False)).
+        welcome: the answer to Hello, unless `on_hello` is given (None: nothing stored yet).
         on_hello: instead of a Welcome, do this.
         on_winners: instead of Winners(), do this.
     """
@@ -61,7 +66,7 @@ class HostileServer:
     def __init__(
         self, welcome: Message | None = None, on_hello: Attack | None = None, on_winners: Attack | None = None
     ) -> None:
-        self._welcome = welcome or Welcome(0, False)
+        self._welcome = welcome or Welcome(0, False, CONTEST, EMPTY_DIGEST)
         self._on_hello = on_hello
         self._on_winners = on_winners
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -192,7 +197,7 @@ def test_a_trickled_welcome_is_not_accepted(make_agencies: Callable[..., list[Ag
     (agency,) = make_agencies(1, FILE_BETS, [0])
 
     def trickle(conn: socket.socket, stop: threading.Event) -> None:
-        for byte in encode(Welcome(0, False)):
+        for byte in encode(Welcome(0, False, CONTEST, EMPTY_DIGEST)):
             conn.sendall(bytes([byte]))
             if stop.wait(TRICKLE_EVERY_S):
                 return
@@ -202,37 +207,6 @@ def test_a_trickled_welcome_is_not_accepted(make_agencies: Callable[..., list[Ag
     assert client.process.returncode == 1
     assert "frame not complete within 1.0s" in the_failure(client)
     assert not client.actions("apuesta_enviada") and "upload" not in [f["action"] for f in client.actions()]
-
-
-def test_a_welcome_claiming_bets_never_sent_is_a_warning(
-    make_agencies: Callable[..., list[Agency]], tmp_path: Path
-) -> None:
-    # Finding 5: Welcome(stored=N-10) made the client upload 10 bets and exit 0, silently.
-    (agency,) = make_agencies(1, FILE_BETS, [0])
-    with HostileServer(welcome=Welcome(FILE_BETS - 10, False)) as server:
-        client = run_client(tmp_path, agency, server)
-    (warning,) = client.actions("verify_welcome")
-    assert warning["result"] == "fail"
-    assert f"{FILE_BETS - 10} bets stored, 0 acknowledged in this run" in warning["error"]
-    assert any("WARNING" in line and "verify_welcome" in line for line in client.lines)
-
-
-def test_a_welcome_claiming_more_bets_than_the_file_has_fails(
-    make_agencies: Callable[..., list[Agency]], tmp_path: Path
-) -> None:
-    (agency,) = make_agencies(1, FILE_BETS, [0])
-    with HostileServer(welcome=Welcome(FILE_BETS + 1, False)) as server:
-        client = run_client(tmp_path, agency, server)
-    assert client.process.returncode == 1
-    assert f"has {FILE_BETS} bets, but the server already stores {FILE_BETS + 1}" in the_failure(client)
-
-
-def test_done_on_first_contact_is_a_warning(make_agencies: Callable[..., list[Agency]], tmp_path: Path) -> None:
-    (agency,) = make_agencies(1, FILE_BETS, [0])
-    with HostileServer(welcome=Welcome(0, True)) as server:
-        client = run_client(tmp_path, agency, server)
-    (warning,) = client.actions("verify_welcome")
-    assert "the agency is done, before this run sent Done" in warning["error"]
 
 
 def test_terminal_escapes_in_an_error_never_reach_the_log_raw(

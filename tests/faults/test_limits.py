@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.protocol import BetsAck, Done, DoneAck, Error, ErrorCode, Hello, Welcome, encode
-from tests.rawclient import RawPeer, batch
+from shared.protocol import BetsAck, Done, DoneAck, Error, ErrorCode, Hello, encode
+from tests.rawclient import RawPeer, batch, resume
 from tests.support.processes import ServerProcess
 
 IDLE_PEERS = 250
@@ -43,13 +43,13 @@ def _open_fds(server: ServerProcess, probe_agency: int) -> int:
     comes after every close logged before it: one count, no retries.
     """
     with RawPeer(server.port) as probe:
-        assert probe.request(Hello(probe_agency)) == Welcome(0, False)
+        assert resume(probe.request(Hello(probe_agency))) == (0, False)
         return len(os.listdir(f"/proc/{server.pid}/fd"))
 
 
 def _upload(port: int, agency: int) -> None:
     with RawPeer(port) as peer:
-        assert peer.request(Hello(agency)) == Welcome(0, False)
+        assert resume(peer.request(Hello(agency))) == (0, False)
         for start in range(0, UPLOAD_BETS, 100):
             assert peer.request(batch(start, 100, document_base=agency * 1_000_000)) == BetsAck(start + 100)
         assert peer.request(Done()) == DoneAck()
@@ -137,5 +137,5 @@ def test_excess_connections_are_refused_at_once(start_server: Callable[..., Serv
     # Each held connection, closed without a byte, ends its handler (logged at DEBUG).
     server.wait_for_count(r"close_connection .*nothing received", limit)
     with RawPeer(server.port) as peer:  # capacity comes back when the held ones leave
-        assert peer.request(Hello(1)) == Welcome(0, False)
+        assert resume(peer.request(Hello(1))) == (0, False)
     assert server.stop() == 0

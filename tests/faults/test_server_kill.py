@@ -9,10 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from client_gevent.bets_source import CsvBets
-from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Welcome, Winners, WinnersQuery
+from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Winners, WinnersQuery
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
 from tests.faults.conftest import dataset_paths, file_bets, free_port, start_clients, stored_bets
-from tests.rawclient import RawPeer
+from tests.rawclient import RawPeer, resume
 from tests.support.processes import ClientProcess, ServerProcess, parse_action, winners_reported
 from tools.generate_agencies import Agency
 
@@ -89,7 +89,7 @@ def test_restarted_server_does_not_wait_for_agencies_that_already_left(
         peers = {agency.agency: RawPeer(port) for agency in files}
         for agency in files:
             peer = peers[agency.agency]
-            assert peer.request(Hello(agency.agency)) == Welcome(0, False)
+            assert resume(peer.request(Hello(agency.agency))) == (0, False)
             bets = tuple(CsvBets(agency.path).rows())
             assert peer.request(Bets(0, bets[:100])) == BetsAck(100)
             assert peer.request(Bets(100, bets[100:])) == BetsAck(150)
@@ -105,7 +105,7 @@ def test_restarted_server_does_not_wait_for_agencies_that_already_left(
         server = ServerProcess(workdir, agencies=3, port=port).wait_listening()
         assert server.actions("storage_recovery")[0]["done"] == "3"
         with RawPeer(port) as late:
-            assert late.request(Hello(3)) == Welcome(150, True)
+            assert resume(late.request(Hello(3))) == (150, True)
             assert late.request(Done()) == DoneAck()
             reply = late.request(WinnersQuery())
             assert isinstance(reply, Winners) and list(reply.documents) == files[2].winners

@@ -60,7 +60,9 @@ def test_client_gives_up_on_an_absent_server_with_one_fail_line(tmp_path: Path) 
     with socket.socket() as probe:  # a port with nobody listening
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = ClientProcess(tmp_path, 1, port, tmp_path / "x.csv", env={"CLI_CONNECTION_RETRYTIMEOUT": "1s"})
+    bets = tmp_path / "x.csv"  # valid: the client checks its file before it connects
+    bets.write_text("Ana,Lorca,30904465,1999-03-17,7574\n", encoding="utf-8")
+    client = ClientProcess(tmp_path, 1, port, bets, env={"CLI_CONNECTION_RETRYTIMEOUT": "1s"})
     assert client.wait(30) == 1
     results = [fields["result"] for fields in client.actions() if fields["action"] != "config"]
     assert results.count("fail") == 1 and results[-1] == "fail"

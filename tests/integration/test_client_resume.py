@@ -17,7 +17,19 @@ from pathlib import Path
 import pytest
 
 from shared.domain import BetFields
-from shared.protocol import Bets, BetsAck, Done, DoneAck, FrameDecoder, Hello, Message, Welcome, Winners, WinnersQuery
+from shared.protocol import (
+    Bets,
+    BetsAck,
+    BetsDigest,
+    Done,
+    DoneAck,
+    FrameDecoder,
+    Hello,
+    Message,
+    Welcome,
+    Winners,
+    WinnersQuery,
+)
 from tests.support.processes import ClientProcess, winners_reported
 from tests.support.wire import read_message, send_message
 from tools.generate_agencies import Agency
@@ -28,24 +40,27 @@ FILE_BETS = 300
 BATCH = 40
 
 
-def welcome(stored: int) -> Welcome:
-    """The fake server's answer to Hello: `stored` bets on disk, not done.
+#: The fake server's contest id.
+CONTEST = bytes.fromhex("c0ffee00" * 4)
 
-    The one place to change when Welcome gains fields.
-    """
-    return Welcome(stored, False)
+
+def welcome(path: Path, stored: int, done: bool = False) -> Welcome:
+    """An honest answer to Hello: the first `stored` bets of the file at `path` are on disk."""
+    digest = BetsDigest()
+    digest.update_many(file_rows(path)[:stored])
+    return Welcome(stored, done, CONTEST, digest.digest())
 
 
 class FakeServer:
     """Serves one client connection in a thread; `received` holds every message it got.
 
     Args:
-        stored: what Welcome says the server already has of the agency.
+        welcome: the answer to Hello (what the server says it has of the agency).
         winners: the documents Winners answers with.
     """
 
-    def __init__(self, stored: int, winners: tuple[str, ...]) -> None:
-        self._stored = stored
+    def __init__(self, welcome: Welcome, winners: tuple[str, ...]) -> None:
+        self._welcome = welcome
         self._winners = winners
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(TIMEOUT_S)
@@ -66,7 +81,7 @@ class FakeServer:
         """The answer a well-behaved server gives to `message` (the fake acknowledges every batch)."""
         match message:
             case Hello():
-                return welcome(self._stored)
+                return self._welcome
             case Bets(start=start, bets=bets):
                 return BetsAck(start + len(bets))
             case Done():
@@ -81,8 +96,11 @@ class FakeServer:
             with conn:
                 conn.settimeout(TIMEOUT_S)
                 decoder = FrameDecoder()
-                while True:  # until the last request of the conversation is answered
-                    message = read_message(conn, decoder)
+                while True:  # until the last request is answered, or the client hangs up
+                    try:
+                        message = read_message(conn, decoder)
+                    except EOFError:
+                        return
                     self.received.append(message)
                     send_message(conn, self.reply_to(message))
                     if isinstance(message, WinnersQuery):
@@ -109,7 +127,7 @@ def test_client_resumes_from_the_stored_count(
     (agency,) = make_agencies(1, FILE_BETS, [0])
     winners = tuple(row.document for row in file_rows(agency.path)[:2])  # the client accepts only its own
     env = {"CLI_BATCH_MAXAMOUNT": str(BATCH), "CLI_CONNECTION_RETRYTIMEOUT": f"{TIMEOUT_S:g}s"}
-    with FakeServer(stored, winners) as server:
+    with FakeServer(welcome(agency.path, stored), winners) as server:
         client = ClientProcess(tmp_path, 1, server.port, agency.path, env=env)
         assert client.wait(TIMEOUT_S) == 0, client.output()
         server.join()
@@ -127,10 +145,64 @@ def test_client_sends_nothing_when_everything_is_stored(
     make_agencies: Callable[..., list[Agency]], tmp_path: Path
 ) -> None:
     (agency,) = make_agencies(1, FILE_BETS, [0])
-    with FakeServer(FILE_BETS, ()) as server:
+    with FakeServer(welcome(agency.path, FILE_BETS), ()) as server:
         client = ClientProcess(tmp_path, 1, server.port, agency.path)
         assert client.wait(TIMEOUT_S) == 0, client.output()
         server.join()
 
     assert server.received == [Hello(1), Done(), WinnersQuery()]
     assert winners_reported(client) == 0
+
+
+def refusal(client: ClientProcess) -> dict[str, str]:
+    """The client's one `fail` line (it must have exactly one)."""
+    (line,) = [fields for fields in client.actions() if fields["result"] == "fail"]
+    return line
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["one-row-changed", "more-than-the-file", "done-with-nothing", "done-with-other-bets", "done-with-fewer"],
+)
+def test_a_hostile_or_wrong_welcome_is_refused_before_anything_is_sent(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path, case: str
+) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+    other = tmp_path / "other.csv"
+    rows = file_rows(agency.path)
+    rows[FILE_BETS // 2] = rows[FILE_BETS // 2]._replace(number="1234")
+    with open(other, "w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows(rows)
+    answers = {
+        # the server's 290 bets are another file's (one row differs in the middle)
+        "one-row-changed": welcome(other, FILE_BETS - 10),
+        # Welcome(stored=…) past the end of the file, with the whole file's digest
+        "more-than-the-file": Welcome(FILE_BETS + 10, False, CONTEST, welcome(agency.path, FILE_BETS).digest),
+        # Welcome(done=1) for an agency whose bets the server never got
+        "done-with-nothing": Welcome(0, True, CONTEST, welcome(agency.path, 0).digest),
+        "done-with-other-bets": welcome(other, FILE_BETS, done=True),
+        "done-with-fewer": welcome(agency.path, FILE_BETS - 1, done=True),
+    }
+    with FakeServer(answers[case], ("30000001",)) as server:
+        client = ClientProcess(tmp_path, 1, server.port, agency.path)
+        assert client.wait(TIMEOUT_S) == 1, client.output()
+        server.join()
+
+    assert server.received == [Hello(1)]  # nothing after Hello: no bets, no Done, no query
+    line = refusal(client)
+    assert line["action"] == "resume" and line["client_id"] == "1" and line["contest"] == CONTEST.hex()
+    assert "agency 1" in line["error"] and CONTEST.hex() in line["error"] and "--new-contest" in line["error"]
+    assert winners_reported(client) is None
+
+
+def test_an_honest_done_welcome_goes_straight_to_the_winners(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+    winners = (file_rows(agency.path)[0].document,)  # the client accepts only its own
+    with FakeServer(welcome(agency.path, FILE_BETS, done=True), winners) as server:
+        client = ClientProcess(tmp_path, 1, server.port, agency.path)
+        assert client.wait(TIMEOUT_S) == 0, client.output()
+        server.join()
+    assert server.received == [Hello(1), Done(), WinnersQuery()]
+    assert winners_reported(client) == 1

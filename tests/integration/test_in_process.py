@@ -16,9 +16,9 @@ from lottery_gevent.config import ServerConfig
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.storage import BetStore
-from shared.protocol import BetsAck, Done, DoneAck, Error, ErrorCode, Hello, Message, Welcome, WinnersQuery
+from shared.protocol import BetsAck, Done, DoneAck, Error, ErrorCode, Hello, Message, WinnersQuery
 from shared.transport import Stream
-from tests.rawclient import batch
+from tests.rawclient import batch, resume
 
 WAIT_S = 10.0
 
@@ -37,7 +37,7 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LotterySe
 def _upload_and_finish(port: int, agency: int) -> ServerConnection:
     """An agency (a gevent peer, so it cooperates with the server's greenlets) that uploads and is done."""
     peer = ServerConnection.open("127.0.0.1", port, WAIT_S)
-    assert peer.exchange(Hello(agency)) == Welcome(0, False)
+    assert resume(peer.exchange(Hello(agency))) == (0, False)
     assert peer.exchange(batch(0, 3, winning_every=2, document_base=agency * 1000)) == BetsAck(3)
     assert peer.exchange(Done()) == DoneAck()
     return peer

@@ -17,8 +17,8 @@ from lottery_gevent.config import ServerConfig
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.storage import BetStore
-from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Welcome, Winners, WinnersQuery
-from tests.rawclient import RawPeer
+from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Winners, WinnersQuery
+from tests.rawclient import RawPeer, resume
 from tests.support.processes import ClientProcess, ServerProcess, actions, winners_reported
 from tests.support.wire import read_line
 from tools.generate_agencies import Agency
@@ -53,7 +53,7 @@ def test_each_agency_is_told_exactly_its_own_documents(
     for agency in files:
         peer = RawPeer(server.port)
         peers.append(peer)
-        assert peer.request(Hello(agency.agency)) == Welcome(stored=0, done=False)
+        assert resume(peer.request(Hello(agency.agency))) == (0, False)
         bets = list(CsvBets(agency.path).rows())
         for start in range(0, len(bets), 100):
             reply = peer.request(Bets(start, tuple(bets[start : start + 100])))

@@ -23,7 +23,7 @@ from shared.protocol import (
     WinnersQuery,
     encode,
 )
-from tests.rawclient import RawPeer, batch, bet
+from tests.rawclient import RawPeer, batch, bet, resume
 from tests.support.processes import ServerProcess
 from tests.support.wire import read_line
 
@@ -101,7 +101,7 @@ def test_unknown_agency_is_refused(server: ServerProcess) -> None:
 
 def test_invalid_bet_rejects_the_whole_batch_and_keeps_the_connection(server: ServerProcess) -> None:
     with RawPeer(server.port) as peer:
-        assert peer.request(Hello(1)) == Welcome(0, False)
+        assert resume(peer.request(Hello(1))) == (0, False)
         good = batch(0, 5).bets
         bad = (good[0], good[1], bet("12x45"), good[3], good[4])
         reply = peer.request(Bets(0, bad))
@@ -179,7 +179,7 @@ def test_a_second_connection_for_an_agency_takes_over(server: ServerProcess) -> 
         old.request(Hello(1))
         assert old.request(batch(0, 4)) == BetsAck(4)
         with RawPeer(server.port) as new:
-            assert new.request(Hello(1)) == Welcome(4, False)
+            assert resume(new.request(Hello(1))) == (4, False)
             (superseded,) = old.last_words()
             assert isinstance(superseded, Error) and superseded.code is ErrorCode.SUPERSEDED
             assert new.request(batch(4, 1)) == BetsAck(5)

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from shared.protocol import (
+    CONTEST_ID_SIZE,
+    EMPTY_DIGEST,
     Bets,
     BetsAck,
     Done,
@@ -21,7 +23,7 @@ from shared.protocol import (
     Welcome,
     WinnersQuery,
 )
-from tests.rawclient import RawPeer, batch
+from tests.rawclient import RawPeer, batch, resume
 from tests.support.processes import ClientProcess, ServerProcess
 from tests.support.wire import read_message, read_to_eof, send_message
 from tools.generate_agencies import Agency
@@ -46,7 +48,9 @@ def test_stop_signals_during_start_up_are_not_lost(tmp_path: Path) -> None:
     server.wait_for_line(r"action: config \| result: success")
     assert server.stop(STOP_BOUND_S) == 0
     assert [fields["action"] for fields in server.actions()][-1] == "shutdown"
-    client = ClientProcess(tmp_path, 1, 9, tmp_path / "none.csv")  # nothing listens on port 9
+    bets = tmp_path / "one.csv"  # valid: the client checks its file before it connects
+    bets.write_text("Ana,Lorca,30904465,1999-03-17,7574\n", encoding="utf-8")
+    client = ClientProcess(tmp_path, 1, 9, bets)  # nothing listens on port 9
     client.wait_for_line(r"action: config \| result: success")
     client.signal(signal.SIGTERM)
     assert client.wait(STOP_BOUND_S) == 0
@@ -70,7 +74,7 @@ def test_server_stops_while_agencies_wait_for_the_draw(start_server: Callable[..
     peers = [RawPeer(server.port) for _ in range(2)]
     try:
         for agency, peer in enumerate(peers, start=1):
-            assert peer.request(Hello(agency)) == Welcome(0, False)
+            assert resume(peer.request(Hello(agency))) == (0, False)
             assert peer.request(Done()) == DoneAck()
             peer.send(WinnersQuery())
         _assert_clean_server_stop(server)
@@ -94,7 +98,7 @@ def test_client_stops_mid_upload(make_agencies: Callable[..., list[Agency]], tmp
             conn.settimeout(STOP_BOUND_S)
             decoder = FrameDecoder()
             assert read_message(conn, decoder) == Hello(1)
-            send_message(conn, Welcome(0, False))
+            send_message(conn, Welcome(0, False, bytes(CONTEST_ID_SIZE), EMPTY_DIGEST))
             assert isinstance(read_message(conn, decoder), Bets)
             client.signal(signal.SIGTERM)
             assert client.wait(STOP_BOUND_S) == 0

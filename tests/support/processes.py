@@ -82,9 +82,13 @@ class LoggedProcess:
         cwd: its working directory.
         env: environment overrides (on top of `child_env`).
         stdin: give the child a pipe on stdin (see `send_line`).
+        new_session: start the child in a session (and process group) of its own,
+            so that `signal_group` can signal it as a terminal's Ctrl-C would.
     """
 
-    def __init__(self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], *, stdin: bool = False) -> None:
+    def __init__(
+        self, argv: Sequence[str], cwd: Path, env: Mapping[str, str], *, stdin: bool = False, new_session: bool = False
+    ) -> None:
         self.cwd = cwd
         self.process = subprocess.Popen(
             list(argv),
@@ -96,6 +100,7 @@ class LoggedProcess:
             text=True,
             encoding="utf-8",
             errors="replace",
+            start_new_session=new_session,
         )
         with _live_lock:
             _live[:] = [child for child in _live if child.process.poll() is None]
@@ -212,6 +217,11 @@ class LoggedProcess:
     def signal(self, signum: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signum)
+
+    def signal_group(self, signum: int) -> None:
+        """Signal the child's whole process group (it must have been started with new_session=True)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signum)
 
     def wait(self, timeout: float = 30.0) -> int:
         """Wait for the exit and for all output to be read; return the exit code."""

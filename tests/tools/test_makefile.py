@@ -26,7 +26,9 @@ MAKE_TIMEOUT_S = 600.0
 #: Every target `make help` must list.
 TARGETS = (
     "help",
+    "python-env",
     "deps",
+    "run",
     "test",
     "bench",
     "lint",

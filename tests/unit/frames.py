@@ -24,13 +24,26 @@ from shared.protocol import (
 ANA = BetFields("Ana", "Lorca", "123", "2000-01-31", "7574")
 ZOE = BetFields("Zoë", "Núñez", "1", "1999-12-31", "0")
 NASTY = BetFields("a|b;c", 'd\ne"f', "22", "2001-02-03", "999999999")
+#: A contest id and a digest, written out: 0x00..0x0f and 0x20..0x3f.
+CONTEST = bytes(range(16))
+DIGEST = bytes(range(0x20, 0x40))
+#: SHA-256 of no bytes at all (the digest of no bets).
+EMPTY_SHA256 = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 
 # (id, message, frame): header, then the payload's fields, joined with "+".
 FIXTURES: list[tuple[str, Message, bytes]] = [
     ("hello", Hello(7), b"\x9e\x02\x01\x00\x04" + b"\x00\x00\x00\x07"),
     ("hello-max", Hello(2**32 - 1), b"\x9e\x02\x01\x00\x04" + b"\xff\xff\xff\xff"),
-    ("welcome", Welcome(300, True), b"\x9e\x02\x02\x00\x05" + b"\x00\x00\x01\x2c" + b"\x01"),
-    ("welcome-fresh", Welcome(0, False), b"\x9e\x02\x02\x00\x05" + b"\x00\x00\x00\x00" + b"\x00"),
+    (
+        "welcome",
+        Welcome(300, True, CONTEST, DIGEST),
+        b"\x9e\x02\x02\x00\x35" + b"\x00\x00\x01\x2c" + b"\x01" + CONTEST + DIGEST,
+    ),
+    (
+        "welcome-fresh",
+        Welcome(0, False, bytes(16), EMPTY_SHA256),
+        b"\x9e\x02\x02\x00\x35" + b"\x00\x00\x00\x00" + b"\x00" + bytes(16) + EMPTY_SHA256,
+    ),
     (
         "bets-one",
         Bets(2, (ANA,)),

@@ -225,7 +225,11 @@ ERROR_FIXTURES: list[tuple[str, bytes, type[ProtocolError], int]] = [
     ("error-two-details", frame_of(9, b"\x00\x01\x00\x02\x00\x01\x00\x01ab"), WrongFieldCount, END),
     ("error-no-detail", frame_of(9, b"\x00\x01\x00\x00"), WrongFieldCount, END),
     ("bets-zero-bets", frame_of(3, b"\x00\x00\x00\x00\x00\x00"), BadFieldValue, END),
-    ("welcome-done-2", frame_of(2, b"\x00\x00\x00\x00\x02"), BadFieldValue, END),
+    ("welcome-done-2", frame_of(2, b"\x00\x00\x00\x00\x02" + bytes(48)), BadFieldValue, END),
+    # Version 1's Welcome (stored, done), without contest id and digest.
+    ("welcome-v1-layout", frame_of(2, b"\x00\x00\x00\x00\x00"), TruncatedPayload, END),
+    ("welcome-digest-short", frame_of(2, b"\x00\x00\x00\x00\x00" + bytes(47)), TruncatedPayload, END),
+    ("welcome-long", frame_of(2, b"\x00\x00\x00\x00\x00" + bytes(49)), TrailingBytes, END),
     ("winners-more-2", frame_of(8, b"\x02\x00\x00"), BadFieldValue, END),
     ("error-code-0", frame_of(9, b"\x00\x00\x00\x01\x00\x00"), BadFieldValue, END),
     ("error-code-99", frame_of(9, b"\x00\x63\x00\x01\x00\x00"), BadFieldValue, END),

@@ -21,7 +21,7 @@ from lottery_gevent.lottery import Lottery
 from lottery_gevent.registry import AgencyRegistry
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
-from shared.protocol import Bets, BetsAck, Error, ErrorCode, FrameDecoder, Hello, Message, Welcome, encode
+from shared.protocol import EMPTY_DIGEST, Bets, BetsAck, Error, ErrorCode, FrameDecoder, Hello, Message, Welcome, encode
 from shared.transport import Stream
 from tests.unit.fakes import BlockingFakeSocket, FakeSocket
 from tests.unit.frames import ANA
@@ -84,7 +84,7 @@ def test_the_largest_invalid_bet_is_refused_as_invalid_and_the_session_goes_on(
     session.join(timeout=10)
     assert session.successful()
     welcome, refusal, ack = replies(sock)
-    assert welcome == Welcome(0, False)
+    assert welcome == Welcome(0, False, server.store.contest, EMPTY_DIGEST)
     assert isinstance(refusal, Error) and refusal.code is ErrorCode.INVALID_BET
     assert "first_name" in refusal.detail
     assert ack == BetsAck(1)
@@ -95,12 +95,12 @@ def test_a_superseded_session_tells_its_peer(server: Parts) -> None:
     old_peer = BlockingFakeSocket(encode(Hello(1)))
     old = serve(server, old_peer)
     gevent.idle()
-    assert replies(old_peer) == [Welcome(0, False)]
+    assert replies(old_peer) == [Welcome(0, False, server.store.contest, EMPTY_DIGEST)]
     new_peer = BlockingFakeSocket(encode(Hello(1)))
     new = serve(server, new_peer)
     old.join(timeout=10)
     assert old.ready() and old.successful()
-    assert replies(new_peer) == [Welcome(0, False)]
+    assert replies(new_peer) == [Welcome(0, False, server.store.contest, EMPTY_DIGEST)]
     new.kill(block=True, timeout=10)
     (*_, last) = replies(old_peer)
     assert isinstance(last, Error) and last.code is ErrorCode.SUPERSEDED

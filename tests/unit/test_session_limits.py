@@ -21,7 +21,19 @@ from lottery_gevent.lottery import Lottery
 from lottery_gevent.registry import AgencyRegistry
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
-from shared.protocol import Bets, BetsAck, Done, DoneAck, Error, ErrorCode, Hello, Welcome, WinnersQuery, encode
+from shared.protocol import (
+    EMPTY_DIGEST,
+    Bets,
+    BetsAck,
+    Done,
+    DoneAck,
+    Error,
+    ErrorCode,
+    Hello,
+    Welcome,
+    WinnersQuery,
+    encode,
+)
 from shared.transport import Stream
 from tests.unit.fakes import BlockingFakeSocket, FakeSocket
 from tests.unit.frames import ANA
@@ -135,7 +147,7 @@ def test_accepted_frames_do_keep_it_alive(parts: Parts) -> None:
     session = run_session(parts, sock, clock)
     gevent.idle()
     assert sock.blocked == 1 and not session.ready()  # 30 s later, still served
-    assert replies(sock) == [Welcome(0, False), *[DoneAck()] * 30]
+    assert replies(sock) == [Welcome(0, False, parts.store.contest, EMPTY_DIGEST), *[DoneAck()] * 30]
     session.kill(block=True, timeout=10)
 
 
@@ -156,7 +168,7 @@ def test_a_batch_past_the_quota_is_refused_whole(parts: Parts) -> None:
     session = run_session(parts, sock)
     session.join(timeout=10)
     welcome, first, refusal, last = replies(sock)
-    assert (welcome, first, last) == (Welcome(0, False), BetsAck(3), BetsAck(5))
+    assert (welcome, first, last) == (Welcome(0, False, parts.store.contest, EMPTY_DIGEST), BetsAck(3), BetsAck(5))
     assert isinstance(refusal, Error) and refusal.code is ErrorCode.QUOTA_EXCEEDED
     assert "quota of 5 bets" in refusal.detail and "bets #3..#5" in refusal.detail
     assert parts.store.durable_count(1) == 5
