@@ -67,13 +67,8 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     assert list(work.iterdir()) == [], "benchmark left files behind"
 
 
-def test_quick_run_writes_results_and_renders_every_section(
-    work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_quick_run_writes_results_and_renders_every_section(work: Path, tmp_path: Path) -> None:
     results_path, page_path = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
-    # Every benchmark peer comes from 127.0.0.1: the servers it starts (which inherit
-    # this environment) must not cap connections per address.
-    monkeypatch.setenv("SERVER_MAX_CONNECTIONS_PER_IP", "0")
 
     code = bench_main(["--quick", "--profiler", "cprofile", "--results", str(results_path), "--output", str(page_path)])
 
