@@ -1,7 +1,11 @@
 #!/bin/sh
 # Writes a Docker Compose file with the lottery server and N agency clients.
 #
-#   ./generar-compose.sh FILE N [--mode lottery|echo]
+#   ./generar-compose.sh FILE N [--mode lottery|echo] [--swarm [--endpoint-mode dnsrr|vip]]
+#
+# --swarm writes a stack for `docker stack deploy -c FILE lottery` instead
+# (tools/stack_generator.py); it wires TLS when .secrets/ beside FILE holds ca.pem,
+# server.pem, server.key and agency-K.pem/.key for every agency.
 #
 # The mode defaults to $CLIENT_MODE, else lottery. N = 0 gives the server alone.
 # The YAML comes from tools/compose_generator.py (PyYAML), run with the host's
@@ -23,10 +27,11 @@ GENERATOR_IMAGE=${GENERATOR_IMAGE:-client:latest}
 usage() {
     [ $# -eq 0 ] || echo "generar-compose.sh: $*" >&2
     cat >&2 <<'EOF'
-usage: ./generar-compose.sh FILE N [--mode lottery|echo]
+usage: ./generar-compose.sh FILE N [--mode lottery|echo] [--swarm [--endpoint-mode dnsrr|vip]]
   FILE  compose file to write (e.g. docker-compose-dev.yaml)
   N     number of agency clients, a non-negative integer (0: the server alone)
   mode  lottery (default, or $CLIENT_MODE) or echo
+  --swarm  a Docker Swarm stack file; endpoint mode dnsrr (default) or vip
 EOF
     exit 2
 }
@@ -36,10 +41,15 @@ FILE=$1
 N=$2
 shift 2
 MODE=${CLIENT_MODE:-lottery}
+GENERATOR=tools.compose_generator
+ENDPOINT=""
 while [ $# -gt 0 ]; do
     case $1 in
         --mode) [ $# -ge 2 ] || usage "--mode needs a value"; MODE=$2; shift 2 ;;
         --mode=*) MODE=${1#--mode=}; shift ;;
+        --swarm) GENERATOR=tools.stack_generator; shift ;;
+        --endpoint-mode) [ $# -ge 2 ] || usage "--endpoint-mode needs a value"; ENDPOINT=$2; shift 2 ;;
+        --endpoint-mode=*) ENDPOINT=${1#--endpoint-mode=}; shift ;;
         *) usage "unexpected argument: $1" ;;
     esac
 done
@@ -51,13 +61,38 @@ case $MODE in
     lottery | echo) ;;
     *) usage "unknown mode '$MODE'" ;;
 esac
+STACK_ARGS=""
+if [ "$GENERATOR" = tools.compose_generator ]; then
+    [ -z "$ENDPOINT" ] || usage "--endpoint-mode needs --swarm"
+else
+    case ${ENDPOINT:=dnsrr} in
+        dnsrr | vip) STACK_ARGS=" --endpoint-mode $ENDPOINT" ;;
+        *) usage "unknown endpoint mode '$ENDPOINT'" ;;
+    esac
+    SECRETS="$(dirname "$FILE")/.secrets"
+    TLS=" --tls"
+    k=1
+    for name in ca.pem server.pem server.key; do [ -f "$SECRETS/$name" ] || TLS=""; done
+    while [ $k -le "$N" ]; do
+        [ -f "$SECRETS/agency-$k.pem" ] && [ -f "$SECRETS/agency-$k.key" ] || TLS=""
+        k=$((k + 1))
+    done
+    [ -n "$TLS" ] || echo "generar-compose.sh: no credentials in $SECRETS for all $N agencies; the stack runs without TLS" >&2
+    STACK_ARGS="$STACK_ARGS$TLS"
+fi
 
 echo "Nombre del archivo de salida: $FILE"
 echo "Cantidad de clientes: $N"
 
 generate() {
     if "$PYTHON" -c 'import yaml' >/dev/null 2>&1; then
-        (cd "$ROOT" && "$PYTHON" -m tools.compose_generator - "$N" --mode "$MODE")
+        # shellcheck disable=SC2086  # STACK_ARGS is a list of plain words
+        (cd "$ROOT" && "$PYTHON" -m "$GENERATOR" - "$N" --mode "$MODE" $STACK_ARGS)
+    elif [ "$GENERATOR" = tools.stack_generator ] && "$DOCKER" image inspect "$GENERATOR_IMAGE" >/dev/null 2>&1; then
+        # The stack generator imports the compose generator: mount tools/ (read-only).
+        # shellcheck disable=SC2086
+        "$DOCKER" run --rm --network none -v "$ROOT/tools:/opt/generator/tools:ro" -w /opt/generator \
+            --entrypoint python3 "$GENERATOR_IMAGE" -m tools.stack_generator - "$N" --mode "$MODE" $STACK_ARGS
     elif "$DOCKER" image inspect "$GENERATOR_IMAGE" >/dev/null 2>&1; then
         # No mounts: the generator reads its own source from stdin and writes to stdout.
         "$DOCKER" run --rm -i --network none --entrypoint python3 "$GENERATOR_IMAGE" \

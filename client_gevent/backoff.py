@@ -16,8 +16,10 @@ from shared.logs import Result, log_action
 
 logger = logging.getLogger(__name__)
 
-#: First pause, and the longest one, in seconds.
-BASE_DELAY_S = 0.1
+#: First pause, and the longest one, in seconds. The first is short because agencies
+#: start together with the server (no start order in Compose or Swarm): a refused
+#: connect is usually a server a few tens of milliseconds from listening.
+BASE_DELAY_S = 0.02
 MAX_DELAY_S = 2.0
 
 

@@ -172,7 +172,7 @@ class ComposeProject:
         return docker("compose", "-p", self.name, "-f", str(self.compose_file), *args, timeout=timeout, check=check)
 
     def up(self, *extra: str) -> None:
-        """``docker compose up -d``: returns once the server is healthy and the clients started."""
+        """``docker compose up -d``: returns once every container started (clients retry until the server listens)."""
         self.compose("up", "-d", *extra)
 
     def wait_exit(self, containers: list[str], timeout: float) -> dict[str, int]:

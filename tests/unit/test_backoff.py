@@ -73,12 +73,20 @@ def test_gives_up_once_failures_outlast_the_window(clock: FakeClock) -> None:
 
 def test_success_restarts_the_window_and_the_ladder(clock: FakeClock) -> None:
     pacer = Backoff(give_up_after_s=3, client_id=1, rng=random.Random(1))
-    for _ in range(20):
+    # Each round of three failures pauses at least 7 * BASE_DELAY_S / 2 in all.
+    rounds = int(2 * 3 / (7 * BASE_DELAY_S / 2)) + 1
+    for _ in range(rounds):
         for _ in range(3):
             pacer.failed("connect", ERROR)
         pacer.succeeded()
     assert clock.sleeps[3] <= BASE_DELAY_S  # back to the first rung
     assert sum(clock.sleeps) > 3  # far longer than one window in all, without giving up
+
+
+def test_the_first_retry_comes_within_tens_of_milliseconds(clock: FakeClock) -> None:
+    # Agencies start with the server, not after it: the first refused connect is retried quickly.
+    Backoff(give_up_after_s=30, client_id=1, rng=random.Random(5)).failed("connect", ERROR)
+    assert clock.sleeps[0] <= BASE_DELAY_S <= 0.05
 
 
 def test_each_retry_is_logged_in_progress(clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
