@@ -154,6 +154,100 @@ def _targets(results: Record) -> list[str]:
     return [*lines, ""]
 
 
+#: Issue 12's targets for the two figures measured once per invocation (not per variant).
+COMPOSE_TARGET_S = 3.5
+MILLION_CPU_RATIO_TARGET = 1.2
+
+
+def _verdict(value: float, limit: float, unit: str, correct: bool) -> str:
+    if not correct:
+        return "**missed**: wrong answers"
+    gap = value - limit
+    share = abs(gap) / limit
+    return f"**met**, {-gap:.3g}{unit} under ({share:.0%} margin)" if gap <= 0 else f"**missed** by {gap:.3g}{unit}"
+
+
+def _extra_targets(results: Record) -> list[str]:
+    extras = results.get("extras", {})
+    rows = []
+    if compose := extras.get("compose"):
+        rows.append(
+            f"| `docker compose up -d` to the last client exit, course data | ≤ {COMPOSE_TARGET_S:g} s | "
+            f"{compose['median_s']:.2f} s ({compose['min_s']:.2f} – {compose['max_s']:.2f}) | "
+            f"{_verdict(compose['median_s'], COMPOSE_TARGET_S, ' s', compose['correct'])} | issue 12 |"
+        )
+    if big := extras.get("million"):
+        rows.append(
+            "| server CPU per bet, 1,000 × 1,000 bets / course data, same invocation | "
+            f"≤ {MILLION_CPU_RATIO_TARGET:g}× "
+            f"| {big['cpu_per_bet_ratio']:.2f}× | "
+            f"{_verdict(big['cpu_per_bet_ratio'], MILLION_CPU_RATIO_TARGET, '×', big['correct'])} | issue 12 |"
+        )
+    if not rows:
+        return []
+    return ["Measured once per invocation (not per variant):", "", "| figure | target | measured | verdict | source |",
+            "|---|---|---|---|---|", *rows, ""]
+
+
+def _compose(compose: Record | None) -> list[str]:
+    if not compose:
+        return []
+    per_run = ", ".join(f"{run['up_to_last_exit_s']:.2f}" for run in compose["runs"])
+    return [
+        "## Compose start to finish",
+        "",
+        "`docker compose up -d` of a generated 5-agency Compose project (the images built beforehand, the course "
+        "data mounted) to the last client container's exit, read from the engine's own `FinishedAt` stamps; "
+        f"{_runs(len(compose['runs']))}.",
+        "",
+        "| figure | median | min – max | per run |",
+        "|---|---|---|---|",
+        f"| up → last client exit | {compose['median_s']:.2f} s | {compose['min_s']:.2f} – {compose['max_s']:.2f} s "
+        f"| {per_run} |",
+        f"| up → server container started | {compose['median_server_start_s']:.2f} s | | |",
+        "",
+        f"Every agency exited 0 with its exact winners and no `fail` line, in every run: {yes(compose['correct'])}.",
+        "",
+    ]
+
+
+def _million(big: Record | None) -> list[str]:
+    if not big:
+        return []
+    rows = []
+    for name in ("course", "small", "million"):
+        figures = big[name]
+        draw = "—" if figures["draw_s"] is None else f"{figures['draw_s']:.2f} s"
+        rows.append(
+            f"| {figures['agencies']:,} agencies, {figures['bets']:,} bets ({figures['source']}) | "
+            f"{figures['bets_per_s']:,.0f} | {figures['server_cpu_us_per_bet']:.1f} µs | "
+            f"{figures['server_peak_rss_mib']:.1f} MiB | {draw} | {yes(_million_ok(figures))} |"
+        )
+    million = big["million"]
+    marks = sorted(key for key in million if key.startswith("peak_rss_mib_at_"))
+    rss = "; ".join(f"{million[key]:.1f} MiB at {int(key.split('_')[4]):,} bets" for key in marks)
+    return [
+        "## How cost grows with work",
+        "",
+        "One durable server per contest, one load-generator process (as in Scale), in one invocation: the course "
+        "data as the reference, 1,000 agencies × 100 bets, and 1,000 agencies × 1,000 bets (generated, known "
+        "winners). Draw time runs from the last `agency_done` to `sorteo` in the server's log.",
+        "",
+        "| contest | bets/s | server CPU per bet | server peak RSS | draw | every agency exact |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"Server CPU per bet, 1M contest over course data: {big['cpu_per_bet_ratio']:.2f}×. Peak RSS in the 1M "
+        f"contest: {rss} (growth {big['rss_growth_tenth_to_all']:.3f}×): memory follows connections and batches "
+        "in flight, not stored bets.",
+        "",
+    ]
+
+
+def _million_ok(figures: Record) -> bool:
+    return bool(figures["agencies_exact"] == figures["agencies"] and figures["rows_exact"] and not figures["errors"])
+
+
 MACHINE_ROWS = [
     ("`nproc`", "{nproc} (os.cpu_count: {cpu_count})"),
     ("CPU", "{cpu_model}"),
@@ -307,9 +401,11 @@ def render(results: Record, notes: str) -> str:
     ]
     if results["quick"]:
         lines += ["**Quick configuration** (CI): small data, not comparable with the targets.", ""]
-    lines += _targets(results) + _machine(results)
+    lines += _targets(results) + _extra_targets(results) + _machine(results)
     for name, bench in results["benchmarks"].items():
         lines += render_section(name, bench)
+    lines += _compose(results.get("extras", {}).get("compose"))
+    lines += _million(results.get("extras", {}).get("million"))
     lines += _profiles(results, notes)
     return "\n".join(lines).rstrip("\n") + "\n"
 

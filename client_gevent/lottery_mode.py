@@ -6,15 +6,16 @@
 #   Done -> DoneAck, WinnersQuery -> Winners (blocks until the draw)
 #
 # Any connection failure (refused, reset, timeout, a retryable Error) sends the
-# agency back to "connect", after a backoff pause. Only real progress (a batch or
-# Done acknowledged) restarts the give-up window: a server that keeps accepting
-# connections but refusing their batches is given up on like an absent one. Because the server reports
-# how many bets it has and accepts a batch only where its stored bets end, a
-# retry can neither skip nor repeat a bet. Bad data (a bad CSV row, a bet the
-# server rejects) is not retried: it ends the run with one `fail` line. Nor is
-# a TLS certificate problem (the server's certificate does not verify against
-# the CA or the host name, or the server refuses ours): the same credentials
-# would fail the same way.
+# agency back to "connect", after a backoff pause. Only real progress (bets or
+# Done acknowledged for the first time in this run) restarts the give-up window:
+# a server that keeps accepting connections but refusing their batches, or
+# acknowledging the same ones again, is given up on like an absent one. Because
+# the server reports how many bets it has and accepts a batch only where its
+# stored bets end, a retry can neither skip nor repeat a bet. Bad data (a bad
+# CSV row, a bet the server rejects) is not retried: it ends the run with one
+# `fail` line. Nor is a TLS certificate problem (the server's certificate does
+# not verify against the CA or the host name, or the server refuses ours): the
+# same credentials would fail the same way.
 #
 # `stored` is trusted only with what it covers. Before skipping the stored rows
 # (or, when told it is done, before asking for winners), the agency computes the
@@ -24,6 +25,11 @@
 # done, the file must also hold no more rows than the server stores.
 # The bets file is checked (exists, readable, a valid first row; not empty
 # unless --allow-empty) before the first connection.
+#
+# The rest of what the server says is not trusted blindly either. A reply the
+# conversation does not allow (UnexpectedReply: a wrong ack, winners this
+# agency never bet with, more winners than it has bets) ends the run at once,
+# as bad data does: another connection to the same server would not fix it.
 from __future__ import annotations
 
 import logging
@@ -65,6 +71,8 @@ RETRYABLE_CODES = frozenset(
         ErrorCode.SERVER_BUSY,
     }
 )
+#: Failures that another connection may get past. UnexpectedReply, although a
+#: ProtocolError, is not one of them: `run` checks for it first.
 _CONNECTION_ERRORS = (ConnectFailed, PeerClosed, Timeout, ProtocolError)
 
 
@@ -83,6 +91,9 @@ class LotteryAgency:
         self._backoff = backoff
         self._agency = config.client_id
         self._phase = "connect"
+        #: The most bets the server has acknowledged in this run, and whether it acknowledged Done.
+        self._acknowledged = 0
+        self._done_acknowledged = False
         self._tls: ssl.SSLContext | None = None
 
     def run(self) -> int:
@@ -102,7 +113,7 @@ class LotteryAgency:
         while True:
             try:
                 winners = self._attempt()
-            except TlsRejected as exc:
+            except (UnexpectedReply, TlsRejected) as exc:
                 return self._fail(exc)
             except _CONNECTION_ERRORS as exc:
                 error: LotteryError = exc
@@ -141,11 +152,14 @@ class LotteryAgency:
                 self._upload(server, welcome.stored)
             self._phase = "agency_done"
             server.request(Done(), DoneAck)
-            self._backoff.succeeded()
+            if not self._done_acknowledged:  # progress only once: a server may ack Done and then fail for ever
+                self._done_acknowledged = True
+                self._backoff.succeeded()
             self._phase = "consulta_ganadores"
+            documents, count = self._own_documents()
             reporter = gevent.spawn(self._report_waiting, self._config.wait_log.seconds)
             try:
-                return server.query_winners()
+                return server.query_winners(allowed=documents, limit=count)
             finally:
                 reporter.kill(block=False)
 
@@ -158,6 +172,21 @@ class LotteryAgency:
             log_action(
                 logger, logging.INFO, "wait_draw", Result.IN_PROGRESS, client_id=self._agency, waited_s=round(waited, 3)
             )
+
+    def _own_documents(self) -> tuple[frozenset[str], int]:
+        """The documents this agency bet with, and its number of bets: what bounds the winners reply.
+
+        Read from the bets source again (one pass, a set no larger than the file).
+
+        Raises:
+            BetsFileError: the source can no longer be read.
+        """
+        documents: set[str] = set()
+        count = 0
+        for bet in self._source.rows():
+            documents.add(bet.document)
+            count += 1
+        return frozenset(documents), count
 
     def _upload(self, server: ServerConnection, stored: int) -> None:
         index = stored
@@ -173,7 +202,9 @@ class LotteryAgency:
                 if ack.stored != index + len(batch):
                     raise UnexpectedReply(f"server acknowledged {ack.stored} bets, expected {index + len(batch)}")
                 index = ack.stored
-                self._backoff.succeeded()
+                if index > self._acknowledged:  # progress: bets never acknowledged before
+                    self._acknowledged = index
+                    self._backoff.succeeded()
         except BetTooLarge as exc:
             raise BetsFileError(self._source.path, self._source.line, str(exc)) from exc
         log_action(

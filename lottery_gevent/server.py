@@ -4,9 +4,19 @@
 #     many run at once. When the pool is full the server still accepts, but
 #     closes the new connection at once (and logs it) instead of leaving it
 #     queued in the kernel's backlog.
+#   - Each address may hold at most `max_connections_per_ip` of them; one more
+#     is refused the same way, by its own handler, which never blocks on it.
+#     Refusals are logged at INFO through one server-wide RateLimiter, as are
+#     connections that stay silent past the Hello timeout.
 #   - The handler peeks at the first byte: the protocol's start byte means an
 #     agency session (session.py), anything else an inline echo (echo.py). The
 #     byte stays in the stream for whoever reads it next.
+#   - With TLS on (SERVER_TLS_*), a first byte 0x16 is a TLS handshake: bounded
+#     by the frame timeout, logged at WARNING if it fails (through the same
+#     RateLimiter: any peer can fail one), and followed by an agency session
+#     over the TLS stream, which knows the peer's certificate name. A plaintext
+#     protocol connection gets Error(TLS_REQUIRED) and is closed. The inline
+#     echo stays plaintext on the same port.
 #   - Sessions get what they need (store, lottery, the agency registry of
 #     registry.py, the config) and never see the server.
 #   - stop(): close the listener, end every session (also those waiting on the
@@ -16,6 +26,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 from typing import Any
 
 from gevent.pool import Pool
@@ -23,6 +34,13 @@ from gevent.server import StreamServer
 
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.echo import serve_inline_echo
+from lottery_gevent.limits import (
+    LIMIT_LOG_BURST,
+    LIMIT_LOG_RATE_PER_S,
+    AddressCounter,
+    ConnectionLimits,
+    RateLimiter,
+)
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.session import AgencySession
@@ -83,6 +101,9 @@ class LotteryServer:
         self.store = store
         self.lottery = lottery
         self._registry = AgencyRegistry(config.stop_timeout_s)
+        self._per_address = AddressCounter(config.max_connections_per_ip)
+        #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
+        self._limit_log = RateLimiter(LIMIT_LOG_RATE_PER_S, LIMIT_LOG_BURST)
         self._tls: ssl.SSLContext | None = None
         if config.tls_cert is not None and config.tls_key is not None and config.tls_ca is not None:
             self._tls = server_tls_context(config.tls_cert, config.tls_key, config.tls_ca)
@@ -121,36 +142,55 @@ class LotteryServer:
 
     def _handle(self, sock: socket.socket, address: tuple[str, int]) -> None:
         ip = address[0]
+        accepted_at = time.monotonic()
+        if not self._per_address.enter(ip):
+            self._refuse(sock, address, f"too many connections from {ip} (max {self.config.max_connections_per_ip})")
+            return
+        try:
+            self._serve(sock, ip, accepted_at)
+        finally:
+            self._per_address.leave(ip)
+
+    def _serve(self, sock: socket.socket, ip: str, accepted_at: float) -> None:
         configure_stream(sock)
         stream = Stream(sock)
-        stream.settimeout(self.config.idle_timeout_s)
+        stream.settimeout(self.config.hello_timeout_s)
         try:
             first = stream.peek_byte()
             if not first:
                 raise PeerClosed()
             if first[0] == TLS_HANDSHAKE_BYTE and self._tls is not None:
                 stream = self._start_tls(stream, self._tls, ip)
-                self._serve_agency(stream, ip)
+                self._serve_agency(stream, ip, accepted_at)
             elif first[0] == START_BYTE and self._tls is not None:
                 self._refuse_plaintext(stream, ip)
             elif first[0] == START_BYTE:
-                self._serve_agency(stream, ip)
+                self._serve_agency(stream, ip, accepted_at)
             else:
                 serve_inline_echo(stream, ip, self.config.echo_max_bytes, self.config.echo_timeout_s)
         except _HandshakeFailed:
             pass
-        except (PeerClosed, Timeout) as exc:
+        except PeerClosed as exc:
             log_action(
                 logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"nothing received: {exc}"
             )
+        except Timeout:
+            reason = f"nothing received within {self.config.hello_timeout_s}s"
+            self._limit_log.log(logger, logging.INFO, "close_connection", Result.FAIL, ip=ip, reason=reason)
         except EndSession as exc:
             log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
         finally:
             stream.close()  # a TLS stream's socket is no longer the one the StreamServer closes
 
-    def _serve_agency(self, stream: Stream, ip: str) -> None:
+    def _serve_agency(self, stream: Stream, ip: str, accepted_at: float) -> None:
         AgencySession(
-            stream, ip, store=self.store, lottery=self.lottery, registry=self._registry, config=self.config
+            stream,
+            ip,
+            store=self.store,
+            lottery=self.lottery,
+            registry=self._registry,
+            config=self.config,
+            limits=ConnectionLimits(self.config, lambda: stream.bytes_received, self._limit_log, accepted_at),
         ).run()
 
     def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str) -> Stream:
@@ -159,13 +199,14 @@ class LotteryServer:
             return stream.start_tls(context, timeout=self.config.frame_timeout_s)
         except (TlsRejected, PeerClosed, Timeout) as exc:
             reason = exc.__cause__ if isinstance(exc, PeerClosed) and exc.__cause__ is not None else exc
-            log_action(logger, logging.WARNING, "tls_handshake", Result.FAIL, ip=ip, error=reason)
+            self._limit_log.log(logger, logging.WARNING, "tls_handshake", Result.FAIL, ip=ip, error=reason)
             raise _HandshakeFailed from exc
 
     def _refuse_plaintext(self, stream: Stream, ip: str) -> None:
         """Read the peer's first frame (so that closing sends no RST over our reply), answer TLS_REQUIRED, close."""
         detail = "this server requires TLS: connect with the contest's CA and your agency's certificate"
-        log_action(logger, logging.WARNING, "identify", Result.FAIL, ip=ip, error="plaintext protocol connection")
+        error = "plaintext protocol connection"
+        self._limit_log.log(logger, logging.WARNING, "identify", Result.FAIL, ip=ip, error=error)
         try:
             receive_message(stream, FrameDecoder(), self.config.frame_timeout_s)
             stream.settimeout(self.config.frame_timeout_s)
@@ -173,9 +214,10 @@ class LotteryServer:
         except (PeerClosed, Timeout, ProtocolError):
             pass
 
-    def _refuse(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        """Close an excess connection at once. Runs in the accept callback: must not block."""
-        detail = f"too many connections (max {self.config.max_connections})"
-        log_action(logger, logging.WARNING, "accept_connection", Result.FAIL, ip=address[0], error=detail)
+    def _refuse(self, sock: socket.socket, address: tuple[str, int], detail: str | None = None) -> None:
+        """Close an excess connection at once, with SERVER_BUSY. Runs in the accept path: never blocks."""
+        if detail is None:
+            detail = f"too many connections (max {self.config.max_connections})"
+        self._limit_log.log(logger, logging.INFO, "accept_connection", Result.FAIL, ip=address[0], error=detail)
         with Stream(sock) as stream:
             stream.send_nowait(encode(Error(ErrorCode.SERVER_BUSY, detail)))

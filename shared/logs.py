@@ -4,21 +4,44 @@
 #   action: NAME | result: success|fail|in_progress | key: value | key: value
 #
 # `Result` is the closed set of result words; passing anything else is a type
-# error. Values are made safe for the grammar here (no "|", no line breaks), so
-# callers may log peer-supplied text such as an echoed message.
+# error. Values are made safe here, so callers may log peer-supplied text (an
+# echoed message, a server's Error detail) as it is:
+#
+#   - "|" (it would add a field) and "%" (the escape character itself);
+#   - every C0 and C1 control character and DEL (line breaks, ESC, backspace,
+#     NUL, TAB: they could add a line, or redraw one in a terminal);
+#   - the bidirectional controls U+202A..U+202E, U+2066..U+2069 (they reorder
+#     what a terminal shows), the line and paragraph separators U+2028/U+2029,
+#     and lone surrogates (not encodable);
+#
+# are percent-encoded: "%XX" for a code point below 0x100, "%uXXXX" above.
+# Every "%" in a value starts an escape, so `decode_value` gives back exactly
+# the original text. Look-alikes such as "│" are ordinary text and stay.
 from __future__ import annotations
 
 import enum
 import logging
+import re
 
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
-#: "|" and every character str.splitlines() breaks a line at, percent-encoded:
-#: a peer-supplied value (an echoed message) can neither add a field nor a line.
-_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
-_UNSAFE = str.maketrans({char: f"%{ord(char):02X}" for char in "|" + _LINE_BREAKS})
+#: Bytes a log line takes beyond its message: the date, the level, spaces, the newline.
+LINE_OVERHEAD_BYTES = len("2026-01-01 00:00:00 WARNING  \n")
+
+
+def _escape(code: int) -> str:
+    return f"%{code:02X}" if code < 0x100 else f"%u{code:04X}"
+
+
+#: The code points a value never shows raw (see the header).
+UNSAFE_CODE_POINTS = frozenset(
+    [ord("|"), ord("%"), *range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
+    + [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029, *range(0xD800, 0xE000)]
+)
+_UNSAFE = str.maketrans({code: _escape(code) for code in UNSAFE_CODE_POINTS})
+_ESCAPE = re.compile(r"%(?:u([0-9A-F]{4})|([0-9A-F]{2}))")
 
 
 class Result(enum.StrEnum):
@@ -38,8 +61,24 @@ def format_action(action: str, outcome: Result, **details: object) -> str:
         **details: extra ``key: value`` fields, in the order given.
     """
     parts = [f"action: {action}", f"result: {outcome.value}"]
-    parts += [f"{key}: {str(value).translate(_UNSAFE)}" for key, value in details.items()]
+    parts += [f"{key}: {escape_value(value)}" for key, value in details.items()]
     return " | ".join(parts)
+
+
+def escape_value(value: object) -> str:
+    """`str(value)` with every unsafe code point percent-encoded (see the header)."""
+    return str(value).translate(_UNSAFE)
+
+
+def decode_value(text: str) -> str:
+    """The original text of a value that `escape_value` encoded.
+
+    Raises:
+        ValueError: a "%" that does not start an escape (the text was not encoded here).
+    """
+    if text.count("%") != len(_ESCAPE.findall(text)):
+        raise ValueError(f"not an escaped log value: {text!r}")
+    return _ESCAPE.sub(lambda match: chr(int(match.group(1) or match.group(2), 16)), text)
 
 
 def log_action(logger: logging.Logger, level: int, action: str, outcome: Result, **details: object) -> None:

@@ -130,6 +130,8 @@ class Stream:
 
     def __init__(self, sock: RawSocket) -> None:
         self._sock = sock
+        #: Bytes read from the peer so far (a peek does not count): what log budgets are measured in.
+        self.bytes_received = 0
 
     def __enter__(self) -> Stream:
         return self
@@ -224,7 +226,9 @@ class Stream:
         errors: PeerClosed carries them, Timeout names them.
         """
         with _translated("recv", partial, expected):
-            return self._sock.recv(size)
+            chunk = self._sock.recv(size)
+        self.bytes_received += len(chunk)
+        return chunk
 
     def recv_exact(self, size: int) -> bytes:
         """Read exactly `size` bytes, however many recv() calls that takes.

@@ -115,7 +115,10 @@ def _normal_agency(port: int) -> None:
 def test_live_server_survives_fuzz_bursts(
     start_server: Callable[..., ServerProcess], tmp_path: Path, burst: int
 ) -> None:
-    server = start_server(agencies=1, env={"SERVER_FRAME_TIMEOUT_S": "2", "SERVER_ECHO_TIMEOUT_S": "2"})
+    server = start_server(
+        agencies=1,
+        env={"SERVER_FRAME_TIMEOUT_S": "2", "SERVER_ECHO_TIMEOUT_S": "2", "SERVER_MAX_CONNECTIONS_PER_IP": "0"},
+    )
 
     @settings(
         max_examples=BURST_SIZE,

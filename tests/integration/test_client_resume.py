@@ -125,7 +125,7 @@ def test_client_resumes_from_the_stored_count(
     make_agencies: Callable[..., list[Agency]], tmp_path: Path, stored: int
 ) -> None:
     (agency,) = make_agencies(1, FILE_BETS, [0])
-    winners = ("30000001", "30000002")
+    winners = tuple(row.document for row in file_rows(agency.path)[:2])  # the client accepts only its own
     env = {"CLI_BATCH_MAXAMOUNT": str(BATCH), "CLI_CONNECTION_RETRYTIMEOUT": f"{TIMEOUT_S:g}s"}
     with FakeServer(welcome(agency.path, stored), winners) as server:
         client = ClientProcess(tmp_path, 1, server.port, agency.path, env=env)
@@ -199,7 +199,8 @@ def test_an_honest_done_welcome_goes_straight_to_the_winners(
     make_agencies: Callable[..., list[Agency]], tmp_path: Path
 ) -> None:
     (agency,) = make_agencies(1, FILE_BETS, [0])
-    with FakeServer(welcome(agency.path, FILE_BETS, done=True), ("30000001",)) as server:
+    winners = (file_rows(agency.path)[0].document,)  # the client accepts only its own
+    with FakeServer(welcome(agency.path, FILE_BETS, done=True), winners) as server:
         client = ClientProcess(tmp_path, 1, server.port, agency.path)
         assert client.wait(TIMEOUT_S) == 0, client.output()
         server.join()

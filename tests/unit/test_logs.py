@@ -10,7 +10,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.logs import DATE_FORMAT, LEVELS, LOG_FORMAT, Result, format_action, log_action, setup_logging
+from shared.logs import (
+    DATE_FORMAT,
+    LEVELS,
+    LOG_FORMAT,
+    UNSAFE_CODE_POINTS,
+    Result,
+    decode_value,
+    escape_value,
+    format_action,
+    log_action,
+    setup_logging,
+)
 from tests.support.processes import parse_action
 from tests.unit.properties import deterministic
 
@@ -52,8 +63,9 @@ def test_result_is_closed() -> None:
         ("x | result: fail", "x %7C result: fail"),
         ("one\ntwo", "one%0Atwo"),
         ("one\r\ntwo", "one%0D%0Atwo"),
-        ("tab\tstays", "tab\tstays"),
-        ('José, Ñandú; "q"', 'José, Ñandú; "q"'),
+        ("tab\tgoes", "tab%09goes"),
+        ("100%7C", "100%257C"),
+        ('José, Ñandú; "q" │', 'José, Ñandú; "q" │'),
     ],
 )
 def test_pipes_and_newlines_in_values_are_neutralised(value: str, shown: str) -> None:
@@ -66,6 +78,55 @@ def test_every_line_boundary_is_neutralised(separator: str) -> None:
     # str.splitlines() (and so many log readers) breaks lines at these too.
     line = format_action("receive_message", Result.SUCCESS, msg=f"a{separator}b")
     assert len(line.splitlines()) == 1
+
+
+#: Every class the escaping must cover, by name (issue 9, finding 4).
+CONTROL_CLASSES = {
+    "C0": range(0x00, 0x20),
+    "DEL": [0x7F],
+    "C1": range(0x80, 0xA0),
+    "bidi embeddings and overrides": range(0x202A, 0x202F),
+    "bidi isolates": range(0x2066, 0x206A),
+    "line and paragraph separators": [0x2028, 0x2029],
+    "the escape character and the field separator": [ord("%"), ord("|")],
+}
+
+
+@pytest.mark.parametrize("name", CONTROL_CLASSES)
+def test_every_control_class_is_percent_encoded(name: str) -> None:
+    for code in CONTROL_CLASSES[name]:
+        shown = escape_value(f"a{chr(code)}b")
+        assert shown == (f"a%{code:02X}b" if code < 0x100 else f"a%u{code:04X}b"), hex(code)
+        assert shown.isprintable() and "|" not in shown
+        assert decode_value(shown) == f"a{chr(code)}b"
+
+
+def test_a_terminal_cannot_be_fooled() -> None:
+    # Finding 4: ESC sequences that erase a line and draw a fake one, a backspace,
+    # a right-to-left override, NUL: none reaches the log raw.
+    attack = "\x1b[1A\x1b[2K\raction: sorteo \u2502 result: fail\x08\u202e\x00"
+    line = format_action("receive_message", Result.SUCCESS, msg=attack)
+    assert line.isprintable()
+    assert not set(line) & {chr(code) for code in UNSAFE_CODE_POINTS - {ord("%"), ord("|")}}
+    assert "\u2502" in line  # the look-alike is ordinary text
+
+
+def test_decoding_is_unambiguous() -> None:
+    # A literal "%7C" and an escaped "|" are told apart.
+    assert escape_value("%7C") != escape_value("|")
+    assert decode_value(escape_value("%7C")) == "%7C" and decode_value(escape_value("|")) == "|"
+    for not_encoded in ("100%", "%zz", "%7", "%u12"):
+        with pytest.raises(ValueError):
+            decode_value(not_encoded)
+
+
+@deterministic
+@given(value=st.text(alphabet=st.characters(exclude_categories=())))
+def test_escaping_round_trips(value: str) -> None:
+    shown = escape_value(value)
+    assert decode_value(shown) == value
+    assert not set(shown) & {chr(code) for code in UNSAFE_CODE_POINTS - {ord("%")}}
+    assert len(shown.splitlines()) <= 1
 
 
 @deterministic
@@ -108,7 +169,7 @@ def test_log_action_passes_the_text_as_an_argument(logger: logging.Logger, caplo
     log_action(logger, logging.INFO, "receive_message", Result.SUCCESS, msg="100% %s %d")
     (record,) = caplog.records
     assert record.msg == "%s"
-    assert record.getMessage().endswith("msg: 100% %s %d")
+    assert record.getMessage().endswith("msg: 100%25 %25s %25d")
 
 
 def test_setup_logging_refuses_an_unknown_level() -> None:

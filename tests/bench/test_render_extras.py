@@ -1,0 +1,54 @@
+"""The renderer's once-per-invocation sections (Compose start, the 1M contest), from synthetic figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import render
+
+
+def _contest(agencies: int, bets: int, exact: bool = True) -> dict[str, Any]:
+    return {
+        "source": "generated",
+        "agencies": agencies,
+        "bets": bets,
+        "bets_per_s": 50_000.0,
+        "server_cpu_us_per_bet": 20.0,
+        "server_peak_rss_mib": 100.0,
+        "draw_s": 2.5,
+        "agencies_exact": agencies if exact else agencies - 1,
+        "rows_exact": True,
+        "errors": {},
+        "peak_rss_mib_at_100000_bets": 98.0,
+        "peak_rss_mib_at_1000000_bets": 101.0,
+    }
+
+
+def test_compose_and_million_sections_and_their_targets() -> None:
+    compose = {
+        "runs": [{"up_to_last_exit_s": 3.1}, {"up_to_last_exit_s": 3.9}, {"up_to_last_exit_s": 3.4}],
+        "median_s": 3.4,
+        "min_s": 3.1,
+        "max_s": 3.9,
+        "median_server_start_s": 0.6,
+        "correct": True,
+    }
+    big = {
+        "course": _contest(5, 78_697),
+        "small": _contest(1_000, 100_000),
+        "million": _contest(1_000, 1_000_000, exact=False),
+        "cpu_per_bet_ratio": 1.3,
+        "rss_growth_tenth_to_all": 1.03,
+        "correct": False,
+    }
+    targets = "\n".join(render._extra_targets({"extras": {"compose": compose, "million": big}}))
+    assert "3.40 s (3.10 – 3.90)" in targets and "**met**" in targets
+    assert "**missed**: wrong answers" in targets  # the 1M contest had a wrong agency
+    page = "\n".join(render._compose(compose) + render._million(big))
+    assert "| up → last client exit | 3.40 s | 3.10 – 3.90 s | 3.10, 3.90, 3.40 |" in page
+    assert "1,000,000 bets" in page and "1.30×" in page and "98.0 MiB at 100,000 bets" in page
+    assert page.count("| yes |") == 2 and page.count("| **no** |") == 1
+
+
+def test_no_extras_render_nothing() -> None:
+    assert render._extra_targets({}) == [] and render._compose(None) == [] and render._million(None) == []
