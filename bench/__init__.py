@@ -2,11 +2,13 @@
 every figure to bench/results.json, and renders BENCHMARKS.md from that file.
 
 - ``bench.ingest``: the course dataset through one server and 5 client
-  processes per variant (durable, non-durable), beside the in-process floor
+  processes per variant (durable, non-durable, durable over TLS), beside the in-process floor
   (``bench.floor``) measured in the same run;
 - ``bench.fleets``: one load-generator process (``bench.loadgen``) against one
   server: 1,000 agencies x 100 bets (scale), 10,000 connections blocked on the
-  draw (idle), and an agency's upload beside 500 bad peers against alone (crowd);
+  draw (idle), each in plaintext and over TLS, and an agency's upload beside 500
+  bad peers against alone (crowd);
+- ``bench.tls``: the TLS twins' settings and the one contest's credentials they use;
 - ``bench.profiling``: where the server spends its time, in extra runs;
 - ``bench.render``: results.json to BENCHMARKS.md, plus the hand-written
   bench/profile-notes.md.

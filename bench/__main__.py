@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import compose_start, fleets, ingest, million, render
+from bench import compose_start, fleets, ingest, million, render, tls
 from bench._machine import describe, git_commit
 from bench._procs import raise_fd_limit
 from bench.data import generated_dataset, ingest_dataset
@@ -100,6 +100,9 @@ def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-data-") as tmp:
         data = Path(tmp)
+        # One contest's credentials for every TLS twin, for the largest fleet measured.
+        fleet = {"scale": size.scale_agencies, "idle": size.idle_agencies}
+        tls.prepare(data / "tls", max([5, *(fleet[name] for name in fleet if name in args.only)]))
         if "ingest" in args.only or "profile" in args.only:
             dataset = ingest_dataset(data / "ingest", scale=size.ingest_scale)
         if "ingest" in args.only:

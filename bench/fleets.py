@@ -11,7 +11,8 @@
 #          trickling (slowloris) connections, in the same run: the ratio.
 #
 # Each runner takes variants (bench.spec.Variant): a twin with other server or
-# client settings is one more entry. The server's CPU and peak RSS are read
+# client settings is one more entry. Scale and idle run plaintext and TLS
+# (bench.tls) in the same run. The server's CPU and peak RSS are read
 # from /proc once the generator has exited, before the server is stopped.
 from __future__ import annotations
 
@@ -28,12 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import tls
 from bench._procs import cpu_seconds, memory_kib
 from bench.data import Dataset, idle_winners
 from bench.spec import Ratio, Record, Target, Variant, run_variants
 from tests.support.processes import LoggedProcess, ServerProcess
 
-VARIANTS = (Variant("plaintext", "plaintext"),)
+PLAINTEXT = Variant("plaintext", "plaintext")
+VARIANTS = (PLAINTEXT,)
+#: Scale and idle also run with TLS on (issue 10), in the same run as plaintext.
+TLS_TWINS = (PLAINTEXT, tls.twin(PLAINTEXT, "tls", "TLS"))
 #: Longest one run may take before it is declared failed.
 TIMEOUT_S = 300.0
 LISTEN_BACKLOG = 4096
@@ -46,9 +51,30 @@ CROWD_UPLOADS, CROWD_BETS, CROWD_BAD_PEERS = 3, 6_000, 500
 #: The idle timeout is the longer one, so a trickler's frame timeout is what ends it.
 CROWD_TIMEOUTS = {"SERVER_IDLE_TIMEOUT_S": "5", "SERVER_FRAME_TIMEOUT_S": "2"}
 
-SCALE_TARGETS = (Target("{agencies:,} agencies × {bets} bets", "plaintext.total_s", 10.0, " s"),)
+SCALE_TARGETS = (
+    Target("{agencies:,} agencies × {bets} bets", "plaintext.total_s", 10.0, " s"),
+    Target("{agencies:,} agencies × {bets} bets, TLS handshakes", "tls.total_s", 10.0, " s", source="issue 10"),
+)
+SCALE_RATIOS = (
+    Ratio("tls_total", "TLS / plaintext total time", "tls.total_s", "plaintext.total_s"),
+    Ratio("tls_cpu", "TLS / plaintext server CPU (the handshakes)", "tls.server_cpu_s", "plaintext.server_cpu_s"),
+)
 IDLE_TARGETS = (
     Target("{agencies:,} connected agencies, peak RSS", "plaintext.server_peak_rss_kib", 200, " MB", 1.024e-3, 1),
+    Target(
+        "{agencies:,} connected TLS agencies, peak RSS",
+        "tls.server_peak_rss_kib",
+        320,
+        " MB",
+        1.024e-3,
+        1,
+        source="issue 10",
+    ),
+)
+IDLE_RATIOS = (
+    Ratio(
+        "tls_rss", "TLS / plaintext RSS per connection", "tls.rss_per_connection_b", "plaintext.rss_per_connection_b"
+    ),
 )
 CROWD_RATIOS = (
     Ratio("crowd", "plaintext: upload beside the bad peers / alone", "plaintext.loaded_s", "plaintext.alone_s"),
@@ -106,7 +132,8 @@ def server_with_load(
 
     Args:
         connections: how many the generator holds at once (the server allows 100 more).
-        variant: its server_env goes to the server (after `server_env`), its client_env to the generator.
+        variant: its server_env goes to the server (after `server_env`), its client_env to the generator
+            (bench.tls's directory filled in; the generator fills in each agency).
         stdin: give the generator a pipe on stdin (the idle benchmark's go signal).
         on_listening: called once the server listens, before the generator starts (a profiler).
     Both processes are killed and reaped on the way out, and the working directory removed.
@@ -117,7 +144,7 @@ def server_with_load(
         env = {"SERVER_MAX_CONNECTIONS": str(connections + 100), "SERVER_LISTEN_BACKLOG": str(LISTEN_BACKLOG)}
         # Every agency of the generator comes from one address: no per-address cap.
         env.update({"SERVER_MAX_CONNECTIONS_PER_IP": "0", "SERVER_FSYNC": "true"})
-        env.update({**(server_env or {}), **variant.server_env})
+        env.update({**(server_env or {}), **tls.resolve(variant.server_env)})
         server = ServerProcess(workdir, agencies, env)
         loadgen: LoggedProcess | None = None
         try:
@@ -128,7 +155,7 @@ def server_with_load(
             report = Path(tmp) / "loadgen.json"
             argv = ["-m", "bench.loadgen", mode, "--port", str(server.port), "--out", str(report), *args]
             argv += ["--timeout", str(TIMEOUT_S)]
-            loadgen = LoggedProcess([sys.executable, *argv], Path(tmp), variant.client_env, stdin=stdin)
+            loadgen = LoggedProcess([sys.executable, *argv], Path(tmp), tls.resolve(variant.client_env), stdin=stdin)
             yield LoadRun(server, loadgen, baseline, report)
         finally:
             if loadgen is not None:
@@ -218,7 +245,7 @@ def crowd_once(dataset: Dataset, variant: Variant, bad_peers: int) -> Record:
 
 
 def run_scale(
-    dataset: Dataset, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = VARIANTS
+    dataset: Dataset, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = TLS_TWINS
 ) -> Record:
     config = {
         "agencies": len(dataset.files),
@@ -226,13 +253,17 @@ def run_scale(
         "concurrency": SCALE_CONCURRENCY,
     }
     measure = functools.partial(scale_once, dataset)
-    return run_variants("scale", config, variants, runs, measure, targets=SCALE_TARGETS, log=log)
+    return run_variants(
+        "scale", config, variants, runs, measure, ratios=SCALE_RATIOS, targets=SCALE_TARGETS, log=log
+    )
 
 
-def run_idle(agencies: int, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = VARIANTS) -> Record:
+def run_idle(
+    agencies: int, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = TLS_TWINS
+) -> Record:
     config = {"agencies": agencies, "concurrency": IDLE_CONCURRENCY}
     measure = functools.partial(idle_once, agencies)
-    return run_variants("idle", config, variants, runs, measure, targets=IDLE_TARGETS, log=log)
+    return run_variants("idle", config, variants, runs, measure, ratios=IDLE_RATIOS, targets=IDLE_TARGETS, log=log)
 
 
 def run_crowd(

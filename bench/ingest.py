@@ -1,7 +1,7 @@
 # Strategy: the ingest benchmark. Each run measures, on the same data and the
 # same machine state, the in-process floor (bench.floor) and then one ingest
-# per variant (durable and non-durable today; a TLS twin is one more VARIANTS
-# entry), in an order that alternates from run to run.
+# per variant (durable, non-durable, and durable over TLS: bench.tls), in an
+# order that alternates from run to run.
 #
 # An ingest is one `python -m lottery_gevent` and one `python -m client_gevent`
 # per agency, all on 127.0.0.1. Its wall time runs from just before the server
@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from bench import tls
 from bench._procs import cpu_seconds, memory_kib
 from bench.data import Dataset
 from bench.floor import BATCH, measure_floor
@@ -26,9 +27,11 @@ from tests.support.processes import ClientProcess, ServerProcess, winners_report
 #: Longest any single ingest may take before it is declared failed.
 INGEST_TIMEOUT_S = 180.0
 
+DURABLE = Variant("durable", "durable", {"SERVER_FSYNC": "true"})
 VARIANTS = (
-    Variant("durable", "durable", {"SERVER_FSYNC": "true"}),
+    DURABLE,
     Variant("nondurable", "non-durable", {"SERVER_FSYNC": "false"}),
+    tls.twin(DURABLE, "tls", "durable, TLS"),
 )
 RATIOS = (
     Ratio("durable_over_floor", "durable ingest / no-fsync floor", "durable.wall_s", "floor.total_s"),
@@ -36,11 +39,14 @@ RATIOS = (
     Ratio("durable_over_durable_floor", "durable ingest / durable floor", "durable.wall_s", "floor.durable_total_s"),
     Ratio("durability_cost", "**durability cost**: durable / non-durable wall", "durable.wall_s", "nondurable.wall_s"),
     Ratio("durability_cpu", "durable / non-durable server CPU", "durable.server_cpu_s", "nondurable.server_cpu_s"),
+    Ratio("tls_cost", "**TLS cost**: TLS / plaintext durable wall", "tls.wall_s", "durable.wall_s"),
+    Ratio("tls_cpu", "TLS / plaintext durable server CPU", "tls.server_cpu_s", "durable.server_cpu_s"),
 )
 TARGETS = (
     Target("durable ingest, server start to last client exit", "durable.wall_s", 1.2, " s"),
     Target("durable ingest / no-fsync floor, same run", "ratio.durable_over_floor", 2.0, "×", digits=2),
     Target("durable / non-durable ingest, same run", "ratio.durability_cost", 1.25, "×", digits=2),
+    Target("TLS / plaintext durable ingest, same run", "ratio.tls_cost", 1.15, "×", digits=2, source="issue 10"),
 )
 
 
@@ -60,7 +66,8 @@ def ingest_once(
     """Run the server and one client process per agency over `dataset`; measure it.
 
     Args:
-        variant: its server_env goes to the server, its client_env to every client.
+        variant: its server_env goes to the server, its client_env to every client
+            (bench.tls placeholders filled in: each client gets its own agency's).
         interpreter_args: for the server's interpreter (a profiler).
         on_listening: called once the server listens, before any client starts.
     """
@@ -69,8 +76,9 @@ def ingest_once(
         workdir.mkdir()
         clients: list[ClientProcess] = []
         client_env: Mapping[str, str] = {"CLI_BATCH_MAXAMOUNT": str(BATCH), **variant.client_env}
+        server_env = tls.resolve(variant.server_env)
         started = time.perf_counter()
-        server = ServerProcess(workdir, len(dataset.files), variant.server_env, interpreter_args=interpreter_args)
+        server = ServerProcess(workdir, len(dataset.files), server_env, interpreter_args=interpreter_args)
         try:
             server.wait_listening(timeout)
             ready = time.perf_counter()
@@ -79,7 +87,8 @@ def ingest_once(
             # Only the clients are reaped between these two readings (the server after).
             children_before = _children_cpu_s()
             for agency, path in dataset.files.items():
-                clients.append(ClientProcess(Path(tmp), agency, server.port, path, client_env))
+                env = tls.resolve(client_env, agency)
+                clients.append(ClientProcess(Path(tmp), agency, server.port, path, env))
             codes = [client.wait(timeout) for client in clients]
             finished = time.perf_counter()
             clients_cpu = _children_cpu_s() - children_before

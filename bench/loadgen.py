@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import functools
 import json
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ import gevent
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
+from bench import tls
 from bench._procs import raise_fd_limit
 from bench.data import idle_bet
 from client_gevent.batching import batches
@@ -60,9 +62,9 @@ class Outcome:
     answered_at: float | None = None
 
 
-def _connect(port: int, timeout: float) -> ServerConnection:
-    """Every connection the generator opens (a TLS twin reads its CLI_TLS_* environment here)."""
-    return ServerConnection.open(HOST, port, timeout)
+def _connect(port: int, timeout: float, context: ssl.SSLContext | None = None) -> ServerConnection:
+    """Every connection the generator opens; over TLS with `context` (bench.tls.agency_context)."""
+    return ServerConnection.open(HOST, port, timeout, context)
 
 
 def _guarded(outcome: Outcome, work: Callable[[], None]) -> None:
@@ -118,12 +120,14 @@ def run_scale(args: argparse.Namespace) -> dict[str, Any]:
     port, timeout = args.port, args.timeout
     agencies = range(1, args.agencies + 1)
     frames = {agency: _encoded_batches(args.data / f"agency-{agency}.csv", args.batch) for agency in agencies}
+    # Like the frames, each agency's certificate is loaded before the clock starts (TLS twin only).
+    contexts = {agency: tls.agency_context(agency) for agency in agencies}
     outcomes = {agency: Outcome() for agency in frames}
     connecting = BoundedSemaphore(args.connect_concurrency)
 
     def agency_job(agency: int) -> None:
         with connecting:
-            conn = _connect(port, timeout)
+            conn = _connect(port, timeout, contexts[agency])
         with conn:
             _upload(conn, agency, frames[agency], outcomes[agency])
             outcomes[agency].winners = conn.query_winners()
@@ -155,7 +159,7 @@ def run_idle(args: argparse.Namespace) -> dict[str, Any]:
         with contextlib.ExitStack() as stack:
             try:
                 with setting_up:
-                    conn = stack.enter_context(_connect(port, timeout))
+                    conn = stack.enter_context(_connect(port, timeout, tls.agency_context(agency)))
                     conn.request(Hello(agency), Welcome)
                     conn.request(Bets(0, (idle_bet(agency),)), BetsAck)
                     if not last:
@@ -210,7 +214,7 @@ def run_crowd(args: argparse.Namespace) -> dict[str, Any]:
 
     def upload(agency: int) -> None:
         started = time.perf_counter()
-        with _connect(args.port, timeout) as conn:
+        with _connect(args.port, timeout, tls.agency_context(agency)) as conn:
             _upload(conn, agency, frames[agency], outcomes[agency])
         durations[agency] = time.perf_counter() - started
 

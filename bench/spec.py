@@ -2,7 +2,7 @@
 #
 #   - a Variant is one twin of a measurement: a name, a column label, and the
 #     environment it adds to the server and to the clients (durable or not;
-#     later TLS or not). A twin is one more entry in a runner's VARIANTS;
+#     TLS or not: bench.tls). A twin is one more entry in a runner's VARIANTS;
 #   - a Ratio divides two figures of the same run ("variant.figure", or
 #     "floor.figure" for the ingest's in-process floor);
 #   - a Target bounds one figure ("variant.figure" or "ratio.key").

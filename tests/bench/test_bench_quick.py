@@ -1,6 +1,6 @@
 """The benchmark code in its small CI configuration (``python3 -m bench --quick``): a small
-ingest, 50 agencies for scale, 1,000 idle connections, an agency beside 100 bad peers,
-and a profile. Assertions are about correctness only (every agency got exactly its
+ingest, 50 agencies for scale, 1,000 idle connections (each also over TLS), an agency
+beside 100 bad peers, and a profile. Assertions are about correctness only (every agency got exactly its
 winners, all answered, bets.csv holds every bet) and about the results file and the
 page rendered from it, never about time. The test checks that it left no child
 process and no file behind.
@@ -79,12 +79,16 @@ def test_quick_run_writes_results_and_renders_every_section(work: Path, tmp_path
     for name, bench in benchmarks.items():
         assert [run["ok"] for run in bench["runs"]] == [True], name
     (ingest,) = benchmarks["ingest"]["runs"]
-    assert ingest["floor"]["ok"] and set(ingest["variants"]) == {"durable", "nondurable"}
+    assert ingest["floor"]["ok"] and set(ingest["variants"]) == {"durable", "nondurable", "tls"}
     assert all(variant["winners_ok"] and variant["rows_ok"] for variant in ingest["variants"].values())
-    (scale,) = benchmarks["scale"]["runs"][0]["variants"].values()
-    assert scale["correct_agencies"] == 50 and scale["acks"] == 50 and scale["errors"] == 0
-    (idle,) = benchmarks["idle"]["runs"][0]["variants"].values()
-    assert idle["correct_agencies"] == 1_000 and idle["loaded_rss_kib"] > idle["baseline_rss_kib"] > 0
+    scales = benchmarks["scale"]["runs"][0]["variants"]
+    assert set(scales) == {"plaintext", "tls"}  # the TLS twin runs in the same run
+    for scale in scales.values():
+        assert scale["correct_agencies"] == 50 and scale["acks"] == 50 and scale["errors"] == 0
+    idles = benchmarks["idle"]["runs"][0]["variants"]
+    assert set(idles) == {"plaintext", "tls"}
+    for idle in idles.values():
+        assert idle["correct_agencies"] == 1_000 and idle["loaded_rss_kib"] > idle["baseline_rss_kib"] > 0
     (crowd,) = benchmarks["crowd"]["runs"]
     assert crowd["ratios"]["crowd"] is not None and crowd["variants"]["plaintext"]["errors"] == 0
     assert [profile["run"]["ok"] for profile in results["profiles"]] == [True]
