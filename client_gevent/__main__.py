@@ -18,7 +18,6 @@ import argparse
 import logging
 import signal
 import sys
-from pathlib import Path
 
 import gevent
 
@@ -38,24 +37,17 @@ class StopRequested(gevent.GreenletExit):  # type: ignore[misc]
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     from client_gevent.config import SETTINGS, SINGLE_BET_VARIABLES
-    from shared.config import format_settings
+    from shared.config import argument_parser
 
-    parser = argparse.ArgumentParser(
-        prog="python -m client_gevent",
-        description="Lotería Nacional agency: uploads its bets from a CSV file and asks for its winners\n"
+    parser = argument_parser(
+        "python -m client_gevent",
+        "Lotería Nacional agency: uploads its bets from a CSV file and asks for its winners\n"
         "(CLI_MODE=lottery), or sends numbered echo messages (CLI_MODE=echo).",
-        epilog="settings (keys of config.yaml, written as dotted paths; the environment variable\n"
-        "overrides each one; a key of '-' is read from the environment only):\n\n"
-        + format_settings(SETTINGS)
-        + f"\n\n{', '.join(SINGLE_BET_VARIABLES)}, all set, send that single bet instead of the file.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help=f"config.yaml to read (default: {DEFAULT_CONFIG_PATH}, if present)",
+        SETTINGS,
+        "settings (keys of config.yaml, written as dotted paths; the environment variable\n"
+        "overrides each one; a key of '-' is read from the environment only):",
+        DEFAULT_CONFIG_PATH,
+        f"{', '.join(SINGLE_BET_VARIABLES)}, all set, send that single bet instead of the file.",
     )
     parser.add_argument(
         "--allow-empty",

@@ -46,22 +46,16 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     from lottery_gevent.config import SETTINGS
-    from shared.config import format_settings
+    from shared.config import argument_parser
 
-    parser = argparse.ArgumentParser(
-        prog="python -m lottery_gevent",
-        description="Lotería Nacional server: stores agencies' bets, runs the draw, "
+    parser = argument_parser(
+        "python -m lottery_gevent",
+        "Lotería Nacional server: stores agencies' bets, runs the draw, "
         "answers each agency with its winners;\nalso echoes text lines (health checks).",
-        epilog="settings (keys of config.ini's [DEFAULT] section;\n"
-        "an environment variable of the same name overrides each one):\n\n" + format_settings(SETTINGS),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help=f"config.ini to read (default: {DEFAULT_CONFIG_PATH}, if present)",
+        SETTINGS,
+        "settings (keys of config.ini's [DEFAULT] section;\n"
+        "an environment variable of the same name overrides each one):",
+        DEFAULT_CONFIG_PATH,
     )
     parser.add_argument(
         "--new-contest",
@@ -122,37 +116,29 @@ def _raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+#: What the two start-up lines show: `config` (what the server is) and `limits` (what it tolerates).
+CONFIG_FIELDS = ("port", "listen_backlog", "logging_level", "agencies", "data_dir")
+LIMIT_FIELDS = (
+    "max_connections",
+    "max_connections_per_ip",
+    "hello_timeout_s",
+    "idle_timeout_s",
+    "frame_timeout_s",
+    "max_refusals",
+    "max_bets_per_agency",
+    "echo_max_bytes",
+    "echo_timeout_s",
+    "stop_timeout_s",
+    "wait_log_s",
+    "fsync",
+)
+
+
 def _log_config(config: ServerConfig) -> None:
-    log_action(
-        logger,
-        logging.INFO,
-        "config",
-        Result.SUCCESS,
-        port=config.port,
-        listen_backlog=config.listen_backlog,
-        logging_level=config.logging_level,
-        agencies=config.agencies,
-        data_dir=config.data_dir,
-        tls="on" if config.tls_enabled else "off",
-    )
-    log_action(
-        logger,
-        logging.INFO,
-        "limits",
-        Result.SUCCESS,
-        max_connections=config.max_connections,
-        max_connections_per_ip=config.max_connections_per_ip,
-        hello_timeout_s=config.hello_timeout_s,
-        idle_timeout_s=config.idle_timeout_s,
-        frame_timeout_s=config.frame_timeout_s,
-        max_refusals=config.max_refusals,
-        max_bets_per_agency=config.max_bets_per_agency,
-        echo_max_bytes=config.echo_max_bytes,
-        echo_timeout_s=config.echo_timeout_s,
-        stop_timeout_s=config.stop_timeout_s,
-        wait_log_s=config.wait_log_s,
-        fsync=config.fsync,
-    )
+    shown = {name: getattr(config, name) for name in CONFIG_FIELDS}
+    log_action(logger, logging.INFO, "config", Result.SUCCESS, **shown, tls="on" if config.tls_enabled else "off")
+    limits = {name: getattr(config, name) for name in LIMIT_FIELDS}
+    log_action(logger, logging.INFO, "limits", Result.SUCCESS, **limits)
     if not config.tls_enabled:
         # No `action:` on purpose: not a failure, but it must be read.
         logger.warning(

@@ -13,6 +13,7 @@
 # (`describe` adds the key: a space before "must ...", a colon before anything else).
 from __future__ import annotations
 
+import argparse
 import math
 import re
 import textwrap
@@ -308,3 +309,26 @@ def format_settings(settings: Iterable[Setting]) -> str:
         lines.append(left + wrapped[0])
         lines.extend(" " * indent + more for more in wrapped[1:])
     return "\n".join(lines)
+
+
+def argument_parser(
+    prog: str,
+    description: str,
+    settings: Iterable[Setting],
+    settings_intro: str,
+    default_config: Path,
+    footer: str = "",
+) -> argparse.ArgumentParser:
+    """A program's command line: its description, `--config PATH`, and the settings table in `--help`."""
+    epilog = f"{settings_intro}\n\n{format_settings(settings)}" + (f"\n\n{footer}" if footer else "")
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help=f"{default_config.name} to read (default: {default_config}, if present)",
+    )
+    return parser

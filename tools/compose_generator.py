@@ -164,13 +164,17 @@ def _clients(text: str) -> int:
     return int(text)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python3 -m tools.compose_generator", description=__doc__.splitlines()[0] if __doc__ else None
-    )
-    parser.add_argument("file", help="the compose file to write, or - for stdout")
+def generator_arguments(prog: str, doc: str | None, what: str) -> argparse.ArgumentParser:
+    """The arguments every generator takes: FILE, N and --mode (the stack generator adds its own)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0] if doc else None)
+    parser.add_argument("file", help=f"the {what} file to write, or - for stdout")
     parser.add_argument("clients", type=_clients, help=f"number of agency clients (0..{MAX_CLIENTS})")
     parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="client mode (default: %(default)s)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = generator_arguments("python3 -m tools.compose_generator", __doc__, "compose")
     args = parser.parse_args(argv)
     if not args.file:
         parser.error("the file name is empty")

@@ -23,14 +23,21 @@ Deploy it with ``docker stack deploy -c FILE lottery``. FILE `-` writes to stdou
 #     reach it at the node's address.
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tools.compose_generator import CODE_DIR, DATA_DIR, DEFAULT_MODE, HEALTHCHECK, MODES, write_atomically
+from tools.compose_generator import (
+    CODE_DIR,
+    DATA_DIR,
+    DEFAULT_MODE,
+    HEALTHCHECK,
+    MODES,
+    generator_arguments,
+    write_atomically,
+)
 
 STACK_VERSION = "3.8"
 NETWORK = "lottery_net"
@@ -183,19 +190,8 @@ def render(
     return header + document
 
 
-def _clients(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, not {text!r}")
-    return int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python3 -m tools.stack_generator", description=__doc__.splitlines()[0] if __doc__ else None
-    )
-    parser.add_argument("file", help="the stack file to write, or - for stdout")
-    parser.add_argument("clients", type=_clients, help=f"number of agency services (0..{MAX_CLIENTS})")
-    parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE, help="client mode (default: %(default)s)")
+    parser = generator_arguments("python3 -m tools.stack_generator", __doc__, "stack")
     parser.add_argument(
         "--endpoint-mode", choices=ENDPOINT_MODES, default=DEFAULT_ENDPOINT_MODE, help="default: %(default)s"
     )
