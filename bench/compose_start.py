@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tests.docker.compose import build_images
 from tests.support.processes import REPO_ROOT, parse_action
 from tools.compose_generator import render
 
@@ -40,8 +41,6 @@ DEFAULT_RUNS = 5
 #: Bounds for one docker command and for one whole contest (seconds).
 DOCKER_TIMEOUT_S = 120.0
 CONTEST_TIMEOUT_S = 300.0
-IMAGES = {"server:latest": "docker/server.Dockerfile", "client:latest": "docker/client.Dockerfile"}
-LOCAL_BASE_IMAGE = "local/python-base:3.11"
 
 
 def _docker(*args: str, timeout: float = DOCKER_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -55,28 +54,6 @@ def _stamp(text: str) -> float:
     """The engine's RFC 3339 time (nanoseconds, maybe cut) as a Unix time."""
     date, _, fraction = text.rstrip("Z").partition(".")
     return datetime.fromisoformat(f"{date}.{(fraction + '000000')[:6]}+00:00").timestamp()
-
-
-def build_images() -> None:
-    """Build server:latest and client:latest (cached layers make this quick when nothing changed)."""
-    base = os.environ.get("BASE_IMAGE") or (
-        LOCAL_BASE_IMAGE
-        if _docker("image", "inspect", LOCAL_BASE_IMAGE, check=False).returncode == 0
-        else "python:3.11-slim"
-    )
-    for tag, dockerfile in IMAGES.items():
-        _docker(
-            "build",
-            "-q",
-            "-f",
-            dockerfile,
-            "--build-arg",
-            f"BASE_IMAGE={base}",
-            "-t",
-            tag,
-            str(REPO_ROOT),
-            timeout=900.0,
-        )
 
 
 def _project_dir(root: Path, archive: Path) -> Path:

@@ -57,6 +57,43 @@ def docker(*args: str, timeout: float = DOCKER_TIMEOUT_S, check: bool = True) ->
     return done
 
 
+#: The sandbox's base image (docker-sandbox.sh): Python 3.11 with requirements.txt preinstalled.
+LOCAL_BASE_IMAGE = "local/python-base:3.11"
+PUBLIC_BASE_IMAGE = "python:3.11-slim"
+IMAGES = {"server:latest": "docker/server.Dockerfile", "client:latest": "docker/client.Dockerfile"}
+BUILD_TIMEOUT_S = 900.0
+
+
+def base_image() -> str:
+    """BASE_IMAGE from the environment, else the sandbox's base if present, else the public one."""
+    if os.environ.get("BASE_IMAGE"):
+        return os.environ["BASE_IMAGE"]
+    if docker("image", "inspect", LOCAL_BASE_IMAGE, check=False).returncode == 0:
+        return LOCAL_BASE_IMAGE
+    return PUBLIC_BASE_IMAGE
+
+
+def build_images() -> dict[str, str]:
+    """Build server:latest and client:latest from BASE_IMAGE (cached layers make it quick); their image ids."""
+    base = base_image()
+    ids = {}
+    for tag, dockerfile in IMAGES.items():
+        docker(
+            "build",
+            "-q",
+            "-f",
+            dockerfile,
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            "-t",
+            tag,
+            str(REPO_ROOT),
+            timeout=BUILD_TIMEOUT_S,
+        )
+        ids[tag] = docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
+    return ids
+
+
 def unique_project_name() -> str:
     """A Compose project name no earlier test of this session used."""
     return f"e2e{os.getpid()}n{next(_project_numbers)}"

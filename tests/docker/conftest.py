@@ -17,15 +17,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DATASET_ZIP
-from tests.docker.compose import ECHO_NETWORK, ComposeProject, docker, unique_project_name
+from tests.docker.compose import ECHO_NETWORK, ComposeProject, build_images, docker, unique_project_name
 from tests.support.processes import REPO_ROOT
 
 REQUIRE_DOCKER = os.environ.get("REQUIRE_DOCKER") == "1"
-#: The sandbox's base image (docker-sandbox.sh): Python 3.11 with requirements.txt preinstalled.
-LOCAL_BASE_IMAGE = "local/python-base:3.11"
-PUBLIC_BASE_IMAGE = "python:3.11-slim"
-IMAGES = {"server:latest": "docker/server.Dockerfile", "client:latest": "docker/client.Dockerfile"}
-BUILD_TIMEOUT_S = 900.0
 #: Container names fixed by the compose file: a running `make docker-compose-up` would clash with them.
 FIXED_NAMES = ("server", "client")
 #: The course's data as CI and the Makefile place it, then as the shared folder holds it.
@@ -76,15 +71,6 @@ def _docker_tests_need_an_engine(request: pytest.FixtureRequest) -> None:
         request.getfixturevalue("docker_engine")
 
 
-def base_image() -> str:
-    """BASE_IMAGE from the environment, else the sandbox's base if present, else the public one."""
-    if os.environ.get("BASE_IMAGE"):
-        return os.environ["BASE_IMAGE"]
-    if docker("image", "inspect", LOCAL_BASE_IMAGE, check=False).returncode == 0:
-        return LOCAL_BASE_IMAGE
-    return PUBLIC_BASE_IMAGE
-
-
 @pytest.fixture(scope="session")
 def images(docker_engine: None) -> dict[str, str]:
     """Build server:latest and client:latest once per session; returns their image ids."""
@@ -99,23 +85,7 @@ def images(docker_engine: None) -> dict[str, str]:
             "run `make docker-compose-down` first",
             pytrace=False,
         )
-    base = base_image()
-    ids = {}
-    for tag, dockerfile in IMAGES.items():
-        docker(
-            "build",
-            "-q",
-            "-f",
-            dockerfile,
-            "--build-arg",
-            f"BASE_IMAGE={base}",
-            "-t",
-            tag,
-            str(REPO_ROOT),
-            timeout=BUILD_TIMEOUT_S,
-        )
-        ids[tag] = docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
-    return ids
+    return build_images()
 
 
 @pytest.fixture

@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import socket
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATASET_WINNERS
-from tests.support.processes import ClientProcess, ServerProcess
+from tests.conftest import DATASET_BETS, DATASET_WINNERS
+from tests.support.processes import ClientProcess, ServerProcess, parse_action, winners_reported
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -57,3 +58,26 @@ def start_clients(
         agency: ClientProcess(workdir, agency, port_of[agency], path, env={**CLIENT_RETRY, **(env or {})})
         for agency, path in paths.items()
     }
+
+
+def after_batches(count: int) -> Callable[[str], bool]:
+    """A log-line predicate that holds once the server has stored `count` batches (a stateful counter)."""
+    seen = [0]
+
+    def reached(line: str) -> bool:
+        fields = parse_action(line)
+        if fields is not None and fields["action"] == "apuesta_recibida" and fields["result"] == "success":
+            seen[0] += 1
+        return seen[0] >= count
+
+    return reached
+
+
+def check_exact_result(server: ServerProcess, clients: dict[int, ClientProcess], paths: dict[int, Path]) -> None:
+    """Every agency exited 0 with its course winners; the server stopped cleanly holding exactly the files' bets."""
+    assert {agency: client.wait(240) for agency, client in clients.items()} == dict.fromkeys(paths, 0)
+    assert {agency: winners_reported(client) for agency, client in clients.items()} == DATASET_WINNERS
+    assert server.stop() == 0
+    assert len(server.stored_rows()) == DATASET_BETS
+    assert stored_bets(server) == file_bets(paths)
+    assert "Traceback" not in server.output()

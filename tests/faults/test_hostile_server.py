@@ -18,22 +18,17 @@ from pathlib import Path
 from shared.protocol import (
     CONTEST_ID_SIZE,
     EMPTY_DIGEST,
-    Bets,
-    BetsAck,
-    Done,
-    DoneAck,
     Error,
     ErrorCode,
     FrameDecoder,
     Hello,
-    Message,
     Welcome,
     Winners,
     WinnersQuery,
     encode,
 )
 from tests.support.processes import ClientProcess
-from tests.support.wire import read_message, send_message
+from tests.support.wire import honest_reply, read_message, send_message
 from tools.generate_agencies import Agency
 
 #: Bound on each client run.
@@ -64,9 +59,9 @@ class HostileServer:
     """
 
     def __init__(
-        self, welcome: Message | None = None, on_hello: Attack | None = None, on_winners: Attack | None = None
+        self, welcome: Welcome | None = None, on_hello: Attack | None = None, on_winners: Attack | None = None
     ) -> None:
-        self._welcome = welcome or Welcome(0, False, CONTEST, EMPTY_DIGEST)
+        self._welcome: Welcome = welcome or Welcome(0, False, CONTEST, EMPTY_DIGEST)
         self._on_hello = on_hello
         self._on_winners = on_winners
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -110,22 +105,9 @@ class HostileServer:
                         return self._on_hello(conn, self.stop)
                     if isinstance(message, WinnersQuery) and self._on_winners is not None:
                         return self._on_winners(conn, self.stop)
-                    send_message(conn, self._reply(message))
+                    send_message(conn, honest_reply(message, self._welcome))
             except (OSError, EOFError):
                 return  # the client left: what the attack wants to see
-
-    def _reply(self, message: Message) -> Message:
-        match message:
-            case Hello():
-                return self._welcome
-            case Bets(start=start, bets=bets):
-                return BetsAck(start + len(bets))
-            case Done():
-                return DoneAck()
-            case WinnersQuery():
-                return Winners((), more=False)
-        raise AssertionError(f"the client sent {message!r}")
-
 
 def run_client(tmp_path: Path, agency: Agency, server: HostileServer) -> ClientProcess:
     client = ClientProcess(tmp_path, 1, server.port, agency.path, env=CLIENT_ENV)

@@ -11,23 +11,18 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DATASET_BETS, DATASET_WINNERS
-from tests.faults.conftest import dataset_paths, file_bets, start_clients, stored_bets
+from tests.faults.conftest import (
+    check_exact_result,
+    dataset_paths,
+    start_clients,
+)
 from tests.proxy import FaultProxy
-from tests.support.processes import ClientProcess, ServerProcess, winners_reported
+from tests.support.processes import ServerProcess
 
 SEED = 4_2026
 #: Connections (in accept order) that the proxy resets, and the byte range of the cut.
 RESET_CONNECTIONS = 20
 RESET_RANGE = (1, 400_000)
-
-
-def _check_exact_result(server: ServerProcess, clients: dict[int, ClientProcess], paths: dict[int, Path]) -> None:
-    assert {agency: client.wait(240) for agency, client in clients.items()} == dict.fromkeys(paths, 0)
-    assert {agency: winners_reported(client) for agency, client in clients.items()} == DATASET_WINNERS
-    assert server.stop() == 0
-    assert len(server.stored_rows()) == DATASET_BETS
-    assert stored_bets(server) == file_bets(paths)
 
 
 def test_connection_resets_at_random_offsets(
@@ -39,7 +34,7 @@ def test_connection_resets_at_random_offsets(
     paths = dataset_paths(real_dataset)
     with FaultProxy(server.port, reset_after=lambda n: cuts[n] if n < len(cuts) else None) as proxy:
         clients = start_clients(tmp_path, paths, dict.fromkeys(paths, proxy.port))
-        _check_exact_result(server, clients, paths)
+        check_exact_result(server, clients, paths)
         resets, connections = proxy.resets, proxy.connections
     print(f"{resets} connections reset, of {connections}")
     assert resets >= 10, f"only {resets} resets happened"
@@ -66,5 +61,5 @@ def test_slow_and_chopped_links(
     with FaultProxy(server.port, seed=SEED, **link) as proxy:
         ports = {agency: proxy.port if agency in agencies else server.port for agency in paths}
         clients = start_clients(tmp_path, paths, ports)
-        _check_exact_result(server, clients, paths)
+        check_exact_result(server, clients, paths)
         assert proxy.connections >= len(agencies)

@@ -11,25 +11,20 @@ from pathlib import Path
 from client_gevent.bets_source import CsvBets
 from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Winners, WinnersQuery
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
-from tests.faults.conftest import dataset_paths, file_bets, free_port, start_clients, stored_bets
+from tests.faults.conftest import (
+    after_batches,
+    dataset_paths,
+    file_bets,
+    free_port,
+    start_clients,
+    stored_bets,
+)
 from tests.rawclient import RawPeer, resume
-from tests.support.processes import ClientProcess, ServerProcess, parse_action, winners_reported
+from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 from tools.generate_agencies import Agency
 
 SEED = 20261127
 WAIT_S = 60.0
-
-
-def _after_batches(count: int) -> Callable[[str], bool]:
-    seen = [0]
-
-    def reached(line: str) -> bool:
-        fields = parse_action(line)
-        if fields is not None and fields["action"] == "apuesta_recibida" and fields["result"] == "success":
-            seen[0] += 1
-        return seen[0] >= count
-
-    return reached
 
 
 def _reached(server: ServerProcess, point: Callable[[str], bool] | str, clients: dict[int, ClientProcess]) -> bool:
@@ -40,7 +35,7 @@ def _reached(server: ServerProcess, point: Callable[[str], bool] | str, clients:
 def test_server_sigkill_during_upload_wait_and_answers(real_dataset: Path, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     kill_points: list[tuple[str, Callable[[str], bool] | str]] = [
-        (f"after {n} batches", _after_batches(n)) for n in sorted(rng.sample(range(20, 140), 3))
+        (f"after {n} batches", after_batches(n)) for n in sorted(rng.sample(range(20, 140), 3))
     ]
     kill_points += [
         ("after the first agency is done", r"action: agency_done \| result: success"),

@@ -11,10 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATASET_BETS, DATASET_WINNERS
-from tests.faults.conftest import CLIENT_RETRY, dataset_paths, file_bets, free_port, stored_bets
+from tests.faults.conftest import (
+    CLIENT_RETRY,
+    after_batches,
+    check_exact_result,
+    dataset_paths,
+    free_port,
+)
 from tests.proxy import FaultProxy
-from tests.support.processes import ClientProcess, ServerProcess, parse_action, winners_reported
+from tests.support.processes import ClientProcess, ServerProcess
 from tests.support.tls import Contest
 
 SEED = 10_2026
@@ -36,18 +41,7 @@ def _tls_clients(workdir: Path, contest: Contest, paths: dict[int, Path], port: 
     }
 
 
-def _check_exact_result(server: ServerProcess, clients: dict[int, ClientProcess], paths: dict[int, Path]) -> None:
-    assert {agency: client.wait(240) for agency, client in clients.items()} == dict.fromkeys(paths, 0)
-    assert {agency: winners_reported(client) for agency, client in clients.items()} == DATASET_WINNERS
-    assert server.stop() == 0
-    assert len(server.stored_rows()) == DATASET_BETS
-    assert stored_bets(server) == file_bets(paths)
-    assert "Traceback" not in server.output()
-
-
-def test_tls_connections_reset_mid_record_resume_exactly(
-    contest: Contest, real_dataset: Path, tmp_path: Path
-) -> None:
+def test_tls_connections_reset_mid_record_resume_exactly(contest: Contest, real_dataset: Path, tmp_path: Path) -> None:
     rng = random.Random(SEED)
     cuts = [rng.randint(*RESET_RANGE) for _ in range(RESET_CONNECTIONS)]
     workdir = tmp_path / "server"
@@ -57,7 +51,7 @@ def test_tls_connections_reset_mid_record_resume_exactly(
     try:
         with FaultProxy(server.port, reset_after=lambda n: cuts[n] if n < len(cuts) else None) as proxy:
             clients = _tls_clients(tmp_path, contest, paths, proxy.port)
-            _check_exact_result(server, clients, paths)
+            check_exact_result(server, clients, paths)
             resets = proxy.resets
     finally:
         server.kill()
@@ -65,23 +59,11 @@ def test_tls_connections_reset_mid_record_resume_exactly(
     assert resets >= 10, f"only {resets} resets happened"
 
 
-def _after_batches(count: int) -> Callable[[str], bool]:
-    seen = [0]
-
-    def reached(line: str) -> bool:
-        fields = parse_action(line)
-        if fields is not None and fields["action"] == "apuesta_recibida" and fields["result"] == "success":
-            seen[0] += 1
-        return seen[0] >= count
-
-    return reached
-
-
 def test_server_sigkill_under_tls_loses_and_repeats_nothing(
     contest: Contest, real_dataset: Path, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
-    points: list[Callable[[str], bool] | str] = [_after_batches(n) for n in sorted(rng.sample(range(20, 140), 2))]
+    points: list[Callable[[str], bool] | str] = [after_batches(n) for n in sorted(rng.sample(range(20, 140), 2))]
     points += [r"action: agency_done \| result: success", r"action: winners_sent \| result: success"]
     workdir = tmp_path / "server"
     workdir.mkdir()
@@ -102,7 +84,7 @@ def test_server_sigkill_under_tls_loses_and_repeats_nothing(
             assert server.wait(10) == -signal.SIGKILL
             kills += 1
             server = start()
-        _check_exact_result(server, clients, paths)
+        check_exact_result(server, clients, paths)
     finally:
         server.kill()
     assert kills >= 3, kills

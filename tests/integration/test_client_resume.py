@@ -19,19 +19,16 @@ import pytest
 from shared.domain import BetFields
 from shared.protocol import (
     Bets,
-    BetsAck,
     BetsDigest,
     Done,
-    DoneAck,
     FrameDecoder,
     Hello,
     Message,
     Welcome,
-    Winners,
     WinnersQuery,
 )
 from tests.support.processes import ClientProcess, winners_reported
-from tests.support.wire import read_message, send_message
+from tests.support.wire import honest_reply, read_message, send_message
 from tools.generate_agencies import Agency
 
 #: Bound on the whole conversation, and on each wait for the client.
@@ -77,19 +74,6 @@ class FakeServer:
         self._listener.close()
         self._thread.join(TIMEOUT_S)
 
-    def reply_to(self, message: Message) -> Message:
-        """The answer a well-behaved server gives to `message` (the fake acknowledges every batch)."""
-        match message:
-            case Hello():
-                return self._welcome
-            case Bets(start=start, bets=bets):
-                return BetsAck(start + len(bets))
-            case Done():
-                return DoneAck()
-            case WinnersQuery():
-                return Winners(self._winners, more=False)
-        raise AssertionError(f"the client sent {message!r}")
-
     def _serve(self) -> None:
         try:
             conn, _ = self._listener.accept()
@@ -102,7 +86,7 @@ class FakeServer:
                     except EOFError:
                         return
                     self.received.append(message)
-                    send_message(conn, self.reply_to(message))
+                    send_message(conn, honest_reply(message, self._welcome, self._winners))
                     if isinstance(message, WinnersQuery):
                         return
         except BaseException as exc:  # reported by the test, not lost in the thread

@@ -59,3 +59,12 @@ def python_without_yaml(directory: Path) -> Path:
     check = subprocess.run([str(wrapper), "-c", "import yaml"], capture_output=True, timeout=SCRIPT_TIMEOUT_S)
     assert check.returncode != 0, "python -S still imports yaml; this stand-in cannot fake its absence"
     return wrapper
+
+
+def help_text(module: str) -> list[str]:
+    """The lines `python -m MODULE --help` prints, run from the repository root; it must exit 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()

@@ -12,7 +12,19 @@ from __future__ import annotations
 
 import socket
 
-from shared.protocol import FrameDecoder, Message, encode
+from shared.protocol import (
+    Bets,
+    BetsAck,
+    Done,
+    DoneAck,
+    FrameDecoder,
+    Hello,
+    Message,
+    Welcome,
+    Winners,
+    WinnersQuery,
+    encode,
+)
 
 #: Bytes asked of the socket per recv while reading a line or to EOF.
 CHUNK = 4096
@@ -64,3 +76,23 @@ def read_message(sock: socket.socket, decoder: FrameDecoder) -> Message:
 def send_message(sock: socket.socket, message: Message) -> None:
     """Encode and send one frame (sendall loops until every byte is sent)."""
     sock.sendall(encode(message))
+
+
+def honest_reply(message: Message, welcome: Welcome, winners: tuple[str, ...] = ()) -> Message:
+    """What a well-behaved server answers to `message`, for the tests' fake servers.
+
+    Every batch is acknowledged; Hello gets `welcome`; the query gets `winners`.
+
+    Raises:
+        AssertionError: `message` is one no agency sends.
+    """
+    match message:
+        case Hello():
+            return welcome
+        case Bets(start=start, bets=bets):
+            return BetsAck(start + len(bets))
+        case Done():
+            return DoneAck()
+        case WinnersQuery():
+            return Winners(winners, more=False)
+    raise AssertionError(f"the client sent {message!r}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from client_gevent.config import (
 from shared import config as shared_config
 from shared.domain import BetFields
 from shared.logs import Result, format_action
+from tests.support.scripts import help_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV = {"CLI_ID": "3"}
@@ -384,19 +383,11 @@ def test_the_table_names_every_variable_once() -> None:
 
 
 def test_help_lists_every_setting() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "client_gevent", "--help"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = help_text("client_gevent")
     for row in SETTINGS:
         (line,) = [line for line in lines if row.env in line.split()[1:2]]
         default = "(required)" if row.default is None else row.default or "(none)"
         assert line.split()[:3] == [row.key or "-", row.env, default], line
-    assert "--allow-empty" in done.stdout and "--config" in done.stdout
-    assert all(name in done.stdout for name in SINGLE_BET_VARIABLES)
+    text = "\n".join(lines)
+    assert "--allow-empty" in text and "--config" in text
+    assert all(name in text for name in SINGLE_BET_VARIABLES)

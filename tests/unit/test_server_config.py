@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ import pytest
 
 from lottery_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, ConfigError, ServerConfig, load_config
 from shared import config as shared_config
+from tests.support.scripts import help_text
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: One valid value per key, none of them the default: key -> (text, field, value).
@@ -284,20 +283,11 @@ def test_optional_path_and_boolean() -> None:
 
 
 def test_help_lists_every_setting() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "lottery_gevent", "--help"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = help_text("lottery_gevent")
     for row in SETTINGS:
         (line,) = [line for line in lines if line.split()[:1] == [row.key]]
         assert line.split()[1] == (row.default or "(none)"), line
-    assert "--config" in done.stdout
+    assert any("--config" in line for line in lines)
 
 
 def test_the_settings_table_wraps_long_meanings() -> None:
