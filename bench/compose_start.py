@@ -33,6 +33,7 @@ from typing import Any
 from tests.docker.compose import build_images
 from tests.support.processes import REPO_ROOT, parse_action
 from tools.compose_generator import render
+from tools.credentials import CONTAINER_UID, ensure_credentials
 
 #: The course data: winners per agency (../shared/data/README.md).
 DATASET_WINNERS = {1: 2, 2: 3, 3: 3, 4: 2, 5: 0}
@@ -71,6 +72,8 @@ def _project_dir(root: Path, archive: Path) -> Path:
         path.chmod(0o644)
     data.chmod(0o755)
     (root / "docker-compose.yaml").write_text(render(len(DATASET_WINNERS)), encoding="utf-8")
+    # The Compose file mounts the contest's credentials as secrets (TLS on, as in `make docker-compose-up`).
+    ensure_credentials(root / ".secrets", len(DATASET_WINNERS), uid=CONTAINER_UID, durable=False)
     return root
 
 
