@@ -52,3 +52,10 @@ def test_compose_and_million_sections_and_their_targets() -> None:
 
 def test_no_extras_render_nothing() -> None:
     assert render._extra_targets({}) == [] and render._compose(None) == [] and render._million(None) == []
+
+
+def test_a_failed_extra_is_a_missed_target_and_no_section() -> None:
+    failed = {"correct": False, "error": "DockerError: no engine"}
+    targets = "\n".join(render._extra_targets({"extras": {"compose": failed}}))
+    assert "failed: DockerError: no engine" in targets and "**missed**" in targets
+    assert render._compose(failed) == []
