@@ -4,8 +4,10 @@
 #   ./generar-compose.sh FILE N [--mode lottery|echo] [--swarm [--endpoint-mode dnsrr|vip]]
 #
 # --swarm writes a stack for `docker stack deploy -c FILE lottery` instead
-# (tools/stack_generator.py); it wires TLS when .secrets/ beside FILE holds ca.pem,
-# server.pem, server.key and agency-K.pem/.key for every agency.
+# (tools/stack_generator.py). It makes the missing credentials as for Compose
+# (below), then wires TLS when .secrets/ beside FILE holds ca.pem, server.pem,
+# server.key and agency-K.pem/.key for every agency: always in lottery mode; an
+# echo stack (no agency certificates) runs without TLS.
 #
 # The mode defaults to $CLIENT_MODE, else lottery. N = 0 gives the server alone.
 # The YAML comes from tools/compose_generator.py (PyYAML), run with the host's
@@ -15,13 +17,13 @@
 # Relative paths inside the file (config files, ./.data, ./.secrets) resolve
 # against FILE's directory, so generate it at the repository root.
 #
-# Compose lottery runs are authenticated by default (mutual TLS): the script makes
-# whatever TLS credentials are missing in .secrets/ beside FILE, with
-# tools/credentials.py (existing files, keys above all, are kept): with the
-# host's python3 when it has `cryptography` (as root; or as anyone when no image
-# is built), else inside the client image as root. The image has `cryptography`
-# from requirements.txt, and root can give the keys to uid 10001, the
-# containers' user, which must read them from the Compose secrets.
+# Lottery runs, Compose files and stacks alike, are authenticated by default
+# (mutual TLS): the script makes whatever TLS credentials are missing in .secrets/
+# beside FILE, with tools/credentials.py (existing files, keys above all, are
+# kept): with the host's python3 when it has `cryptography` (as root; or as anyone
+# when no image is built), else inside the client image as root. The image has
+# `cryptography` from requirements.txt, and root can give the keys to uid 10001,
+# the containers' user, which must read them from the Compose secrets.
 #
 # Environment: CLIENT_MODE; PYTHON (default python3), DOCKER (default docker) and
 # GENERATOR_IMAGE (default client:latest) choose what runs the generator.
@@ -77,16 +79,6 @@ else
         dnsrr | vip) STACK_ARGS=" --endpoint-mode $ENDPOINT" ;;
         *) usage "unknown endpoint mode '$ENDPOINT'" ;;
     esac
-    SECRETS="$(dirname "$FILE")/.secrets"
-    TLS=" --tls"
-    k=1
-    for name in ca.pem server.pem server.key; do [ -f "$SECRETS/$name" ] || TLS=""; done
-    while [ $k -le "$N" ]; do
-        [ -f "$SECRETS/agency-$k.pem" ] && [ -f "$SECRETS/agency-$k.key" ] || TLS=""
-        k=$((k + 1))
-    done
-    [ -n "$TLS" ] || echo "generar-compose.sh: no credentials in $SECRETS for all $N agencies; the stack runs without TLS" >&2
-    STACK_ARGS="$STACK_ARGS$TLS"
 fi
 
 echo "Nombre del archivo de salida: $FILE"
@@ -143,13 +135,35 @@ EOF
     fi
 }
 
+# Prints " --tls" when .secrets/ beside FILE holds every file the stack mounts, else
+# nothing (and says so on stderr).
+stack_tls() {
+    secrets="$(dirname "$FILE")/.secrets"
+    tls=" --tls"
+    k=1
+    for name in ca.pem server.pem server.key; do [ -f "$secrets/$name" ] || tls=""; done
+    while [ $k -le "$N" ]; do
+        [ -f "$secrets/agency-$k.pem" ] && [ -f "$secrets/agency-$k.key" ] || tls=""
+        k=$((k + 1))
+    done
+    [ -n "$tls" ] || echo "generar-compose.sh: no credentials in $secrets for all $N agencies; the stack runs without TLS" >&2
+    printf '%s' "$tls"
+}
+
 TMP=$(mktemp "$(dirname "$FILE")/.generar-compose.XXXXXX")
 trap 'rm -f "$TMP"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 generate >"$TMP"
-# After the generator has accepted N, before FILE appears. A --swarm stack uses the
-# credentials only if they are already there (tools/stack_generator.py).
-[ "$GENERATOR" = tools.stack_generator ] || credentials
+# After the generator has accepted N, before FILE appears. A --swarm stack mounts
+# the credentials as Swarm secrets: once they are made, write it again with them.
+credentials
+if [ "$GENERATOR" = tools.stack_generator ]; then
+    TLS=$(stack_tls)
+    if [ -n "$TLS" ]; then
+        STACK_ARGS="$STACK_ARGS$TLS"
+        generate >"$TMP"
+    fi
+fi
 chmod 644 "$TMP"
 mv -f "$TMP" "$FILE"

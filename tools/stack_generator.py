@@ -3,8 +3,8 @@
     python3 -m tools.stack_generator FILE N [--mode lottery|echo] [--endpoint-mode dnsrr|vip] [--tls]
 
 Deploy it with ``docker stack deploy -c FILE lottery``. FILE `-` writes to stdout.
-``./generar-compose.sh FILE N --swarm`` is the user-facing wrapper; it passes
---tls when .secrets/ beside FILE holds the credentials.
+``./generar-compose.sh FILE N --swarm`` is the user-facing wrapper; it makes the
+missing credentials in .secrets/ beside FILE, then passes --tls when they are all there.
 """
 
 # Strategy: the same services as the Compose file (tools/compose_generator.py, whose

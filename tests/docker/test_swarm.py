@@ -1,11 +1,13 @@
 """The stack on a single-node swarm: the whole contest, a server that moves, agencies outside (issue 12).
 
-The stack comes from generar-compose.sh --swarm and runs the course data.
+The stack comes from generar-compose.sh --swarm and runs the course data, with
+mutual TLS: the credentials are Swarm secrets.
   - The server task's container is killed (SIGKILL) during the upload; Swarm's
     restart policy starts a new task on the same named volume, the agencies
     reconnect and resume, and the result is exact.
   - Agencies outside the swarm, on network-namespace hosts (tests/netns), reach
-    the server's published port through loss and a partition.
+    the server's published port through loss and a partition, over TLS: the
+    server certificate names the address they dial (a veth link's host end).
 Then the stack, its volume, the namespaces and the swarm go.
 """
 
@@ -25,7 +27,7 @@ from tests.docker.compose import ComposeProject, docker
 from tests.docker.conftest import unzip_into
 from tests.docker.swarm import SERVER_PORT, Stack, single_node_swarm, write_stack
 from tests.faults.conftest import file_bets
-from tests.netns.contest import run_contest
+from tests.netns.contest import make_credentials, run_contest
 from tests.netns.hosts import HostNetwork, problem
 from tests.support.processes import actions
 
@@ -82,12 +84,14 @@ def test_server_killed_mid_upload_restarts_on_its_volume_and_the_result_is_exact
         for agency, container in clients.items():
             lines = container_lines(container)
             assert not [line for line in lines if "result: fail" in line]
+            assert [fields.get("tls") for fields in actions(lines, "config")] == ["on"]
             answers = [fields for fields in actions(lines, "consulta_ganadores") if fields["result"] == "success"]
             winners[agency] = int(answers[-1]["cant_ganadores"])
         assert winners == DATASET_WINNERS
 
         # The new task recovered what the killed one had stored (same volume), then took the rest.
         second_lines = container_lines(second)
+        assert [fields.get("tls") for fields in actions(second_lines, "config")] == ["on"]
         recovered = actions(second_lines, "storage_recovery")
         assert recovered and int(recovered[0]["rows"]) > 0, "\n".join(second_lines[:20])
         rows = stored_rows(second)
@@ -109,20 +113,25 @@ def test_agencies_outside_the_swarm_reach_the_published_port_through_loss_and_a_
         pytest.fail(f"agencies on namespace hosts: {reason}", pytrace=False)
     project = compose_project()
     unzip_into(dataset_zip, project.data_dir)
-    stack_file = write_stack(project.directory, len(DATASET_WINNERS))
-    # The server alone in the swarm (still expecting 5 agencies): the agencies are elsewhere.
-    tree = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
-    tree["services"] = {"server": tree["services"]["server"]}
-    stack_file.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
     paths = {agency: project.data_dir / f"agency-{agency}.csv" for agency in DATASET_WINNERS}
 
-    with HostNetwork() as network, Stack(stack_file, project.directory) as stack:
+    with HostNetwork() as network:
         hosts = network.add(3)
-        server = stack.started("server")
-        log = stack.follow_logs(server)
-        log.wait_for_action("listen", timeout=RUN_TIMEOUT_S)
-        outcome = run_contest(hosts, f"{hosts[0].gateway}:{SERVER_PORT}", log, paths, tmp_path)
-        rows = stored_rows(server)
+        # Made before the stack file, which then mounts them: the server certificate names the veth host ends.
+        credentials = make_credentials(project.directory / ".secrets", [host.gateway for host in hosts])
+        stack_file = write_stack(project.directory, len(DATASET_WINNERS))
+        # The server alone in the swarm (still expecting 5 agencies): the agencies are elsewhere.
+        tree = yaml.safe_load(stack_file.read_text(encoding="utf-8"))
+        server_service = tree["services"]["server"]
+        tree["services"] = {"server": server_service}
+        tree["secrets"] = {mount["source"]: tree["secrets"][mount["source"]] for mount in server_service["secrets"]}
+        stack_file.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+        with Stack(stack_file, project.directory) as stack:
+            server = stack.started("server")
+            log = stack.follow_logs(server)
+            log.wait_for_action("listen", timeout=RUN_TIMEOUT_S)
+            outcome = run_contest(hosts, f"{hosts[0].gateway}:{SERVER_PORT}", log, paths, tmp_path, credentials)
+            rows = stored_rows(server)
 
     assert outcome.dropped > 0
     assert len(rows) == DATASET_BETS

@@ -1,7 +1,8 @@
 """Agencies on other hosts (network namespaces), through packet loss and a partition.
 
 Five agencies on three namespace hosts talk to a plain server process on this
-host over veth links (tests/netns/contest.py: host 1 loses 5% of its packets,
+host over veth links, with mutual TLS (the server certificate names the links'
+host-side addresses) (tests/netns/contest.py: host 1 loses 5% of its packets,
 host 2 is cut off during agency 3's upload, then healed). The result must be
 exactly the course's: winners 2, 3, 3, 2, 0, 78,697 rows, and the stored bets
 equal to the files' (no duplicates, none missing). tests/docker/test_swarm.py
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from tests.conftest import DATASET_BETS
 from tests.faults.conftest import dataset_paths, file_bets, stored_bets
-from tests.netns.contest import LOSSY_HOST, run_contest
+from tests.netns.contest import LOSSY_HOST, make_credentials, run_contest
 from tests.netns.hosts import Host
 from tests.support.processes import ServerProcess
 
@@ -27,11 +28,12 @@ def test_agencies_on_three_hosts_through_loss_and_a_partition(
     tmp_path: Path,
 ) -> None:
     hosts = host_network(3)
+    credentials = make_credentials(tmp_path / "secrets", [host.gateway for host in hosts])
     # Bound to host 0's link address only; the other hosts reach it through their default route.
-    server = start_server(agencies=5, env={"SERVER_IP": hosts[0].gateway})
+    server = start_server(agencies=5, env={"SERVER_IP": hosts[0].gateway, **credentials.server_env()})
     paths = dataset_paths(real_dataset)
 
-    outcome = run_contest(hosts, f"{hosts[0].gateway}:{server.port}", server, paths, tmp_path)
+    outcome = run_contest(hosts, f"{hosts[0].gateway}:{server.port}", server, paths, tmp_path, credentials)
 
     assert outcome.dropped > 0
     assert server.stop() == 0

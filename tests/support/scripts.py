@@ -61,6 +61,17 @@ def python_without_yaml(directory: Path) -> Path:
     return wrapper
 
 
+def python_without_cryptography(directory: Path) -> Path:
+    """Write `directory`/bin/python3: our interpreter, except that generar-compose.sh's probe finds no cryptography."""
+    wrapper = directory / "bin" / "python3"
+    wrapper.parent.mkdir(parents=True)
+    wrapper.write_text(
+        f'#!/bin/sh\n[ "$*" = "-c import cryptography" ] && exit 1\nexec "{sys.executable}" "$@"\n', encoding="utf-8"
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 def help_text(module: str) -> list[str]:
     """The lines `python -m MODULE --help` prints, run from the repository root; it must exit 0."""
     done = subprocess.run(

@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from tests.support.processes import REPO_ROOT
-from tests.support.scripts import COMMITTED_COMPOSE, generate, python_without_yaml, run_generator
+from tests.support.scripts import (
+    COMMITTED_COMPOSE,
+    generate,
+    python_without_cryptography,
+    python_without_yaml,
+    run_generator,
+)
 
 SERVER_CONFIG_MOUNT = "./lottery_gevent/config.ini:/opt/lottery/lottery_gevent/config.ini:ro"
 CLIENT_CONFIG_MOUNT = "./client_gevent/config.yaml:/opt/lottery/client_gevent/config.yaml:ro"
@@ -188,12 +194,7 @@ def test_without_pyyaml_or_image_explains_how_to_install_it(tmp_path: Path) -> N
 def test_without_cryptography_or_image_explains_how_to_install_it_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    python = tmp_path / "bin" / "python3"  # our interpreter, except that it "lacks" cryptography
-    python.parent.mkdir()
-    python.write_text(
-        f'#!/bin/sh\n[ "$*" = "-c import cryptography" ] && exit 1\nexec "{sys.executable}" "$@"\n', encoding="utf-8"
-    )
-    python.chmod(0o755)
+    python = python_without_cryptography(tmp_path)
 
     done = run_generator(out, "out.yaml", "2", env={"PYTHON": str(python), "DOCKER": "false"})
 

@@ -104,3 +104,15 @@ def test_without_fsync_the_same_files_are_made(tmp_path: Path) -> None:
 
     assert sorted(path.name for path in created) == sorted(path.name for path in tmp_path.iterdir())
     cert(tmp_path / "agency-2.pem").verify_directly_issued_by(cert(tmp_path / "ca.pem"))
+
+
+def test_command_line_server_names_that_are_addresses_become_ip_sans(tmp_path: Path) -> None:
+    names = ["10.231.7.1", "fd00::1", "lottery.example"]  # a veth host end, an IPv6 one, a DNS name
+    argv = [str(tmp_path), "--agencies", "0", *(f"--server-name={name}" for name in names)]
+
+    assert main(argv) == 0
+
+    sans = cert(tmp_path / "server.pem").extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    addresses = [ipaddress.ip_address(ip) for ip in ("127.0.0.1", "10.231.7.1", "fd00::1")]
+    assert sans.get_values_for_type(x509.IPAddress) == addresses
+    assert sans.get_values_for_type(x509.DNSName) == ["server", "localhost", "lottery.example"]
