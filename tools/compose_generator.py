@@ -28,6 +28,7 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,16 +177,21 @@ def generator_arguments(prog: str, doc: str | None, what: str) -> argparse.Argum
 def main(argv: list[str] | None = None) -> int:
     parser = generator_arguments("python3 -m tools.compose_generator", __doc__, "compose")
     args = parser.parse_args(argv)
-    if not args.file:
+    return generate(parser, args.file, lambda: render(args.clients, args.mode))
+
+
+def generate(parser: argparse.ArgumentParser, file: str, render_text: Callable[[], str]) -> int:
+    """Write what `render_text` makes to `file` ('-': stdout), atomically; a bad request is a usage error."""
+    if not file:
         parser.error("the file name is empty")
     try:
-        text = render(args.clients, args.mode)
+        text = render_text()
     except ValueError as exc:
         parser.error(str(exc))
-    if args.file == "-":
+    if file == "-":
         sys.stdout.write(text)
     else:
-        write_atomically(Path(args.file), text)
+        write_atomically(Path(file), text)
     return 0
 
 

@@ -24,7 +24,6 @@ missing credentials in .secrets/ beside FILE, then passes --tls when they are al
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -35,8 +34,8 @@ from tools.compose_generator import (
     DEFAULT_MODE,
     HEALTHCHECK,
     MODES,
+    generate,
     generator_arguments,
-    write_atomically,
 )
 
 STACK_VERSION = "3.8"
@@ -197,17 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--tls", action="store_true", help="wire ./.secrets/ as Swarm secrets")
     args = parser.parse_args(argv)
-    if not args.file:
-        parser.error("the file name is empty")
-    try:
-        text = render(args.clients, args.mode, args.endpoint_mode, args.tls)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.file == "-":
-        sys.stdout.write(text)
-    else:
-        write_atomically(Path(args.file), text)
-    return 0
+    return generate(parser, args.file, lambda: render(args.clients, args.mode, args.endpoint_mode, args.tls))
 
 
 if __name__ == "__main__":
