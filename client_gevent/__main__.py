@@ -16,6 +16,7 @@ STOP = StopSignals()  # before anything slow: a stop signal during start-up stil
 
 import argparse
 import logging
+import os
 import signal
 import sys
 
@@ -24,7 +25,6 @@ import gevent
 from client_gevent.backoff import Backoff
 from client_gevent.bets_source import BetsSource, CsvBets, SingleBet
 from client_gevent.config import DEFAULT_CONFIG_PATH, ClientConfig, ConfigError, load_config
-from client_gevent.echo_mode import run_echo_loop
 from client_gevent.lottery_mode import LotteryAgency
 from shared.logs import Result, log_action, setup_logging
 
@@ -60,6 +60,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _work(config: ClientConfig) -> int:
     backoff = Backoff(config.retry_timeout.seconds, config.client_id)
     if config.mode == "echo":
+        from client_gevent.echo_mode import run_echo_loop  # only echo mode pays for its imports
+
         return run_echo_loop(config, backoff)
     source: BetsSource = SingleBet(config.single_bet) if config.single_bet else CsvBets(config.bets_file)
     return LotteryAgency(config, source, backoff).run()
@@ -111,5 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     return run(config)
 
 
+def exit_now(code: int) -> None:
+    """End the process with `code` once everything written is flushed, skipping the interpreter's teardown.
+
+    The agency has nothing left to release (its socket and file are closed), and
+    tearing down an interpreter that loaded gevent, ssl and yaml takes tens of
+    milliseconds, more on a busy machine: time every agency pays at the end of
+    a contest, where all of them finish together.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

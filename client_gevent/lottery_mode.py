@@ -2,7 +2,8 @@
 #
 #   connect -> Hello -> Welcome(stored, done)
 #   upload: skip the `stored` bets the server already has, send the rest in
-#           batches, one at a time, each waiting for its BetsAck
+#           batches, at most UPLOAD_WINDOW of them unacknowledged; each BetsAck
+#           must acknowledge the oldest batch on its way, in order
 #   Done -> DoneAck, WinnersQuery -> Winners (blocks until the draw)
 #
 # Any connection failure (refused, reset, timeout, a retryable Error) sends the
@@ -32,6 +33,7 @@
 # as bad data does: another connection to the same server would not fix it.
 from __future__ import annotations
 
+import collections
 import logging
 import ssl
 
@@ -71,6 +73,10 @@ RETRYABLE_CODES = frozenset(
         ErrorCode.SERVER_BUSY,
     }
 )
+#: Batches sent ahead of their acknowledgements. Two keep the server busy with
+#: the next batch while the previous one is being made durable, instead of
+#: waiting a round trip for it.
+UPLOAD_WINDOW = 2
 #: Failures that another connection may get past. UnexpectedReply, although a
 #: ProtocolError, is not one of them: `run` checks for it first.
 _CONNECTION_ERRORS = (ConnectFailed, PeerClosed, Timeout, ProtocolError)
@@ -95,6 +101,8 @@ class LotteryAgency:
         self._acknowledged = 0
         self._done_acknowledged = False
         self._tls: ssl.SSLContext | None = None
+        #: The documents of the file's bets and their number, once a pass over the whole file has seen them.
+        self._bounds: tuple[frozenset[str], int] | None = None
 
     def run(self) -> int:
         """Do the whole job; returns the exit code (0 on success)."""
@@ -176,40 +184,60 @@ class LotteryAgency:
     def _own_documents(self) -> tuple[frozenset[str], int]:
         """The documents this agency bet with, and its number of bets: what bounds the winners reply.
 
-        Read from the bets source again (one pass, a set no larger than the file).
+        Kept from the upload when it read the whole file; else read from the bets
+        source (one pass, a set no larger than the file).
 
         Raises:
             BetsFileError: the source can no longer be read.
         """
-        documents: set[str] = set()
-        count = 0
-        for bet in self._source.rows():
-            documents.add(bet.document)
-            count += 1
-        return frozenset(documents), count
+        if self._bounds is None:
+            documents: set[str] = set()
+            count = 0
+            for bet in self._source.rows():
+                documents.add(bet.document)
+                count += 1
+            self._bounds = frozenset(documents), count
+        return self._bounds
 
     def _upload(self, server: ServerConnection, stored: int) -> None:
         index = stored
+        #: The `stored` count each batch on its way should be acknowledged with, oldest first.
+        in_flight: collections.deque[int] = collections.deque()
         level = logging.INFO if self._config.single_bet is not None else logging.DEBUG
+        #: An upload from the first row reads the whole file: it notes the documents on the way.
+        documents: set[str] | None = set() if stored == 0 else None
         try:
             for batch in batches(self._source.rows(skip=stored), self._config.batch_max_amount):
+                if documents is not None:
+                    documents.update([bet.document for bet in batch])
                 if logger.isEnabledFor(level):
                     for bet in batch:
                         log_action(
                             logger, level, "apuesta_enviada", Result.SUCCESS, dni=bet.document, numero=bet.number
                         )
-                ack = server.request(Bets(index, tuple(batch)), BetsAck)
-                if ack.stored != index + len(batch):
-                    raise UnexpectedReply(f"server acknowledged {ack.stored} bets, expected {index + len(batch)}")
-                index = ack.stored
-                if index > self._acknowledged:  # progress: bets never acknowledged before
-                    self._acknowledged = index
-                    self._backoff.succeeded()
+                server.send_message(Bets(index, tuple(batch)))
+                index += len(batch)
+                in_flight.append(index)
+                if len(in_flight) == UPLOAD_WINDOW:
+                    self._take_ack(server, in_flight.popleft())
         except BetTooLarge as exc:
             raise BetsFileError(self._source.path, self._source.line, str(exc)) from exc
+        if documents is not None:
+            self._bounds = frozenset(documents), index
+        while in_flight:
+            self._take_ack(server, in_flight.popleft())
         log_action(
             logger, logging.INFO, "upload", Result.SUCCESS, client_id=self._agency, sent=index - stored, stored=index
         )
+
+    def _take_ack(self, server: ServerConnection, expected: int) -> None:
+        """Read the acknowledgement of the oldest batch on its way, which must count `expected` bets stored."""
+        ack = server.expect(BetsAck)
+        if ack.stored != expected:
+            raise UnexpectedReply(f"server acknowledged {ack.stored} bets, expected {expected}")
+        if expected > self._acknowledged:  # progress: bets never acknowledged before
+            self._acknowledged = expected
+            self._backoff.succeeded()
 
     def _fail(self, error: Exception, **details: object) -> int:
         log_action(logger, logging.ERROR, self._phase, Result.FAIL, client_id=self._agency, **details, error=error)

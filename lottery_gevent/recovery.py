@@ -89,14 +89,19 @@ class _LineFeeder:
         return invalid
 
 
-def _agency_of(row: list[str]) -> int:
-    """The agency of a stored row; raises ValueError if the row is not a valid bet."""
+def stored_form(bet: Bet) -> tuple[str, str, str, str, str]:
+    """A bet's fields as the contract writes them: what the resume digest covers."""
+    return (bet.first_name, bet.last_name, bet.document, bet.birthdate.isoformat(), str(bet.number))
+
+
+def _parse_row(row: list[str]) -> Bet:
+    """A stored row as a Bet; raises ValueError if the row is not a valid bet."""
     if len(row) != ROW_FIELDS:
         raise ValueError(f"{len(row)} fields, expected {ROW_FIELDS}")
     bet = Bet(*row)
     if bet.agency < 1:
         raise ValueError(f"agency {bet.agency}")
-    return bet.agency
+    return bet
 
 
 def recover_bets(path: str) -> Recovered:
@@ -135,16 +140,16 @@ def recover_bets(path: str) -> Recovered:
             try:
                 if feeder.take_invalid_utf8():
                     raise ValueError("not UTF-8")
-                agency = _agency_of(row)
+                bet = _parse_row(row)
             except ValueError as exc:
                 problem = f"record ending on line {reader.line_num}: {exc}"
                 problem_complete = True
                 continue
-            counts[agency] += 1
-            digest = digests.get(agency)
+            counts[bet.agency] += 1
+            digest = digests.get(bet.agency)
             if digest is None:
-                digest = digests[agency] = BetsDigest()
-            digest.update(row[1:])
+                digest = digests[bet.agency] = BetsDigest()
+            digest.update(stored_form(bet))
             good_end = feeder.consumed
         size = file.seek(0, os.SEEK_END)
     if problem_complete and feeder.consumed < size:

@@ -38,7 +38,7 @@ from gevent.lock import BoundedSemaphore
 from lottery_gevent import contract
 from lottery_gevent.contest import load_or_create_contest
 from lottery_gevent.contract import Bet
-from lottery_gevent.recovery import recover_bets, recover_done
+from lottery_gevent.recovery import recover_bets, recover_done, stored_form
 from shared.errors import LotteryError
 from shared.logs import Result, log_action
 from shared.protocol import EMPTY_DIGEST, BetsDigest
@@ -200,7 +200,7 @@ class BetStore:
             self._counts[agency] = stored + len(bets)
             before = self._digests.get(agency)
             after = BetsDigest() if before is None else before.copy()
-            after.update_many(_stored_form(bet) for bet in bets)
+            after.update_many(map(stored_form, bets))
             self._digests[agency] = after
             if self._durable:
                 self._unsynced.append((self._size, agency, stored, before))
@@ -304,11 +304,6 @@ class BetStore:
         finally:
             self._sync_done = None
             done.set()
-
-
-def _stored_form(bet: Bet) -> tuple[str, str, str, str, str]:
-    """A bet's fields as the contract writes them (what the resume digest covers)."""
-    return (bet.first_name, bet.last_name, bet.document, bet.birthdate.isoformat(), str(bet.number))
 
 
 def _scan_winners() -> dict[int, list[str]]:

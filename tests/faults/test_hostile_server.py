@@ -15,6 +15,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from client_gevent.bets_source import CsvBets
 from shared.protocol import (
     CONTEST_ID_SIZE,
     EMPTY_DIGEST,
@@ -109,6 +112,19 @@ class HostileServer:
             except (OSError, EOFError):
                 return  # the client left: what the attack wants to see
 
+#: How the fake meets the agency: with nothing stored (the agency uploads its whole file, noting its
+#: documents on the way), or with every bet stored and done (it reads its file for them instead).
+UPLOADED = ["fresh", "done"]
+
+
+def welcome_for(agency: Agency, uploaded: str) -> Welcome | None:
+    if uploaded == "fresh":
+        return None
+    digest, rows = CsvBets(agency.path).prefix(FILE_BETS)
+    assert rows == FILE_BETS
+    return Welcome(FILE_BETS, True, CONTEST, digest)
+
+
 def run_client(tmp_path: Path, agency: Agency, server: HostileServer) -> ClientProcess:
     client = ClientProcess(tmp_path, 1, server.port, agency.path, env=CLIENT_ENV)
     client.wait(TIMEOUT_S)
@@ -125,8 +141,9 @@ def own_document(agency: Agency) -> str:
     return agency.path.read_text(encoding="utf-8").splitlines()[0].split(",")[2]
 
 
+@pytest.mark.parametrize("uploaded", UPLOADED)
 def test_endless_winners_are_cut_at_the_agencys_bet_count(
-    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path, uploaded: str
 ) -> None:
     # Finding 5: Winners(more=1) for ever grew the client to 727 MB.
     (agency,) = make_agencies(1, FILE_BETS, [0])
@@ -137,15 +154,16 @@ def test_endless_winners_are_cut_at_the_agencys_bet_count(
         while not stop.is_set():
             conn.sendall(part)
 
-    with HostileServer(on_winners=endless) as server:
+    with HostileServer(welcome_for(agency, uploaded), on_winners=endless) as server:
         client = run_client(tmp_path, agency, server)
     assert client.process.returncode == 1
     assert f"more documents than the agency's {FILE_BETS} bets" in the_failure(client)
     assert server.connections == 1  # not retried: another connection would not fix it
 
 
+@pytest.mark.parametrize("uploaded", UPLOADED)
 def test_winners_the_agency_never_bet_with_are_refused(
-    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path, uploaded: str
 ) -> None:
     (agency,) = make_agencies(1, FILE_BETS, [0])
 
@@ -153,7 +171,7 @@ def test_winners_the_agency_never_bet_with_are_refused(
         conn.sendall(encode(Winners(("99999999",), more=False)))
         stop.wait(TIMEOUT_S)
 
-    with HostileServer(on_winners=strangers) as server:
+    with HostileServer(welcome_for(agency, uploaded), on_winners=strangers) as server:
         client = run_client(tmp_path, agency, server)
     assert client.process.returncode == 1
     assert "1 documents this agency never bet with" in the_failure(client)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from client_gevent.lottery_mode import UPLOAD_WINDOW
 from shared.protocol import (
     CONTEST_ID_SIZE,
     EMPTY_DIGEST,
@@ -88,7 +89,7 @@ def test_server_stops_while_agencies_wait_for_the_draw(start_server: Callable[..
 
 
 def test_client_stops_mid_upload(make_agencies: Callable[..., list[Agency]], tmp_path: Path) -> None:
-    """A stand-in server takes the first batch and never acknowledges it."""
+    """A stand-in server takes the first batches (as many as the client sends ahead) and acknowledges none."""
     (agency,) = make_agencies(1, 300, [0])
     with socket.create_server(("127.0.0.1", 0)) as listener:
         listener.settimeout(STOP_BOUND_S)
@@ -99,7 +100,11 @@ def test_client_stops_mid_upload(make_agencies: Callable[..., list[Agency]], tmp
             decoder = FrameDecoder()
             assert read_message(conn, decoder) == Hello(1)
             send_message(conn, Welcome(0, False, bytes(CONTEST_ID_SIZE), EMPTY_DIGEST))
-            assert isinstance(read_message(conn, decoder), Bets)
+            start = 0
+            for _ in range(UPLOAD_WINDOW):
+                sent = read_message(conn, decoder)
+                assert isinstance(sent, Bets) and sent.start == start
+                start += len(sent.bets)
             client.signal(signal.SIGTERM)
             assert client.wait(STOP_BOUND_S) == 0
             assert read_to_eof(conn) == b""  # the client closed its socket, with nothing more to say

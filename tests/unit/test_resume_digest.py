@@ -49,10 +49,16 @@ def write_csv(path: Path, rows: list[BetFields]) -> None:
 # --- the canonical form ---------------------------------------------------------------
 
 
-def test_canonical_bet_is_length_prefixed_utf8_fields() -> None:
-    assert canonical_bet(BetFields("Zoë", "Li", "7", "2000-01-31", "0074")) == (
-        b"\x00\x00\x00\x04Zo\xc3\xab\x00\x00\x00\x02Li\x00\x00\x00\x017\x00\x00\x00\x0a2000-01-31\x00\x00\x00\x0274"
+def test_canonical_bet_is_length_prefixed_text_in_utf8() -> None:
+    # Lengths count characters ("Zoë" is 3), the number loses its leading zeros.
+    assert canonical_bet(BetFields("Zoë", "Li", "7", "2000-01-31", "0074")) == b"3:Zo\xc3\xab2:Li1:710:2000-01-312:74"
+
+
+def test_a_number_of_zeros_is_zero() -> None:
+    assert canonical_bet(BetFields("A", "B", "1", "2000-01-31", "000")) == canonical_bet(
+        BetFields("A", "B", "1", "2000-01-31", "0")
     )
+
 
 
 def test_the_digest_of_no_bets_is_sha256_of_nothing() -> None:
