@@ -1,6 +1,6 @@
 # Strategy: how the client waits between attempts. Capped exponential backoff
 # with jitter (each pause is a random fraction between half and all of
-# min(cap, base * 2**attempt)), so that agencies restarted together do not
+# min(cap, base * GROWTH**attempt)), so that agencies restarted together do not
 # retry in lockstep. The client gives up only after failing continuously for
 # `give_up_after_s`; any progress (`succeeded()`) restarts that window.
 from __future__ import annotations
@@ -21,6 +21,12 @@ logger = logging.getLogger(__name__)
 #: connect is usually a server a few tens of milliseconds from listening.
 BASE_DELAY_S = 0.02
 MAX_DELAY_S = 2.0
+#: How much longer each pause may be than the one before. With 2, an agency waiting
+#: for a server that is still starting may sleep past its start for about as long
+#: as it has already waited; with 1.5, for about half of that (a Compose start
+#: measured 0.4 s lost so by its last agency). Still a few dozen attempts at most
+#: in a 30 s retry window.
+GROWTH = 1.5
 
 
 class GaveUp(LotteryError):
@@ -61,7 +67,7 @@ class Backoff:
         elapsed = now - self._failing_since
         if elapsed >= self._window:
             raise GaveUp(f"{action} kept failing for {elapsed:.1f}s: {error}") from error
-        ceiling = min(MAX_DELAY_S, BASE_DELAY_S * 2**self._attempt)
+        ceiling = min(MAX_DELAY_S, BASE_DELAY_S * GROWTH**self._attempt)
         delay = min(ceiling * self._rng.uniform(0.5, 1.0), self._window - elapsed)
         self._attempt += 1
         log_action(

@@ -13,7 +13,7 @@ import types
 import pytest
 
 from client_gevent import backoff
-from client_gevent.backoff import BASE_DELAY_S, MAX_DELAY_S, Backoff, GaveUp
+from client_gevent.backoff import BASE_DELAY_S, GROWTH, MAX_DELAY_S, Backoff, GaveUp
 from shared.errors import ConnectFailed
 from tests.support.processes import parse_action
 
@@ -46,10 +46,10 @@ ERROR = ConnectFailed("cannot connect to server:12345: refused")
 
 def test_pauses_grow_exponentially_with_jitter_up_to_the_cap(clock: FakeClock) -> None:
     pacer = Backoff(give_up_after_s=1000, client_id=1, rng=random.Random(7))
-    for _ in range(10):
+    for _ in range(20):
         pacer.failed("connect", ERROR)
     for attempt, pause in enumerate(clock.sleeps):
-        ceiling = min(MAX_DELAY_S, BASE_DELAY_S * 2**attempt)
+        ceiling = min(MAX_DELAY_S, BASE_DELAY_S * GROWTH**attempt)
         assert ceiling / 2 <= pause <= ceiling
     assert max(clock.sleeps) <= MAX_DELAY_S
 
@@ -73,8 +73,8 @@ def test_gives_up_once_failures_outlast_the_window(clock: FakeClock) -> None:
 
 def test_success_restarts_the_window_and_the_ladder(clock: FakeClock) -> None:
     pacer = Backoff(give_up_after_s=3, client_id=1, rng=random.Random(1))
-    # Each round of three failures pauses at least 7 * BASE_DELAY_S / 2 in all.
-    rounds = int(2 * 3 / (7 * BASE_DELAY_S / 2)) + 1
+    # Each round of three failures pauses at least (1 + GROWTH + GROWTH**2) * BASE_DELAY_S / 2 in all.
+    rounds = int(2 * 3 / ((1 + GROWTH + GROWTH**2) * BASE_DELAY_S / 2)) + 1
     for _ in range(rounds):
         for _ in range(3):
             pacer.failed("connect", ERROR)
