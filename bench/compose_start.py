@@ -14,6 +14,12 @@ data (`run(runs) -> dict`); ``make bench`` puts them on the benchmark page.
 # figure into "until the server runs" and "after". Every run is checked: each
 # client exits 0 with its course winners and no log line says `result: fail`.
 # Nothing sleeps: `docker wait` blocks until the clients stop.
+#
+# Each run is followed by the engine's floor, measured the same way: the same
+# project with every service's image replaced by busybox doing nothing (the
+# server sleeps, each client exits at once), the network, mounts and secrets
+# kept. What the contest adds to it is ours; the floor is the engine's, on this
+# machine at that moment (it shares the two cores, and moves with them).
 from __future__ import annotations
 
 import argparse
@@ -30,6 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tests.docker.compose import build_images
 from tests.support.processes import REPO_ROOT, parse_action
 from tools.compose_generator import render
@@ -42,6 +50,8 @@ DEFAULT_RUNS = 5
 #: Bounds for one docker command and for one whole contest (seconds).
 DOCKER_TIMEOUT_S = 120.0
 CONTEST_TIMEOUT_S = 300.0
+#: What the engine's floor runs instead of our images (the Docker sandbox provides it).
+FLOOR_IMAGE = "busybox:latest"
 
 
 def _docker(*args: str, timeout: float = DOCKER_TIMEOUT_S, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -94,6 +104,32 @@ def _check(container: str, agency: int | None) -> list[str]:
     return problems
 
 
+def _floor_file(compose_text: str) -> str:
+    """The same Compose project with services that do nothing (see the header)."""
+    project = yaml.safe_load(compose_text)
+    for name, service in project["services"].items():
+        service["image"] = FLOOR_IMAGE
+        service["entrypoint"] = ["sleep", str(int(CONTEST_TIMEOUT_S))] if name == "server" else ["true"]
+        service.pop("healthcheck", None)
+    text: str = yaml.safe_dump(project, sort_keys=False)
+    return text
+
+
+def floor_run(compose_file: Path, project: str) -> float:
+    """`up -d` of the do-nothing project to its last client's exit, once (seconds)."""
+    compose = ["compose", "-p", project, "-f", str(compose_file)]
+    clients = [f"client{k}" for k in DATASET_WINNERS]
+    try:
+        began_wall = time.time()
+        _docker(*compose, "up", "-d")
+        _docker("wait", *clients, timeout=CONTEST_TIMEOUT_S)
+        return max(
+            _stamp(json.loads(_docker("inspect", "-f", "{{json .State}}", c).stdout)["FinishedAt"]) for c in clients
+        ) - began_wall
+    finally:
+        _docker(*compose, "down", "-v", "-t", "0", check=False)
+
+
 def one_run(directory: Path, project: str) -> dict[str, Any]:
     """`up -d` to the last client exit, once; the project is taken down afterwards."""
     compose = ["compose", "-p", project, "-f", str(directory / "docker-compose.yaml")]
@@ -128,7 +164,8 @@ def run(runs: int = DEFAULT_RUNS) -> dict[str, Any]:
 
     Returns:
         {"runs": [per-run dicts], "median_s", "min_s", "max_s" (up -> last client exit),
-        "median_server_start_s", "correct": every run exact and without fail lines}.
+        "median_server_start_s", "median_engine_floor_s" (the do-nothing project, right after each run),
+        "correct": every run exact and without fail lines}.
 
     Raises:
         FileNotFoundError: no course dataset.zip.
@@ -141,8 +178,12 @@ def run(runs: int = DEFAULT_RUNS) -> dict[str, Any]:
     results = []
     with tempfile.TemporaryDirectory(prefix="compose-start-") as temporary:
         directory = _project_dir(Path(temporary), archive)
+        floor_file = directory / "engine-floor.yaml"
+        floor_file.write_text(_floor_file((directory / "docker-compose.yaml").read_text(encoding="utf-8")))
         for number in range(runs):
-            results.append(one_run(directory, f"bench{os.getpid()}n{number}"))
+            result = one_run(directory, f"bench{os.getpid()}n{number}")
+            result["engine_floor_s"] = floor_run(floor_file, f"bench{os.getpid()}f{number}")
+            results.append(result)
     totals = [result["up_to_last_exit_s"] for result in results]
     return {
         "runs": results,
@@ -150,6 +191,7 @@ def run(runs: int = DEFAULT_RUNS) -> dict[str, Any]:
         "min_s": min(totals),
         "max_s": max(totals),
         "median_server_start_s": statistics.median(result["up_to_server_started_s"] for result in results),
+        "median_engine_floor_s": statistics.median(result["engine_floor_s"] for result in results),
         "correct": all(not result["problems"] for result in results),
     }
 

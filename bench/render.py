@@ -193,6 +193,21 @@ def _extra_targets(results: Record) -> list[str]:
             "|---|---|---|---|---|", *rows, ""]
 
 
+def _engine_floor(compose: Record) -> list[str]:
+    """The floor row of the Compose table and the note under it (results from before the floor have neither)."""
+    if "median_engine_floor_s" not in compose:
+        return []
+    per_run = ", ".join(f"{run['engine_floor_s']:.2f}" for run in compose["runs"])
+    return [
+        f"| the engine's floor: the same project doing nothing, up → last exit | "
+        f"{compose['median_engine_floor_s']:.2f} s | | {per_run} |",
+        "",
+        "The floor replaces every image by busybox doing nothing (the server sleeps, each client exits at once) "
+        "and keeps the network, mounts and secrets; it runs right after each contest, so both see the machine "
+        "in the same state.",
+    ]
+
+
 def _compose(compose: Record | None) -> list[str]:
     if not compose or "error" in compose:
         return []
@@ -209,6 +224,7 @@ def _compose(compose: Record | None) -> list[str]:
         f"| up → last client exit | {compose['median_s']:.2f} s | {compose['min_s']:.2f} – {compose['max_s']:.2f} s "
         f"| {per_run} |",
         f"| up → server container started | {compose['median_server_start_s']:.2f} s | | |",
+        *_engine_floor(compose),
         "",
         f"Every agency exited 0 with its exact winners and no `fail` line, in every run: {yes(compose['correct'])}.",
         "",

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from bench import render
+from bench.compose_start import FLOOR_IMAGE, _floor_file
+from tools.compose_generator import render as compose_file
 
 
 def _contest(agencies: int, bets: int, exact: bool = True) -> dict[str, Any]:
@@ -59,3 +63,31 @@ def test_a_failed_extra_is_a_missed_target_and_no_section() -> None:
     targets = "\n".join(render._extra_targets({"extras": {"compose": failed}}))
     assert "failed: DockerError: no engine" in targets and "**missed**" in targets
     assert render._compose(failed) == []
+
+
+def test_the_engine_floor_is_shown_beside_the_contest_when_measured() -> None:
+    runs = [{"up_to_last_exit_s": 4.0, "engine_floor_s": 2.1}, {"up_to_last_exit_s": 4.2, "engine_floor_s": 1.9}]
+    compose = {
+        "runs": runs,
+        "median_s": 4.1,
+        "min_s": 4.0,
+        "max_s": 4.2,
+        "median_server_start_s": 1.2,
+        "median_engine_floor_s": 2.0,
+        "correct": True,
+    }
+    page = "\n".join(render._compose(compose))
+    assert "| the engine's floor: the same project doing nothing, up → last exit | 2.00 s | | 2.10, 1.90 |" in page
+    older = {key: value for key, value in compose.items() if key != "median_engine_floor_s"}
+    assert "floor" not in "\n".join(render._compose(older))  # results from before the floor render without it
+
+
+def test_the_floor_project_keeps_the_services_and_network_but_runs_nothing() -> None:
+    original = yaml.safe_load(compose_file(2))
+    floor = yaml.safe_load(_floor_file(compose_file(2)))
+    assert list(floor["services"]) == list(original["services"]) == ["server", "client1", "client2"]
+    assert {service["image"] for service in floor["services"].values()} == {FLOOR_IMAGE}
+    assert floor["services"]["client1"]["entrypoint"] == ["true"]
+    assert floor["services"]["server"]["entrypoint"][0] == "sleep" and "healthcheck" not in floor["services"]["server"]
+    assert floor["networks"] == original["networks"] and floor["secrets"] == original["secrets"]
+    assert floor["services"]["client2"]["volumes"] == original["services"]["client2"]["volumes"]
