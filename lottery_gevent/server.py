@@ -16,7 +16,10 @@
 #     RateLimiter: any peer can fail one), and followed by an agency session
 #     over the TLS stream, which knows the peer's certificate name. A plaintext
 #     protocol connection gets Error(TLS_REQUIRED) and is closed. The inline
-#     echo stays plaintext on the same port.
+#     echo stays plaintext on the same port. With TLS off, a handshake is
+#     logged once and answered with a fatal TLS alert, so that an agency set up
+#     for TLS stops at once instead of retrying (it used to get its ClientHello
+#     echoed back).
 #   - Sessions get what they need (store, lottery, the agency registry of
 #     registry.py, the config) and never see the server.
 #   - stop(): close the listener, end every session (also those waiting on the
@@ -53,6 +56,7 @@ from shared.transport import (
     Stream,
     configure_stream,
     receive_message,
+    refuse_tls_handshake,
     send_message,
     server_tls_context,
 )
@@ -162,6 +166,8 @@ class LotteryServer:
             if first[0] == TLS_HANDSHAKE_BYTE and self._tls is not None:
                 stream = self._start_tls(stream, self._tls, ip)
                 self._serve_agency(stream, ip, accepted_at)
+            elif first[0] == TLS_HANDSHAKE_BYTE:
+                self._refuse_tls(stream, ip)
             elif first[0] == START_BYTE and self._tls is not None:
                 self._refuse_plaintext(stream, ip)
             elif first[0] == START_BYTE:
@@ -212,6 +218,15 @@ class LotteryServer:
             stream.settimeout(self.config.frame_timeout_s)
             send_message(stream, Error(ErrorCode.TLS_REQUIRED, detail))
         except (PeerClosed, Timeout, ProtocolError):
+            pass
+
+    def _refuse_tls(self, stream: Stream, ip: str) -> None:
+        """A TLS handshake on a server with TLS off: say so once, answer with a fatal alert, close."""
+        error = "the peer began a TLS handshake, but this server has TLS off (SERVER_TLS_CERT, _KEY, _CA unset)"
+        self._limit_log.log(logger, logging.WARNING, "tls_handshake", Result.FAIL, ip=ip, error=error)
+        try:
+            refuse_tls_handshake(stream, self.config.frame_timeout_s)
+        except (PeerClosed, Timeout):
             pass
 
     def _refuse(self, sock: socket.socket, address: tuple[str, int], detail: str | None = None) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -54,6 +55,14 @@ KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_PROBES = 3
 #: The first byte of a TLS handshake record (ContentType handshake).
 TLS_HANDSHAKE_BYTE = 0x16
+#: A TLS record header: content type, legacy version (2 bytes), length (2 bytes).
+_TLS_RECORD_HEADER = struct.Struct(">BHH")
+#: The longest record a peer may send (TLS 1.3: 2**14 bytes of text, plus 256 of expansion).
+_TLS_MAX_RECORD = 2**14 + 256
+#: A plaintext fatal alert record, handshake_failure (40): what a server without
+#: TLS answers a ClientHello with, so that the agency stops at once instead of
+#: retrying a server that will never speak TLS.
+TLS_HANDSHAKE_FAILURE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40])
 #: The oldest TLS version either end accepts.
 TLS_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_3
 
@@ -414,6 +423,24 @@ def open_connection(host: str, port: int, timeout: float | None, tls: ssl.SSLCon
     configure_stream(sock)
     stream = Stream(sock)
     return stream if tls is None else stream.start_tls(tls, timeout=timeout, server_hostname=host)
+
+
+def refuse_tls_handshake(stream: Stream, timeout: float) -> None:
+    """Answer a peer that began a TLS handshake on a plaintext server with a fatal alert, within `timeout`.
+
+    Reads the peer's first record whole (so that closing the socket sends no RST
+    over the alert), then sends TLS_HANDSHAKE_FAILURE_ALERT. The caller closes.
+
+    Raises:
+        PeerClosed: the connection broke, or the record was not one (a length past the TLS maximum).
+        Timeout: the record did not arrive within `timeout`.
+    """
+    with gevent.Timeout(timeout, Timeout(f"TLS record not complete within {timeout}s")):
+        _, _, length = _TLS_RECORD_HEADER.unpack(stream.recv_exact(_TLS_RECORD_HEADER.size))
+        if length > _TLS_MAX_RECORD:
+            raise PeerClosed()
+        stream.recv_exact(length)
+        stream.send_all(TLS_HANDSHAKE_FAILURE_ALERT)
 
 
 def send_message(stream: Stream, message: Message) -> None:

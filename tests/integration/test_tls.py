@@ -190,6 +190,23 @@ def test_the_client_refuses_a_server_it_cannot_verify_once_and_for_all(
     assert server.stored_rows() == []
 
 
+def test_an_agency_set_up_for_tls_stops_at_once_at_a_server_with_tls_off(
+    start_server: Callable[..., ServerProcess], contest: Contest, tmp_path: Path
+) -> None:
+    server = start_server(agencies=1)  # TLS off
+    env = {**contest.client_env(1), **SINGLE_BET, "CLI_CONNECTION_RETRYTIMEOUT": "60s"}
+    client = ClientProcess(tmp_path, 1, server.port, env=env)
+
+    assert client.wait(30) == 1
+    failures = [line for line in client.lines if "result: fail" in line]
+    assert len(failures) == 1 and "refused the TLS handshake" in failures[0], client.output()
+    assert "result: in_progress" not in client.output()  # no retry loop
+    refusals = server.actions("tls_handshake")
+    assert len(refusals) == 1 and refusals[0]["result"] == "fail" and "TLS off" in refusals[0]["error"]
+    assert server.actions("receive_message") == []  # the ClientHello is no longer taken for an echo line
+    assert server.stored_rows() == []
+
+
 def test_real_dataset_under_tls_and_no_dni_in_clear_on_the_wire(
     start_server: Callable[..., ServerProcess], contest: Contest, real_dataset: Path, tmp_path: Path
 ) -> None:

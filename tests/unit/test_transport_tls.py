@@ -12,6 +12,7 @@ import gevent.event
 import gevent.socket
 import pytest
 
+from shared import transport
 from shared.errors import PeerClosed, Timeout, TlsRejected, TlsSetupFailed
 from shared.protocol import BetsAck, FrameDecoder, Hello
 from shared.transport import (
@@ -23,6 +24,7 @@ from shared.transport import (
     server_tls_context,
 )
 from tests.support.tls import Contest
+from tests.unit.fakes import FakeSocket
 
 #: Bound on every wait in these tests: reaching it means the code under test hung.
 HANG_S = 10.0
@@ -137,3 +139,34 @@ def test_missing_or_mismatched_files_fail_setup(contest: Contest, tmp_path: Path
         server_tls_context(tmp_path / "none.pem", tmp_path / "none.key", contest.ca)
     with pytest.raises(TlsSetupFailed):  # agency 1's key does not go with the server's certificate
         server_tls_context(contest.directory / "server.pem", contest.key(1), contest.ca)
+
+
+# --- a handshake on a server with TLS off ------------------------------------------------
+
+
+def _record(body: bytes, declared: int | None = None) -> bytes:
+    length = len(body) if declared is None else declared
+    return bytes([transport.TLS_HANDSHAKE_BYTE, 0x03, 0x01]) + length.to_bytes(2, "big") + body
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_client_hello_is_read_whole_then_answered_with_a_fatal_alert(seed: int) -> None:
+    hello = _record(bytes(range(200)))
+    sock = FakeSocket(hello + b"after", seed=seed)
+    transport.refuse_tls_handshake(Stream(sock), timeout=5)
+    assert bytes(sock.sent) == transport.TLS_HANDSHAKE_FAILURE_ALERT
+    assert sock.unread == b"after"  # exactly the record, nothing past it
+
+
+def test_a_record_longer_than_tls_allows_is_not_read_and_gets_no_answer() -> None:
+    sock = FakeSocket(_record(b"", declared=2**16 - 1))
+    with pytest.raises(PeerClosed):
+        transport.refuse_tls_handshake(Stream(sock), timeout=5)
+    assert sock.sent == b""
+
+
+def test_a_record_cut_short_is_a_closed_peer() -> None:
+    sock = FakeSocket(_record(b"abc", declared=100))
+    with pytest.raises(PeerClosed):
+        transport.refuse_tls_handshake(Stream(sock), timeout=5)
+    assert sock.sent == b""
