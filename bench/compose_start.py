@@ -104,7 +104,7 @@ def _check(container: str, agency: int | None) -> list[str]:
     return problems
 
 
-def _floor_file(compose_text: str) -> str:
+def floor_project(compose_text: str) -> str:
     """The same Compose project with services that do nothing (see the header)."""
     project = yaml.safe_load(compose_text)
     for name, service in project["services"].items():
@@ -123,9 +123,12 @@ def floor_run(compose_file: Path, project: str) -> float:
         began_wall = time.time()
         _docker(*compose, "up", "-d")
         _docker("wait", *clients, timeout=CONTEST_TIMEOUT_S)
-        return max(
-            _stamp(json.loads(_docker("inspect", "-f", "{{json .State}}", c).stdout)["FinishedAt"]) for c in clients
-        ) - began_wall
+        return (
+            max(
+                _stamp(json.loads(_docker("inspect", "-f", "{{json .State}}", c).stdout)["FinishedAt"]) for c in clients
+            )
+            - began_wall
+        )
     finally:
         _docker(*compose, "down", "-v", "-t", "0", check=False)
 
@@ -164,7 +167,8 @@ def run(runs: int = DEFAULT_RUNS) -> dict[str, Any]:
 
     Returns:
         {"runs": [per-run dicts], "median_s", "min_s", "max_s" (up -> last client exit),
-        "median_server_start_s", "median_engine_floor_s" (the do-nothing project, right after each run),
+        "median_server_start_s", "median_engine_floor_s" (the do-nothing project, right after each run;
+        absent if no run measured it: each such run says why in "engine_floor_error"),
         "correct": every run exact and without fail lines}.
 
     Raises:
@@ -179,19 +183,28 @@ def run(runs: int = DEFAULT_RUNS) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="compose-start-") as temporary:
         directory = _project_dir(Path(temporary), archive)
         floor_file = directory / "engine-floor.yaml"
-        floor_file.write_text(_floor_file((directory / "docker-compose.yaml").read_text(encoding="utf-8")))
+        floor_file.write_text(floor_project((directory / "docker-compose.yaml").read_text(encoding="utf-8")))
+        # No pull can happen here: without the image there is no floor, and the contest figures still count.
+        floor_ready = _docker("image", "inspect", FLOOR_IMAGE, check=False).returncode == 0
         for number in range(runs):
             result = one_run(directory, f"bench{os.getpid()}n{number}")
-            result["engine_floor_s"] = floor_run(floor_file, f"bench{os.getpid()}f{number}")
+            if not floor_ready:
+                result["engine_floor_error"] = f"no {FLOOR_IMAGE} image on this engine"
+            else:
+                try:
+                    result["engine_floor_s"] = floor_run(floor_file, f"bench{os.getpid()}f{number}")
+                except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                    result["engine_floor_error"] = f"{type(exc).__name__}: {exc}"
             results.append(result)
     totals = [result["up_to_last_exit_s"] for result in results]
+    floors = [result["engine_floor_s"] for result in results if "engine_floor_s" in result]
     return {
         "runs": results,
         "median_s": statistics.median(totals),
         "min_s": min(totals),
         "max_s": max(totals),
         "median_server_start_s": statistics.median(result["up_to_server_started_s"] for result in results),
-        "median_engine_floor_s": statistics.median(result["engine_floor_s"] for result in results),
+        **({"median_engine_floor_s": statistics.median(floors)} if floors else {}),
         "correct": all(not result["problems"] for result in results),
     }
 

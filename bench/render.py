@@ -189,15 +189,21 @@ def _extra_targets(results: Record) -> list[str]:
         )
     if not rows:
         return []
-    return ["Measured once per invocation (not per variant):", "", "| figure | target | measured | verdict | source |",
-            "|---|---|---|---|---|", *rows, ""]
+    return [
+        "Measured once per invocation (not per variant):",
+        "",
+        "| figure | target | measured | verdict | source |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _engine_floor(compose: Record) -> list[str]:
     """The floor row of the Compose table and the note under it (results from before the floor have neither)."""
     if "median_engine_floor_s" not in compose:
         return []
-    per_run = ", ".join(f"{run['engine_floor_s']:.2f}" for run in compose["runs"])
+    per_run = ", ".join(f"{run['engine_floor_s']:.2f}" if "engine_floor_s" in run else "—" for run in compose["runs"])
     return [
         f"| the engine's floor: the same project doing nothing, up → last exit | "
         f"{compose['median_engine_floor_s']:.2f} s | | {per_run} |",

@@ -21,11 +21,10 @@ logger = logging.getLogger(__name__)
 #: connect is usually a server a few tens of milliseconds from listening.
 BASE_DELAY_S = 0.02
 MAX_DELAY_S = 2.0
-#: How much longer each pause may be than the one before. With 2, an agency waiting
-#: for a server that is still starting may sleep past its start for about as long
-#: as it has already waited; with 1.5, for about half of that (a Compose start
-#: measured 0.4 s lost so by its last agency). Still a few dozen attempts at most
-#: in a 30 s retry window.
+#: How much each pause's ceiling grows per attempt. An agency waiting for a server
+#: that is still starting may sleep past its start for up to the current pause;
+#: with 1.5 that is about half the time already waited (with 2 it would be all of
+#: it). Still a few dozen attempts at most in a 30 s retry window.
 GROWTH = 1.5
 
 

@@ -1,6 +1,8 @@
 # Strategy: the one request/reply peer of the protocol. The agency client, the
 # benchmark's load generator and the tests all talk to the server through
-# `ServerConnection`: send one message, read one reply, check its type. Bytes
+# `ServerConnection`: send a message, read a reply, check its type (the agency
+# sends its next batch before reading the previous one's ack: `send_message`,
+# then `expect`, in order). Bytes
 # are moved only by shared.transport; this module decides what to send and
 # what to expect, and never trusts the server:
 #

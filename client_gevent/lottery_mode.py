@@ -16,7 +16,8 @@
 # CSV row, a bet the server rejects) is not retried: it ends the run with one
 # `fail` line. Nor is a TLS certificate problem (the server's certificate does
 # not verify against the CA or the host name, or the server refuses ours): the
-# same credentials would fail the same way.
+# same credentials would fail the same way. Nor is a server that speaks another
+# protocol version.
 #
 # `stored` is trusted only with what it covers. Before skipping the stored rows
 # (or, when told it is done, before asking for winners), the agency computes the
@@ -55,6 +56,7 @@ from shared.errors import (
     TlsRejected,
     TlsSetupFailed,
     UnexpectedReply,
+    VersionMismatch,
 )
 from shared.logs import Result, log_action
 from shared.protocol import Bets, BetsAck, Done, DoneAck, ErrorCode, Hello, Welcome
@@ -77,8 +79,9 @@ RETRYABLE_CODES = frozenset(
 #: the next batch while the previous one is being made durable, instead of
 #: waiting a round trip for it.
 UPLOAD_WINDOW = 2
-#: Failures that another connection may get past. UnexpectedReply, although a
-#: ProtocolError, is not one of them: `run` checks for it first.
+#: Failures that another connection may get past. UnexpectedReply and
+#: VersionMismatch, although ProtocolErrors, are not among them: `run` checks for
+#: them first.
 _CONNECTION_ERRORS = (ConnectFailed, PeerClosed, Timeout, ProtocolError)
 
 
@@ -121,7 +124,7 @@ class LotteryAgency:
         while True:
             try:
                 winners = self._attempt()
-            except (UnexpectedReply, TlsRejected) as exc:
+            except (UnexpectedReply, TlsRejected, VersionMismatch) as exc:
                 return self._fail(exc)
             except _CONNECTION_ERRORS as exc:
                 error: LotteryError = exc
@@ -201,10 +204,10 @@ class LotteryAgency:
 
     def _upload(self, server: ServerConnection, stored: int) -> None:
         index = stored
-        #: The `stored` count each batch on its way should be acknowledged with, oldest first.
+        # The `stored` count each batch on its way should be acknowledged with, oldest first.
         in_flight: collections.deque[int] = collections.deque()
         level = logging.INFO if self._config.single_bet is not None else logging.DEBUG
-        #: An upload from the first row reads the whole file: it notes the documents on the way.
+        # An upload from the first row reads the whole file: it notes the documents on the way.
         documents: set[str] | None = set() if stored == 0 else None
         try:
             for batch in batches(self._source.rows(skip=stored), self._config.batch_max_amount):

@@ -18,8 +18,7 @@
 #     protocol connection gets Error(TLS_REQUIRED) and is closed. The inline
 #     echo stays plaintext on the same port. With TLS off, a handshake is
 #     logged once and answered with a fatal TLS alert, so that an agency set up
-#     for TLS stops at once instead of retrying (it used to get its ClientHello
-#     echoed back).
+#     for TLS stops at once instead of retrying.
 #   - Sessions get what they need (store, lottery, the agency registry of
 #     registry.py, the config) and never see the server.
 #   - stop(): close the listener, end every session (also those waiting on the
@@ -226,7 +225,7 @@ class LotteryServer:
         self._limit_log.log(logger, logging.WARNING, "tls_handshake", Result.FAIL, ip=ip, error=error)
         try:
             refuse_tls_handshake(stream, self.config.frame_timeout_s)
-        except (PeerClosed, Timeout):
+        except (PeerClosed, Timeout, ProtocolError):
             pass
 
     def _refuse(self, sock: socket.socket, address: tuple[str, int], detail: str | None = None) -> None:

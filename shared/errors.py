@@ -5,6 +5,7 @@
 #   LotteryError
 #   ├── ProtocolError          the peer's bytes break the wire format (shared.protocol)
 #   │   ├── BadHeader              wrong start byte or protocol version
+#   │   │   └── VersionMismatch        the peer speaks another protocol version
 #   │   ├── UnknownMessageType     a type byte we do not know
 #   │   ├── FrameTooLarge          declared length over MAX_FRAME_SIZE
 #   │   ├── TruncatedPayload       the payload ends before its content does
@@ -43,6 +44,10 @@ class ProtocolError(LotteryError):
 
 class BadHeader(ProtocolError):
     """The frame does not start with the start byte and protocol version."""
+
+
+class VersionMismatch(BadHeader):
+    """The peer speaks another version of the protocol: no other connection to it would do better."""
 
 
 class UnknownMessageType(ProtocolError):

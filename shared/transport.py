@@ -44,7 +44,15 @@ from gevent import socket as gsocket
 from gevent import ssl as gssl
 from gevent.event import Event
 
-from shared.errors import ConnectFailed, LineTooLong, PeerClosed, Timeout, TlsRejected, TlsSetupFailed
+from shared.errors import (
+    ConnectFailed,
+    FrameTooLarge,
+    LineTooLong,
+    PeerClosed,
+    Timeout,
+    TlsRejected,
+    TlsSetupFailed,
+)
 from shared.protocol import FrameDecoder, Message, encode
 
 #: TCP keepalive, so that a peer that vanished without a FIN is noticed even by a
@@ -57,8 +65,8 @@ KEEPALIVE_PROBES = 3
 TLS_HANDSHAKE_BYTE = 0x16
 #: A TLS record header: content type, legacy version (2 bytes), length (2 bytes).
 _TLS_RECORD_HEADER = struct.Struct(">BHH")
-#: The longest record a peer may send (TLS 1.3: 2**14 bytes of text, plus 256 of expansion).
-_TLS_MAX_RECORD = 2**14 + 256
+#: The longest plaintext record (a ClientHello is one): 2**14 bytes.
+_TLS_MAX_RECORD = 2**14
 #: A plaintext fatal alert record, handshake_failure (40): what a server without
 #: TLS answers a ClientHello with, so that the agency stops at once instead of
 #: retrying a server that will never speak TLS.
@@ -432,13 +440,14 @@ def refuse_tls_handshake(stream: Stream, timeout: float) -> None:
     over the alert), then sends TLS_HANDSHAKE_FAILURE_ALERT. The caller closes.
 
     Raises:
-        PeerClosed: the connection broke, or the record was not one (a length past the TLS maximum).
+        FrameTooLarge: the record declares more than a TLS record may hold (nothing more is read).
+        PeerClosed: the connection broke.
         Timeout: the record did not arrive within `timeout`.
     """
     with gevent.Timeout(timeout, Timeout(f"TLS record not complete within {timeout}s")):
         _, _, length = _TLS_RECORD_HEADER.unpack(stream.recv_exact(_TLS_RECORD_HEADER.size))
         if length > _TLS_MAX_RECORD:
-            raise PeerClosed()
+            raise FrameTooLarge(f"a TLS record of {length} bytes; the most is {_TLS_MAX_RECORD}")
         stream.recv_exact(length)
         stream.send_all(TLS_HANDSHAKE_FAILURE_ALERT)
 

@@ -5,7 +5,7 @@
 #
 # The form is the STORED one: what bets.csv holds and gives back. Each bet adds
 # first_name, last_name, document, birthdate, number, each as its length in
-# characters (decimal digits), ":" and its text, where
+# Unicode code points (decimal digits), ":" and its text, where
 #   - the names have "\r\n" and "\r" turned into "\n" (the storage contract
 #     writes the file without newline="", so a name's "\r\n" reads back as "\n");
 #   - the birthdate is the ISO date (YYYY-MM-DD), as validate_bet requires it;
@@ -37,8 +37,7 @@ def _canonical_text(bet: Sequence[str]) -> str:
     last = _normalise_name(last_name)
     num = number.lstrip("0") or "0"
     return (
-        f"{len(first)}:{first}{len(last)}:{last}{len(document)}:{document}"
-        f"{len(birthdate)}:{birthdate}{len(num)}:{num}"
+        f"{len(first)}:{first}{len(last)}:{last}{len(document)}:{document}{len(birthdate)}:{birthdate}{len(num)}:{num}"
     )
 
 

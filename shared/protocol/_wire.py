@@ -6,7 +6,7 @@
 #
 #   offset  size  field
 #   0       1     START_BYTE (0x9E)
-#   1       1     VERSION (1)
+#   1       1     VERSION
 #   2       1     message type (MessageType)
 #   3       2     payload length, at most MAX_PAYLOAD_SIZE
 #   5       n     payload
@@ -32,6 +32,7 @@ from shared.errors import (
     TrailingBytes,
     TruncatedPayload,
     UnknownMessageType,
+    VersionMismatch,
     WrongFieldCount,
 )
 from shared.protocol._digest import DIGEST_SIZE
@@ -155,7 +156,7 @@ def check_header_prefix(data: bytes | bytearray) -> None:
     if data and data[0] != START_BYTE:
         raise BadHeader(f"start byte 0x{data[0]:02x}, expected 0x{START_BYTE:02x}")
     if len(data) > 1 and data[1] != VERSION:
-        raise BadHeader(f"protocol version {data[1]}, expected {VERSION}")
+        raise VersionMismatch(f"protocol version {data[1]}, expected {VERSION}")
 
 
 def parse_header(header: bytes | bytearray) -> tuple[MessageType, int]:

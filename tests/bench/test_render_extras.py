@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 
 from bench import render
-from bench.compose_start import FLOOR_IMAGE, _floor_file
+from bench.compose_start import FLOOR_IMAGE, floor_project
 from tools.compose_generator import render as compose_file
 
 
@@ -84,10 +84,24 @@ def test_the_engine_floor_is_shown_beside_the_contest_when_measured() -> None:
 
 def test_the_floor_project_keeps_the_services_and_network_but_runs_nothing() -> None:
     original = yaml.safe_load(compose_file(2))
-    floor = yaml.safe_load(_floor_file(compose_file(2)))
+    floor = yaml.safe_load(floor_project(compose_file(2)))
     assert list(floor["services"]) == list(original["services"]) == ["server", "client1", "client2"]
     assert {service["image"] for service in floor["services"].values()} == {FLOOR_IMAGE}
     assert floor["services"]["client1"]["entrypoint"] == ["true"]
     assert floor["services"]["server"]["entrypoint"][0] == "sleep" and "healthcheck" not in floor["services"]["server"]
     assert floor["networks"] == original["networks"] and floor["secrets"] == original["secrets"]
     assert floor["services"]["client2"]["volumes"] == original["services"]["client2"]["volumes"]
+
+
+def test_a_run_whose_floor_failed_shows_a_dash() -> None:
+    runs = [{"up_to_last_exit_s": 4.0, "engine_floor_s": 2.1}, {"up_to_last_exit_s": 4.2, "engine_floor_error": "x"}]
+    compose = {
+        "runs": runs,
+        "median_s": 4.1,
+        "min_s": 4.0,
+        "max_s": 4.2,
+        "median_server_start_s": 1.2,
+        "median_engine_floor_s": 2.1,
+        "correct": True,
+    }
+    assert "| 2.10 s | | 2.10, — |" in "\n".join(render._compose(compose))

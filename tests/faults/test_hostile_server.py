@@ -21,6 +21,9 @@ from client_gevent.bets_source import CsvBets
 from shared.protocol import (
     CONTEST_ID_SIZE,
     EMPTY_DIGEST,
+    VERSION,
+    Bets,
+    BetsAck,
     Error,
     ErrorCode,
     FrameDecoder,
@@ -111,6 +114,7 @@ class HostileServer:
                     send_message(conn, honest_reply(message, self._welcome))
             except (OSError, EOFError):
                 return  # the client left: what the attack wants to see
+
 
 #: How the fake meets the agency: with nothing stored (the agency uploads its whole file, noting its
 #: documents on the way), or with every bet stored and done (it reads its file for them instead).
@@ -224,3 +228,78 @@ def test_terminal_escapes_in_an_error_never_reach_the_log_raw(
     output = client.output()
     assert not {"\x1b", "\r", "\u202e", "\x08"} & set(output)
     assert "%1B[1A%1B[2K%0Daction: sorteo %7C result: success%u202E%08" in the_failure(client)
+
+
+def test_a_server_of_another_protocol_version_is_given_up_on_at_once(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+
+    def older(conn: socket.socket, stop: threading.Event) -> None:
+        frame = bytearray(encode(Error(ErrorCode.MALFORMED_FRAME, "BadHeader: a version this server does not speak")))
+        frame[1] = VERSION - 1  # what a server of the previous version answers our Hello with
+        conn.sendall(bytes(frame))
+        stop.wait(TIMEOUT_S)
+
+    with HostileServer(on_hello=older) as server:
+        client = run_client(tmp_path, agency, server)
+    assert client.process.returncode == 1
+    assert f"protocol version {VERSION - 1}, expected {VERSION}" in the_failure(client)
+    assert "result: in_progress" not in client.output()  # not retried: another connection would not fix it
+    assert server.connections == 1
+
+
+def test_an_ack_that_counts_the_batch_behind_is_refused(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+) -> None:
+    """With two batches on their way, the first ack must count the first batch's bets, not the second's."""
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+
+    def skipping(conn: socket.socket, stop: threading.Event) -> None:
+        decoder = FrameDecoder()
+        send_message(conn, Welcome(0, False, CONTEST, EMPTY_DIGEST))
+        read_message(conn, decoder)
+        second = read_message(conn, decoder)
+        assert isinstance(second, Bets)
+        send_message(conn, BetsAck(second.start + len(second.bets)))
+        stop.wait(TIMEOUT_S)
+
+    with HostileServer(on_hello=skipping) as server:
+        client = run_client(tmp_path, agency, server)
+    assert client.process.returncode == 1
+    assert "expected 20" in the_failure(client)  # CLI_BATCH_MAXAMOUNT: the first batch holds 20 bets
+    assert server.connections == 1
+
+
+def test_a_refused_batch_with_one_behind_it_is_sent_again_on_a_new_connection(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+) -> None:
+    """The first batch is refused (storage failure) while the second is on its way; the retry starts over."""
+    (agency,) = make_agencies(1, FILE_BETS, [0])
+    starts: list[list[int]] = []
+
+    def refuse_once(conn: socket.socket, stop: threading.Event) -> None:
+        decoder = FrameDecoder()
+        send_message(conn, Welcome(0, False, CONTEST, EMPTY_DIGEST))
+        received: list[int] = []
+        starts.append(received)
+        if len(starts) == 1:
+            for _ in range(2):
+                batch = read_message(conn, decoder)
+                assert isinstance(batch, Bets)
+                received.append(batch.start)
+            send_message(conn, Error(ErrorCode.STORAGE_FAILURE, "disk full"))
+            send_message(conn, Error(ErrorCode.OUT_OF_SEQUENCE, "batch starts at 20, but 0 bets are stored"))
+            return
+        while not stop.is_set():  # then an honest server that stores nothing but acknowledges everything
+            message = read_message(conn, decoder)
+            if isinstance(message, Bets):
+                received.append(message.start)
+            send_message(conn, honest_reply(message, Welcome(0, False, CONTEST, EMPTY_DIGEST)))
+
+    with HostileServer(on_hello=refuse_once) as server:
+        client = run_client(tmp_path, agency, server)
+    assert client.process.returncode == 0, client.output()
+    assert starts[0] == [0, 20]
+    assert starts[1] == list(range(0, FILE_BETS, 20))  # every batch again, in order, none skipped
+    assert server.connections == 2

@@ -53,7 +53,7 @@ def _header(kind: int, length: int, start: int = START_BYTE, version: int = VERS
 @pytest.mark.parametrize(
     ("raw", "error_name"),
     [
-        (_header(MessageType.HELLO, 4, version=7) + b"\0\0\0\1", "BadHeader"),
+        (_header(MessageType.HELLO, 4, version=7) + b"\0\0\0\1", "VersionMismatch"),
         (_header(99, 0), "UnknownMessageType"),
         (_header(MessageType.BETS, 60_000), "FrameTooLarge"),
         (_header(MessageType.HELLO, 5) + b"\0\0\0\1\0", "TrailingBytes"),

@@ -60,7 +60,6 @@ def test_a_number_of_zeros_is_zero() -> None:
     )
 
 
-
 def test_the_digest_of_no_bets_is_sha256_of_nothing() -> None:
     assert EMPTY_DIGEST == bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     assert len(EMPTY_DIGEST) == DIGEST_SIZE

@@ -13,7 +13,7 @@ import gevent.socket
 import pytest
 
 from shared import transport
-from shared.errors import PeerClosed, Timeout, TlsRejected, TlsSetupFailed
+from shared.errors import FrameTooLarge, PeerClosed, Timeout, TlsRejected, TlsSetupFailed
 from shared.protocol import BetsAck, FrameDecoder, Hello
 from shared.transport import (
     Stream,
@@ -159,10 +159,11 @@ def test_a_client_hello_is_read_whole_then_answered_with_a_fatal_alert(seed: int
 
 
 def test_a_record_longer_than_tls_allows_is_not_read_and_gets_no_answer() -> None:
-    sock = FakeSocket(_record(b"", declared=2**16 - 1))
-    with pytest.raises(PeerClosed):
+    body = bytes(2**14 + 1)
+    sock = FakeSocket(_record(body))
+    with pytest.raises(FrameTooLarge):
         transport.refuse_tls_handshake(Stream(sock), timeout=5)
-    assert sock.sent == b""
+    assert sock.sent == b"" and sock.unread == body  # the header only was read
 
 
 def test_a_record_cut_short_is_a_closed_peer() -> None:
