@@ -65,17 +65,21 @@ def test_a_failed_extra_is_a_missed_target_and_no_section() -> None:
     assert render._compose(failed) == []
 
 
-def test_the_engine_floor_is_shown_beside_the_contest_when_measured() -> None:
-    runs = [{"up_to_last_exit_s": 4.0, "engine_floor_s": 2.1}, {"up_to_last_exit_s": 4.2, "engine_floor_s": 1.9}]
-    compose = {
-        "runs": runs,
+def _with_floor(second_run: dict[str, Any], floor_median: float) -> dict[str, Any]:
+    """Two Compose runs, the first with an engine floor of 2.1 s; the second as given."""
+    return {
+        "runs": [{"up_to_last_exit_s": 4.0, "engine_floor_s": 2.1}, {"up_to_last_exit_s": 4.2, **second_run}],
         "median_s": 4.1,
         "min_s": 4.0,
         "max_s": 4.2,
         "median_server_start_s": 1.2,
-        "median_engine_floor_s": 2.0,
+        "median_engine_floor_s": floor_median,
         "correct": True,
     }
+
+
+def test_the_engine_floor_is_shown_beside_the_contest_when_measured() -> None:
+    compose = _with_floor({"engine_floor_s": 1.9}, 2.0)
     page = "\n".join(render._compose(compose))
     assert "| the engine's floor: the same project doing nothing, up → last exit | 2.00 s | | 2.10, 1.90 |" in page
     older = {key: value for key, value in compose.items() if key != "median_engine_floor_s"}
@@ -94,14 +98,5 @@ def test_the_floor_project_keeps_the_services_and_network_but_runs_nothing() -> 
 
 
 def test_a_run_whose_floor_failed_shows_a_dash() -> None:
-    runs = [{"up_to_last_exit_s": 4.0, "engine_floor_s": 2.1}, {"up_to_last_exit_s": 4.2, "engine_floor_error": "x"}]
-    compose = {
-        "runs": runs,
-        "median_s": 4.1,
-        "min_s": 4.0,
-        "max_s": 4.2,
-        "median_server_start_s": 1.2,
-        "median_engine_floor_s": 2.1,
-        "correct": True,
-    }
+    compose = _with_floor({"engine_floor_error": "x"}, 2.1)
     assert "| 2.10 s | | 2.10, — |" in "\n".join(render._compose(compose))
