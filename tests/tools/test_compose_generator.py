@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -179,25 +180,20 @@ def test_too_many_clients_for_the_subnet_writes_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_without_pyyaml_or_image_explains_how_to_install_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("make_python", "named"),
+    [(python_without_yaml, "pip install"), (python_without_cryptography, "cryptography")],
+    ids=["without-pyyaml", "without-cryptography"],
+)
+def test_a_missing_package_and_no_image_explains_how_to_install_it_and_writes_nothing(
+    tmp_path: Path, make_python: Callable[[Path], Path], named: str
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    python = python_without_yaml(tmp_path)
+    python = make_python(tmp_path)
 
     done = run_generator(out, "out.yaml", "2", env={"PYTHON": str(python), "DOCKER": "false"})
 
     assert done.returncode != 0
-    assert "pip install" in done.stderr
-    assert list(out.iterdir()) == []
-
-
-def test_without_cryptography_or_image_explains_how_to_install_it_and_writes_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    python = python_without_cryptography(tmp_path)
-
-    done = run_generator(out, "out.yaml", "2", env={"PYTHON": str(python), "DOCKER": "false"})
-
-    assert done.returncode != 0
-    assert "cryptography" in done.stderr and "pip install" in done.stderr
+    assert named in done.stderr and "pip install" in done.stderr
     assert list(out.iterdir()) == []
