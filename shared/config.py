@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.errors import LotteryError
+from shared.errors import ConfigError
 from shared.logs import LEVELS
 
 #: Highest TCP port number.
@@ -31,10 +31,6 @@ MAX_PORT = 65535
 HELP_WIDTH = 110
 
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
-
-
-class ConfigError(LotteryError):
-    """A configuration value is missing, malformed or out of range (both programs)."""
 
 
 # --- parsers: text -> value, or ValueError ----------------------------------------

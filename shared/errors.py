@@ -140,6 +140,10 @@ class TlsRejected(LotteryError):
     """
 
 
+class ConfigError(LotteryError):
+    """A setting, or a file a setting names (TLS credentials included), is missing, malformed or out of range."""
+
+
 class TlsSetupFailed(LotteryError):
     """A TLS certificate, key or CA file is missing, unreadable or invalid."""
 
