@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,13 +11,15 @@ import gevent
 import pytest
 
 from tests.support.processes import REPO_ROOT, ServerProcess, kill_all
-from tools.generate_agencies import Agency, generate
+from tools.generate_agencies import WINNING_NUMBER, Agency, generate
 
-#: The course's real data, beside the project root (absent on some machines).
-DATASET_ZIP = REPO_ROOT.parent / "shared" / "data" / "dataset.zip"
-#: Winners per agency in the real data (see ../shared/data/README.md).
+#: Where the course's agency files may be: the project's .data/ (CI, `make data`), then the course's shared folder.
+COURSE_ZIPS = (REPO_ROOT / ".data" / "dataset.zip", REPO_ROOT.parent / "shared" / "data" / "dataset.zip")
+#: Bets per agency in the course's files; without them the tests run on generated files of this shape.
+DATASET_SIZES = {1: 26_936, 2: 25_518, 3: 16_014, 4: 9_238, 5: 991}
+#: Winners per agency, in the course's files (../shared/data/README.md) and in the generated ones.
 DATASET_WINNERS = {1: 2, 2: 3, 3: 3, 4: 2, 5: 0}
-DATASET_BETS = 78_697
+DATASET_BETS = sum(DATASET_SIZES.values())
 
 
 @pytest.fixture(autouse=True)
@@ -48,14 +51,37 @@ def make_agencies(tmp_path: Path) -> Callable[..., list[Agency]]:
     return make
 
 
+def dataset_shape(directory: Path) -> tuple[dict[int, int], dict[int, int]]:
+    """Bets and winning bets per agency, counted in `directory`'s agency-K.csv files (K in DATASET_SIZES)."""
+    sizes, winners = {}, {}
+    for agency in DATASET_SIZES:
+        with open(directory / f"agency-{agency}.csv", newline="", encoding="utf-8") as file:
+            numbers = [row[4] for row in csv.reader(file) if row]
+        sizes[agency], winners[agency] = len(numbers), numbers.count(str(WINNING_NUMBER))
+    return sizes, winners
+
+
+def write_dataset(target: Path, archive: Path | None) -> None:
+    """Unzip the course's `archive` into `target`, or with None generate files of its shape there.
+
+    Raises:
+        AssertionError: the files are not of the course's shape (DATASET_SIZES, DATASET_WINNERS).
+    """
+    if archive is None:
+        generate(target, len(DATASET_SIZES), list(DATASET_SIZES.values()), list(DATASET_WINNERS.values()))
+    else:
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(target)
+    shape = dataset_shape(target)
+    assert shape == (DATASET_SIZES, DATASET_WINNERS), f"{archive or 'generated files'}: (sizes, winners) {shape}"
+
+
 @pytest.fixture(scope="session")
 def real_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real agency files, unzipped into a temporary directory; skips if the zip is absent."""
-    if not DATASET_ZIP.exists():
-        pytest.skip(f"{DATASET_ZIP} not present")
+    """A directory of agency-1.csv … agency-5.csv: the course's if a COURSE_ZIPS file exists, else generated
+    ones of the same shape, so no test skips for lack of the zip. Tests expect DATASET_BETS and DATASET_WINNERS."""
     target = tmp_path_factory.mktemp("dataset")
-    with zipfile.ZipFile(DATASET_ZIP) as archive:
-        archive.extractall(target)
+    write_dataset(target, next((path for path in COURSE_ZIPS if path.exists()), None))
     return target
 
 

@@ -16,6 +16,7 @@ import argparse
 import csv
 import random
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,30 +69,31 @@ def default_winners(agencies: int) -> list[int]:
 def generate(
     out_dir: Path,
     agencies: int = DEFAULT_AGENCIES,
-    bets: int = DEFAULT_BETS,
-    winners: list[int] | None = None,
+    bets: int | Sequence[int] = DEFAULT_BETS,
+    winners: Sequence[int] | None = None,
     seed: int = DEFAULT_SEED,
 ) -> list[Agency]:
-    """Write `agencies` files of `bets` rows each; agency K has winners[K-1] winning bets.
+    """Write `agencies` files; agency K has `bets` rows (or bets[K-1]), winners[K-1] of them winning.
 
     Raises:
-        ValueError: the winner counts do not fit the agencies or their bets.
+        ValueError: the bet or winner counts do not fit the agencies, or a count of winners its bets.
     """
+    sizes = [bets] * agencies if isinstance(bets, int) else list(bets)
     counts = default_winners(agencies) if winners is None else list(winners)
-    if len(counts) != agencies:
-        raise ValueError(f"{len(counts)} winner counts for {agencies} agencies")
-    if any(count < 0 or count > bets for count in counts):
-        raise ValueError(f"each winner count must be within 0..{bets}")
+    if len(counts) != agencies or len(sizes) != agencies:
+        raise ValueError(f"{len(sizes)} bet counts and {len(counts)} winner counts for {agencies} agencies")
+    if any(count < 0 or count > size for count, size in zip(counts, sizes, strict=True)):
+        raise ValueError("each winner count must be within 0..its agency's bets")
     out_dir.mkdir(parents=True, exist_ok=True)
     generated = []
-    for agency in range(1, agencies + 1):
+    for agency, (size, count) in enumerate(zip(sizes, counts, strict=True), start=1):
         rng = random.Random(f"{seed}-{agency}")
-        winning_rows = set(rng.sample(range(bets), counts[agency - 1]))
+        winning_rows = set(rng.sample(range(size), count))
         path = out_dir / f"agency-{agency}.csv"
-        result = Agency(agency, path, bets)
+        result = Agency(agency, path, size)
         with open(path, "w", encoding="utf-8", newline="") as file:
             writer = csv.writer(file, lineterminator="\r\n")
-            for row in range(bets):
+            for row in range(size):
                 document = str(10_000_000 + agency * 1_000_000 + row)
                 if row in winning_rows:
                     number = WINNING_NUMBER

@@ -10,21 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATASET_ZIP
 from tests.docker.compose import ECHO_NETWORK, ComposeProject, build_images, docker, unique_project_name
-from tests.support.processes import REPO_ROOT
 
 REQUIRE_DOCKER = os.environ.get("REQUIRE_DOCKER") == "1"
 #: Container names fixed by the compose file: a running `make docker-compose-up` would clash with them.
 FIXED_NAMES = ("server", "client")
-#: The course's data as CI and the Makefile place it, then as the shared folder holds it.
-DATASET_ZIPS = (REPO_ROOT / ".data" / "dataset.zip", DATASET_ZIP)
 
 #: Wall times measured by the tests, printed in the terminal summary.
 MEASURED: dict[str, float] = {}
@@ -107,21 +102,11 @@ def compose_project(tmp_path: Path, images: dict[str, str]) -> Iterator[Callable
         project.down()
 
 
-@pytest.fixture(scope="session")
-def dataset_zip() -> Path:
-    """The course's dataset.zip (5 agencies, 78,697 bets); the real-data test needs it."""
-    for candidate in DATASET_ZIPS:
-        if candidate.exists():
-            return candidate
-    _skip_or_fail(f"no dataset.zip at {' or '.join(map(str, DATASET_ZIPS))}")
-    raise AssertionError("unreachable")
-
-
-def unzip_into(archive: Path, target: Path) -> None:
-    with zipfile.ZipFile(archive) as zipped:
-        zipped.extractall(target)
-    for path in target.iterdir():
-        path.chmod(0o644)
+def copy_agencies(source: Path, target: Path) -> None:
+    """Copy `source`'s agency-K.csv files into a project's data directory, readable by the containers' user."""
+    for path in sorted(source.glob("agency-*.csv")):
+        shutil.copyfile(path, target / path.name)
+        (target / path.name).chmod(0o644)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
 from tests.docker.compose import ComposeProject, actions_of, parse_stamp
-from tests.docker.conftest import MEASURED, unzip_into
+from tests.docker.conftest import MEASURED, copy_agencies
 from tools.generate_agencies import generate
 
 pytestmark = pytest.mark.docker
@@ -63,10 +63,10 @@ def last_exit(project: ComposeProject, clients: list[str]) -> float:
     return (finished - started).total_seconds()
 
 
-def test_five_agencies_with_the_real_dataset(compose_project: Callable[..., ComposeProject], dataset_zip: Path) -> None:
+def test_five_agencies_with_the_dataset(compose_project: Callable[..., ComposeProject], real_dataset: Path) -> None:
     project = compose_project()
     project.use_committed_compose_file()
-    unzip_into(dataset_zip, project.data_dir)
+    copy_agencies(real_dataset, project.data_dir)
     clients = project.clients()
     assert clients == [f"client{k}" for k in range(1, 6)]
 

@@ -1,7 +1,8 @@
 """The stack on a single-node swarm: the whole contest, a server that moves, agencies outside (issue 12).
 
-The stack comes from generar-compose.sh --swarm and runs the course data, with
-mutual TLS: the credentials are Swarm secrets.
+The stack comes from generar-compose.sh --swarm and runs the course data (or
+generated files of its shape, tests/conftest.py), with mutual TLS: the
+credentials are Swarm secrets.
   - The server task's container is killed (SIGKILL) during the upload; Swarm's
     restart policy starts a new task on the same named volume, the agencies
     reconnect and resume, and the result is exact.
@@ -24,7 +25,7 @@ import yaml
 
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
 from tests.docker.compose import ComposeProject, docker
-from tests.docker.conftest import unzip_into
+from tests.docker.conftest import copy_agencies
 from tests.docker.swarm import SERVER_PORT, Stack, single_node_swarm, write_stack
 from tests.faults.conftest import file_bets
 from tests.netns.contest import make_credentials, run_contest
@@ -55,10 +56,10 @@ def stored_rows(container: str) -> list[list[str]]:
 
 
 def test_server_killed_mid_upload_restarts_on_its_volume_and_the_result_is_exact(
-    swarm: str, images: dict[str, str], compose_project: Callable[..., ComposeProject], dataset_zip: Path
+    swarm: str, images: dict[str, str], compose_project: Callable[..., ComposeProject], real_dataset: Path
 ) -> None:
     project = compose_project()
-    unzip_into(dataset_zip, project.data_dir)
+    copy_agencies(real_dataset, project.data_dir)
     project.set_client_config(connection__retryTimeout="120s")
     stack_file = write_stack(project.directory, len(DATASET_WINNERS))
 
@@ -105,14 +106,14 @@ def test_server_killed_mid_upload_restarts_on_its_volume_and_the_result_is_exact
 
 
 def test_agencies_outside_the_swarm_reach_the_published_port_through_loss_and_a_partition(
-    swarm: str, images: dict[str, str], compose_project: Callable[..., ComposeProject], dataset_zip: Path,
+    swarm: str, images: dict[str, str], compose_project: Callable[..., ComposeProject], real_dataset: Path,
     tmp_path: Path,
 ) -> None:  # fmt: skip
     reason = problem()
     if reason is not None:
         pytest.fail(f"agencies on namespace hosts: {reason}", pytrace=False)
     project = compose_project()
-    unzip_into(dataset_zip, project.data_dir)
+    copy_agencies(real_dataset, project.data_dir)
     paths = {agency: project.data_dir / f"agency-{agency}.csv" for agency in DATASET_WINNERS}
 
     with HostNetwork() as network:

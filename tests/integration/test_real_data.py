@@ -1,5 +1,5 @@
-"""The course's real data (78,697 bets): five client processes, one of them over a
-link that delivers one byte per TCP segment."""
+"""The course's data (78,697 bets; generated files of its shape when the zip is absent):
+five client processes, one of them over a link that delivers one byte per TCP segment."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import DATASET_BETS, DATASET_WINNERS
+from tests.conftest import DATASET_BETS, DATASET_SIZES, DATASET_WINNERS, dataset_shape, write_dataset
 from tests.proxy import FaultProxy
 from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 
@@ -49,3 +49,10 @@ def test_real_dataset(start_server: Callable[..., ServerProcess], real_dataset: 
     assert names.index("sorteo") > max(i for i, name in enumerate(names) if name == "apuesta_recibida")
     for process in [server, *clients.values()]:
         assert not [line for line in process.lines if "result: fail" in line]
+
+
+def test_without_the_course_zip_the_generated_files_have_its_shape(tmp_path: Path) -> None:
+    # Run everywhere, so the fallback of a fresh clone is checked where the zip is present too.
+    write_dataset(tmp_path, None)
+    assert dataset_shape(tmp_path) == (DATASET_SIZES, DATASET_WINNERS)
+    assert len(_file_bets(tmp_path)) == DATASET_BETS  # no two bets alike: each stored row is told apart

@@ -4,9 +4,10 @@ Five agencies on three namespace hosts talk to a plain server process on this
 host over veth links, with mutual TLS (the server certificate names the links'
 host-side addresses) (tests/netns/contest.py: host 1 loses 5% of its packets,
 host 2 is cut off during agency 3's upload, then healed). The result must be
-exactly the course's: winners 2, 3, 3, 2, 0, 78,697 rows, and the stored bets
-equal to the files' (no duplicates, none missing). tests/docker/test_swarm.py
-runs the same contest against the stack's server.
+exactly the data's (the course's files, or generated ones of their shape):
+winners 2, 3, 3, 2, 0, 78,697 rows, and the stored bets equal to the files'
+(no duplicates, none missing). tests/docker/test_swarm.py runs the same
+contest against the stack's server.
 """
 
 from __future__ import annotations
