@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: Must match lottery_gevent.contract.LOTTERY_WINNER_NUMBER (a test checks it).
+#: lottery_gevent.contract.LOTTERY_WINNER_NUMBER, copied so tools/ stands alone; the tests that draw
+#: generated files (tests/integration/test_lottery_flow.py) fail if the two differ.
 WINNING_NUMBER = 7574
 
 FIRST_NAMES = [
