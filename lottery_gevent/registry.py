@@ -1,4 +1,4 @@
-# Strategy: at most one live session per agency. A session claims its agency
+# At most one live session per agency. A session claims its agency
 # when it identifies; a newer claim for the same agency takes over, ending the
 # older session's greenlet first (its in-flight batch is stored whole or not at
 # all, since appends never yield midway) and only then returning, so the new

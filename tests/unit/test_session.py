@@ -71,9 +71,7 @@ def serve(parts: Parts, sock: FakeSocket) -> gevent.Greenlet:
 
 
 @pytest.mark.parametrize("blank", [" ", "\n", "\t"])
-def test_the_largest_invalid_bet_is_refused_as_invalid_and_the_session_goes_on(
-    server: Parts, blank: str
-) -> None:
+def test_the_largest_invalid_bet_is_refused_as_invalid_and_the_session_goes_on(server: Parts, blank: str) -> None:
     # A blank first name that fills the frame: its refusal quotes the value, and
     # repr() doubles "\n" and "\t". The refusal must still be one INVALID_BET frame.
     filler = blank * (8192 - 11 - 10 - len("Lorca12000-01-011"))
