@@ -295,7 +295,9 @@ def test_durable_count_waits_for_batches_in_flight(store: BetStore, fsync: Fsync
 # --- mutual exclusion ----------------------------------------------------------------
 
 
-def test_batches_never_interleave_even_if_the_contract_yields(store: BetStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batches_never_interleave_even_if_the_contract_yields(
+    store: BetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`store_bets` is "not thread-safe": if it ever yields mid-batch, the lock alone keeps batches whole."""
     real_store_bets = contract.store_bets
 
