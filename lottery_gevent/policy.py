@@ -120,8 +120,9 @@ class AddressCounter:
 
 
 class ReadBounds(NamedTuple):
-    """When the next frame must start, and end, in seconds from now; `late` says which deadline passed."""
+    """shared.transport.receive_message's bounds for the next frame, in seconds from now."""
 
+    frame_s: float
     start_within_s: float
     end_within_s: float | None
     late: str
@@ -153,8 +154,7 @@ class ConnectionPolicy:
     ) -> None:
         self._hello_s = config.hello_timeout_s
         self._idle_s = config.idle_timeout_s
-        #: A started frame's bound, from its first byte.
-        self.frame_s = config.frame_timeout_s
+        self._frame_s = config.frame_timeout_s
         self._clock = clock
         self._deadline = (clock() if accepted_at is None else accepted_at) + config.hello_timeout_s
         self._identified = False
@@ -174,8 +174,8 @@ class ConnectionPolicy:
         """The bounds of shared.transport.receive_message for the next frame."""
         remaining = self.remaining_s()
         if not self._identified:
-            return ReadBounds(remaining, remaining, f"no Hello within {self._hello_s}s")
-        return ReadBounds(remaining, None, f"idle for {self._idle_s}s (refused frames do not count)")
+            return ReadBounds(self._frame_s, remaining, remaining, f"no Hello within {self._hello_s}s")
+        return ReadBounds(self._frame_s, remaining, None, f"idle for {self._idle_s}s (refused frames do not count)")
 
     def identified(self) -> None:
         """Hello was accepted: from now on the idle deadline applies."""

@@ -97,7 +97,7 @@ class AgencySession:
         """Serve the connection until it closes."""
         try:
             while self.state is not SessionState.CLOSED:
-                self._step(self._receive())
+                self._step(receive_message(self._stream, self._decoder, *self._policy.read_bounds()))
                 self._policy.frame_handled()
                 gevent.sleep(0)  # a peer whose frames are always ready must not starve the others
         except PeerClosed as exc:
@@ -117,17 +117,6 @@ class AgencySession:
             if self.agency is not None:
                 self._registry.release(self.agency, self._greenlet)
             self._policy.log_summary(logger, ip=self._ip, agency=self.agency)
-
-    def _receive(self) -> Message:
-        bounds = self._policy.read_bounds()
-        return receive_message(
-            self._stream,
-            self._decoder,
-            self._policy.frame_s,
-            start_within_s=bounds.start_within_s,
-            end_within_s=bounds.end_within_s,
-            late=bounds.late,
-        )
 
     def _step(self, message: Message) -> None:
         """Apply one transition; a refusal leaves the state as it was."""
@@ -231,30 +220,16 @@ class AgencySession:
 
     def _refuse(self, refusal: ServerRefused, action: str, **details: object) -> None:
         """Answer a refused frame; the MAX_REFUSALS-th closes (our own failures do not count)."""
-        self._policy.warnings.log(
-            logger,
-            logging.WARNING,
-            action,
-            Result.FAIL,
-            **details,
-            ip=self._ip,
-            agency=self.agency,
-            error=refusal.detail,
-        )
+        details.update(ip=self._ip, agency=self.agency, error=refusal.detail)
+        self._policy.warnings.log(logger, logging.WARNING, action, Result.FAIL, **details)
         self._send(Error(ErrorCode(refusal.code), refusal.detail))
         if refusal.code not in _OURS and self._policy.refused():
             reason = f"{self._policy.refusals} refused frames; the last: {refusal.detail}"
             self._close(ErrorCode.TOO_MANY_REFUSALS, reason)
 
-    def _close(self, code: ErrorCode, detail: str, action: str = "close_connection", **details: object) -> None:
-        """Log why (through the server-wide limiter), tell the peer if it still listens, and end the session."""
-        agency = details.pop("agency", self.agency)
-        cert = self._stream.peer_name
-        if cert:
-            details["cert"] = cert
-        self._policy.limit_log.log(
-            logger, logging.WARNING, action, Result.FAIL, ip=self._ip, agency=agency, reason=detail, **details
-        )
+    def _close(self, code: ErrorCode, detail: str, action: str = "close_connection", agency: int | None = None) -> None:
+        """Log why, tell the peer if it still listens, and end the session."""
+        self._log_end(logging.WARNING, Result.FAIL, detail, action, agency)
         self._try_send(Error(code, detail))
         self.state = SessionState.CLOSED
 
@@ -271,15 +246,17 @@ class AgencySession:
         except (PeerClosed, Timeout):
             pass
 
-    def _log_end(self, level: int, outcome: Result, reason: str) -> None:
-        """The close line; one that ends in failure goes through the server-wide limiter."""
-        details: dict[str, object] = {"ip": self._ip, "agency": self.agency, "reason": reason}
+    def _log_end(
+        self, level: int, outcome: Result, reason: str, action: str = "close_connection", agency: int | None = None
+    ) -> None:
+        """The closing line, naming the certificate if any; a failure goes through the server-wide limiter."""
+        details: dict[str, object] = {"ip": self._ip, "agency": agency or self.agency, "reason": reason}
         if self._stream.peer_name:
             details["cert"] = self._stream.peer_name
         if outcome is Result.FAIL:
-            self._policy.limit_log.log(logger, level, "close_connection", outcome, **details)
+            self._policy.limit_log.log(logger, level, action, outcome, **details)
         else:
-            log_action(logger, level, "close_connection", outcome, **details)
+            log_action(logger, level, action, outcome, **details)
 
 
 _Handler = Callable[[AgencySession, Any], None]

@@ -264,7 +264,6 @@ def receive_message(
     stream: Stream,
     decoder: FrameDecoder,
     frame_s: float | None = None,
-    *,
     start_within_s: float | None = None,
     end_within_s: float | None = None,
     late: str = "no frame in time",

@@ -114,12 +114,12 @@ def test_the_deadline_is_hello_then_idle_and_refusals_never_move_it(monkeypatch:
     clock = FakeClock()
     rules = ConnectionPolicy(CONFIG, lambda: 0, accepted_at=clock.now - 1, clock=clock)
     assert rules.remaining_s() == 4  # the Hello timeout counts from the accept
-    assert rules.read_bounds() == (4, 4, "no Hello within 5s")  # first byte and whole frame by then
+    assert rules.read_bounds() == (10, 4, 4, "no Hello within 5s")  # first byte and whole frame by then
     clock.now += 2
     rules.identified()
     rules.frame_handled()  # Hello, accepted
     assert rules.remaining_s() == 60
-    assert rules.read_bounds() == (60, None, "idle for 60s (refused frames do not count)")
+    assert rules.read_bounds() == (10, 60, None, "idle for 60s (refused frames do not count)")
     clock.now += 50
     assert not rules.refused()
     rules.frame_handled()  # a refused frame does not count as activity
@@ -127,7 +127,6 @@ def test_the_deadline_is_hello_then_idle_and_refusals_never_move_it(monkeypatch:
     assert not rules.refused()
     assert rules.refused()  # the third: the budget is spent
     assert rules.refusals == 3
-    assert rules.frame_s == 10
 
 
 def test_refused_frames_before_hello_never_move_the_hello_deadline() -> None:
