@@ -15,7 +15,8 @@ from typing import Self, TypeVar
 
 from shared.errors import ServerRefused, UnexpectedReply
 from shared.protocol import Error, FrameDecoder, Message, Winners, WinnersQuery
-from shared.transport import Stream, open_connection, receive_message, send_message
+from shared.tls import start_tls
+from shared.transport import Stream, open_connection, receive_message, send_message, within
 
 __all__ = ["ServerConnection", "ServerRefused"]
 
@@ -46,7 +47,11 @@ class ServerConnection:
             TlsRejected: the server's certificate did not verify, or the server refused ours.
             PeerClosed, Timeout: the TLS handshake broke off.
         """
-        return cls(open_connection(host, port, reply_timeout_s, tls), reply_timeout_s)
+        stream = open_connection(host, port, reply_timeout_s)
+        if tls is not None:
+            with within(reply_timeout_s, f"TLS handshake not complete within {reply_timeout_s}s"):
+                stream = start_tls(stream, tls, server_hostname=host)
+        return cls(stream, reply_timeout_s)
 
     def __enter__(self) -> Self:
         return self

@@ -30,6 +30,7 @@ from lottery_gevent.storage import BetStore
 from shared.errors import PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.logs import Result, log_action
 from shared.protocol import START_BYTE, Error, ErrorCode, FrameDecoder
+from shared.tls import start_tls
 from shared.transport import (
     TLS_HANDSHAKE_BYTE,
     TLS_HANDSHAKE_FAILURE_ALERT,
@@ -167,7 +168,7 @@ class LotteryServer:
         """The handshake, by the Hello deadline; a failure is logged once, without a traceback (then None)."""
         try:
             with within(hello_by - time.monotonic(), f"no Hello within {self.config.hello_timeout_s}s"):
-                return stream.start_tls(context, timeout=None)
+                return start_tls(stream, context)
         except (TlsRejected, PeerClosed, Timeout) as exc:
             reason = exc.__cause__ if isinstance(exc, PeerClosed) and exc.__cause__ is not None else exc
             self._limit_log.log(logger, logging.WARNING, "tls_handshake", Result.FAIL, ip=ip, error=reason)

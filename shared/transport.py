@@ -5,9 +5,8 @@
 # chunks, however the peer cuts them (one-byte TLS records included);
 # OSError and TLS errors become shared.errors types here and only here.
 # Peer deadlines are gevent.Timeouts armed once (absolute), never socket
-# timeouts, which every arriving record would re-arm. TLS (1.3 floor, peer
-# certificate required, host name checked by the client) is a TlsStream
-# wrapping the plain stream's socket.
+# timeouts. TLS is shared.tls's stream over this one; its contexts are made
+# here (1.3 floor, peer certificate required, host name checked by clients).
 # Never: decides what a message means, or logs.
 from __future__ import annotations
 
@@ -16,11 +15,10 @@ import socket
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Protocol
 
 import gevent
 from gevent import socket as gsocket
-from gevent import ssl as gssl
 
 from shared.errors import ConfigError, ConnectFailed, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.protocol import FrameDecoder, Message, encode
@@ -117,25 +115,6 @@ class Stream:
         """The subject CN of the peer's verified certificate; None on a plain stream."""
         return None
 
-    def start_tls(
-        self, context: ssl.SSLContext, *, timeout: float | None, server_hostname: str | None = None
-    ) -> TlsStream:
-        """A TLS handshake within `timeout` s however trickled; the TlsStream takes the socket (closed on failure).
-
-        Raises TlsRejected (a certificate failed), PeerClosed (broken, or no TLS), Timeout.
-        """
-        sock = cast(socket.socket, self._sock)
-        tls = context.wrap_socket(
-            sock, server_side=server_hostname is None, server_hostname=server_hostname, do_handshake_on_connect=False
-        )
-        try:
-            with within(timeout, f"TLS handshake not complete within {timeout}s"), _translated("TLS handshake"):
-                tls.do_handshake()
-        except BaseException:
-            tls.close()
-            raise
-        return TlsStream(tls)
-
     def send_all(self, data: bytes) -> None:
         """Write all of `data`, however many send() calls that takes (PeerClosed, Timeout)."""
         view = memoryview(data)
@@ -185,38 +164,10 @@ class Stream:
             return self._sock.recv(1, socket.MSG_PEEK)
 
 
-class TlsStream(Stream):
-    """A Stream over a gevent SSLSocket whose handshake is done (see `Stream.start_tls`)."""
-
-    def __init__(self, sock: gssl.SSLSocket) -> None:
-        super().__init__(sock)
-        certificate = sock.getpeercert() or {}
-        names = [value for rdn in certificate.get("subject", ()) for key, value in rdn if key == "commonName"]
-        self._peer_name = names[0] if len(names) == 1 else ""
-        #: A byte read ahead by peek_byte (an SSLSocket cannot MSG_PEEK), returned by the next read.
-        self._held = b""
-
-    @property
-    def peer_name(self) -> str | None:
-        return self._peer_name
-
-    def recv_some(self, size: int, partial: bytes = b"", expected: int = 0) -> bytes:
-        if self._held:
-            held, self._held = self._held[:size], self._held[size:]
-            return held
-        return super().recv_some(size, partial, expected)
-
-    def peek_byte(self) -> bytes:
-        # Records that carry no data (a key update) are consumed by OpenSSL and waited past.
-        if not self._held:
-            self._held = super().recv_some(1, expected=1)
-        return self._held[:1]
-
-
 def _tls_context(protocol: int, cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
-    """gevent's SSLContext (cooperative sockets): TLS 1.3 or newer, our certificate, the peer's required."""
+    """TLS 1.3 or newer, our certificate, the peer's required (for shared.tls, which never wraps a socket)."""
     try:
-        context: ssl.SSLContext = gssl.SSLContext(protocol)
+        context = ssl.SSLContext(protocol)
         context.minimum_version = TLS_MINIMUM_VERSION
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=ca)
@@ -240,18 +191,14 @@ def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
     return context
 
 
-def open_connection(host: str, port: int, timeout: float | None, tls: ssl.SSLContext | None = None) -> Stream:
-    """Connect within `timeout` (left as the socket's timeout); with `tls`, handshake too.
-
-    Raises ConnectFailed (unresolved, refused, timed out), or as `Stream.start_tls`.
-    """
+def open_connection(host: str, port: int, timeout: float | None) -> Stream:
+    """Connect within `timeout` (left as the socket's timeout); ConnectFailed if unresolved, refused or late."""
     try:
         sock = gsocket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise ConnectFailed(f"cannot connect to {host}:{port}: {exc}") from exc
     configure_stream(sock)
-    stream = Stream(sock)
-    return stream if tls is None else stream.start_tls(tls, timeout=timeout, server_hostname=host)
+    return Stream(sock)
 
 
 def send_message(stream: Stream, message: Message, within_s: float | None = None) -> None:

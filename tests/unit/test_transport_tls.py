@@ -1,4 +1,4 @@
-"""shared.transport's TLS stream over a gevent socketpair: the handshake, the
+"""shared.tls over a gevent socketpair: the handshake, the
 peeked byte that must not be lost, the draw-time watch, and the error mapping."""
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from lottery_gevent.server import refuse_tls_handshake
 from shared import transport
 from shared.errors import ConfigError, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.protocol import BetsAck, FrameDecoder, Hello
+from shared.tls import TlsStream, start_tls
 from shared.transport import (
     Stream,
-    TlsStream,
     _translated,
     receive_message,
     send_message,
     server_tls_context,
+    within,
 )
 from tests.support.tls import Contest
 from tests.unit.fakes import FakeSocket
@@ -39,8 +40,9 @@ def handshake(contest: Contest, agency: int = 1) -> tuple[TlsStream, TlsStream]:
     """(server side, client side) of one TLS connection over a socketpair."""
     left, right = gevent.socket.socketpair()
     server_context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
-    accepting = gevent.spawn(Stream(left).start_tls, server_context, timeout=HANG_S)
-    client = Stream(right).start_tls(contest.context(agency), timeout=HANG_S, server_hostname="localhost")
+    accepting = gevent.spawn(start_tls, Stream(left), server_context)
+    with gevent.Timeout(HANG_S):
+        client = start_tls(Stream(right), contest.context(agency), server_hostname="localhost")
     return accepting.get(timeout=HANG_S), client
 
 
@@ -94,15 +96,16 @@ def test_a_handshake_that_stalls_times_out(contest: Contest) -> None:
     with right:
         context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
         with pytest.raises(Timeout, match="handshake"):
-            Stream(left).start_tls(context, timeout=0.05)
+            with within(0.05, "TLS handshake not complete"):
+                start_tls(Stream(left), context)
 
 
 def test_a_client_refuses_a_server_name_its_certificate_lacks(contest: Contest) -> None:
     left, right = gevent.socket.socketpair()
     context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
-    accepting = gevent.spawn(Stream(left).start_tls, context, timeout=HANG_S)
-    with pytest.raises(TlsRejected, match="mismatch"):
-        Stream(right).start_tls(contest.context(1), timeout=HANG_S, server_hostname="elsewhere")
+    accepting = gevent.spawn(start_tls, Stream(left), context)
+    with pytest.raises(TlsRejected, match="mismatch"), gevent.Timeout(HANG_S):
+        start_tls(Stream(right), contest.context(1), server_hostname="elsewhere")
     with pytest.raises((TlsRejected, PeerClosed)):
         accepting.get(timeout=HANG_S)
 
