@@ -3,7 +3,7 @@
 # `recv_exact` returns exactly n bytes or raises PeerClosed with what arrived;
 # a frame read never reads past its frame and yields to the loop between
 # chunks, however the peer cuts them (one-byte TLS records included);
-# OSError and TLS errors become shared.errors types here and only here.
+# OSError and TLS errors become shared.errors types only in `_translated`.
 # Peer deadlines are gevent.Timeouts armed once (absolute), never socket
 # timeouts. TLS is shared.tls's stream over this one; its contexts are made
 # here (1.3 floor, peer certificate required, host name checked by clients).
