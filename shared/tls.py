@@ -11,7 +11,7 @@ from __future__ import annotations
 import ssl
 from typing import cast
 
-from shared.errors import LotteryError, PeerClosed
+from shared.errors import PeerClosed
 from shared.transport import Stream, _translated
 
 #: Raw bytes asked of the inner stream per read: many records at once.
@@ -114,5 +114,5 @@ def start_tls(stream: Stream, context: ssl.SSLContext, server_hostname: str | No
 def _send_quietly(stream: Stream, data: bytes) -> None:
     try:
         stream.send_all(data)
-    except LotteryError:
+    except PeerClosed:  # the read that follows reports it; a deadline (Timeout) must not be swallowed
         pass
