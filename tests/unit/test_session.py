@@ -126,7 +126,9 @@ def waiting_for_the_draw(server: Parts) -> tuple[gevent.Greenlet, Stream]:
     def handle() -> None:
         with Stream(left) as stream:  # the server's handler closes the stream once the session is over
             store, lottery, registry = server.store, server.lottery, server.registry
-            AgencySession(stream, "192.0.2.1", store=store, lottery=lottery, registry=registry, config=server.config).run()
+            AgencySession(
+                stream, "192.0.2.1", store=store, lottery=lottery, registry=registry, config=server.config
+            ).run()
 
     session = gevent.spawn(handle)
     decoder = FrameDecoder()
