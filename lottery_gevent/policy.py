@@ -115,9 +115,6 @@ class AddressCounter:
         if self._live[address] <= 0:
             del self._live[address]
 
-    def live(self, address: str) -> int:
-        return self._live[address]
-
 
 class ReadBounds(NamedTuple):
     """shared.transport.receive_message's bounds for the next frame, in seconds from now."""
