@@ -1,26 +1,22 @@
-# Strategy: the one request/reply peer of the protocol. The agency client, the
-# benchmark's load generator and the tests all talk to the server through
-# `ServerConnection`: send a message, read a reply, check its type (the agency
-# sends its next batch before reading the previous one's ack: `send_message`,
-# then `expect`, in order). Bytes
-# are moved only by shared.transport; this module decides what to send and
-# what to expect, and never trusts the server:
-#
-#   - every reply frame must be complete within the reply timeout from its
-#     first byte, however it is trickled (the frame timeout);
-#   - an Error reply becomes ServerRefused (or, through `exchange`, is handed
-#     back as it is: the raw mode the tests use to see every frame);
-#   - the winners reply is bounded: each document must be one the caller
-#     allows, and no more parts than documents allowed are read.
+# The one request/reply peer of the protocol: the agency client, the bench and
+# the tests talk to the server through `ServerConnection`.
+# Guarantees: every reply frame must start within the reply timeout of the
+# wait's start and end within it from its first byte (an absolute bound
+# however the server trickles it), except that the winners wait has no
+# deadline (the draw waits for every agency) yet notices EOF; an Error reply
+# becomes ServerRefused; a winners reply is bounded (documents the caller
+# allows, no more than `limit`, no empty part that is not the last).
+# Never: touches the socket itself (shared.transport does), or trusts the server.
 from __future__ import annotations
 
 import ssl
 from collections.abc import Collection
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from shared.errors import ServerRefused, UnexpectedReply
 from shared.protocol import Error, FrameDecoder, Message, Winners, WinnersQuery
-from shared.transport import Stream, open_connection, receive_message, send_message
+from shared.tls import start_tls
+from shared.transport import Stream, open_connection, receive_message, send_message, within
 
 __all__ = ["ServerConnection", "ServerRefused"]
 
@@ -38,14 +34,12 @@ class ServerConnection:
 
     def __init__(self, stream: Stream, reply_timeout_s: float | None) -> None:
         self.stream = stream
-        self._reply_timeout_s = reply_timeout_s
-        self._decoder = FrameDecoder()
-        stream.settimeout(reply_timeout_s)
+        self.reply_timeout_s = reply_timeout_s
+        self.decoder = FrameDecoder()
+        stream.settimeout(None)  # bounds are gevent.Timeouts, which no arriving record re-arms
 
     @classmethod
-    def open(
-        cls, host: str, port: int, reply_timeout_s: float | None, tls: ssl.SSLContext | None = None
-    ) -> ServerConnection:
+    def open(cls, host: str, port: int, reply_timeout_s: float | None, tls: ssl.SSLContext | None = None) -> Self:
         """Connect to host:port; with `tls` (a shared.transport.client_tls_context), over TLS.
 
         Raises:
@@ -53,9 +47,13 @@ class ServerConnection:
             TlsRejected: the server's certificate did not verify, or the server refused ours.
             PeerClosed, Timeout: the TLS handshake broke off.
         """
-        return cls(open_connection(host, port, reply_timeout_s, tls), reply_timeout_s)
+        stream = open_connection(host, port, reply_timeout_s)
+        if tls is not None:
+            with within(reply_timeout_s, f"TLS handshake not complete within {reply_timeout_s}s"):
+                stream = start_tls(stream, tls, server_hostname=host)
+        return cls(stream, reply_timeout_s)
 
-    def __enter__(self) -> ServerConnection:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -64,40 +62,22 @@ class ServerConnection:
     def close(self) -> None:
         self.stream.close()
 
-    # --- raw frames ---------------------------------------------------------
-
     def send_message(self, message: Message) -> None:
-        send_message(self.stream, message)
+        """Send one whole frame, within the reply timeout."""
+        send_message(self.stream, message, self.reply_timeout_s)
 
-    def send_bytes(self, data: bytes) -> None:
-        """Send bytes as they are (an encoded frame, or deliberate garbage in tests)."""
-        self.stream.send_all(data)
-
-    def receive(self) -> Message:
-        """The next message, whatever it is (an Error included).
-
-        Raises:
-            ProtocolError: the bytes are not a valid frame.
-            PeerClosed, Timeout: the connection failed, or a frame was too slow.
-        """
-        return receive_message(self.stream, self._decoder, self._reply_timeout_s)
-
-    def exchange(self, message: Message) -> Message:
-        """Send `message` and return the reply as it is: the raw mode (an Error is returned, not raised)."""
-        self.send_message(message)
-        return self.receive()
-
-    # --- checked requests ---------------------------------------------------
-
-    def expect(self, reply_type: type[ReplyT]) -> ReplyT:
-        """The next message, which must be a `reply_type`.
+    def expect(self, reply_type: type[ReplyT], *, wait_for_ever: bool = False) -> ReplyT:
+        """The next message, which must be a `reply_type` (`wait_for_ever`: no bound before its first byte).
 
         Raises:
             ServerRefused: the server replied with an Error.
             UnexpectedReply: the reply is of another type.
-            ProtocolError, PeerClosed, Timeout: as `receive`.
+            ProtocolError, PeerClosed, Timeout: a bad frame, a closed connection, a deadline.
         """
-        reply = self.receive()
+        start = None if wait_for_ever else self.reply_timeout_s
+        reply = receive_message(
+            self.stream, self.decoder, self.reply_timeout_s, start_within_s=start, late="no reply in time"
+        )
         if isinstance(reply, Error):
             raise ServerRefused(reply.code, reply.detail)
         if not isinstance(reply, reply_type):
@@ -110,37 +90,20 @@ class ServerConnection:
         return self.expect(reply_type)
 
     def query_winners(self, allowed: Collection[str] | None = None, limit: int | None = None) -> list[str]:
-        """Ask for the agency's winners; waits, without a timeout, until the draw is over.
-
-        The wait for the first part has no deadline because the draw waits for
-        every agency; a server that dies is still noticed (EOF, or TCP
-        keepalive). Each part, once started, must arrive within the reply timeout.
+        """Ask for the agency's winners; waits without a deadline for the draw, each part bounded once started.
 
         Args:
             allowed: the documents this agency has bet with (None: no check).
-                Every document in the reply must be one of them.
-            limit: the most documents the reply may hold (the agency's number
-                of bets; None: no bound).
+            limit: the most documents the reply may hold (None: no bound).
 
         Raises:
             UnexpectedReply: a document the agency never bet with, more of them
                 than `limit`, or an empty part that is not the last.
         """
         self.send_message(WinnersQuery())
-        self.stream.settimeout(None)
-        try:
-            return self._read_winners(allowed, limit)
-        finally:
-            self.stream.settimeout(self._reply_timeout_s)
-
-    def read_winners(self) -> list[str]:
-        """Read Winners parts until the last one (a WinnersQuery must have been sent); no check."""
-        return self._read_winners(None, None)
-
-    def _read_winners(self, allowed: Collection[str] | None, limit: int | None) -> list[str]:
         documents: list[str] = []
         while True:
-            part = self.expect(Winners)
+            part = self.expect(Winners, wait_for_ever=not documents)
             if part.more and not part.documents:  # else a server could stream empty parts for ever
                 raise UnexpectedReply("an empty Winners part that is not the last")
             if allowed is not None:

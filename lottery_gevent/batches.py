@@ -1,33 +1,31 @@
-# Strategy: what makes a batch of bets acceptable, apart from the store's own
-# rule (a batch starts where the agency's stored bets end): every bet valid,
-# and the agency's total within the per-agency quota. Each reason a batch is
-# refused maps to the ErrorCode the peer is told (`refusal_code`); nothing of a
-# refused batch is ever stored.
+# What makes a batch of bets acceptable, and storing it durably.
+# Guarantees: a batch is stored whole or not at all; it is refused (with the
+# ErrorCode the peer is told) if any bet is invalid, if it would take its
+# agency past the per-agency quota, or if it does not start where the agency's
+# stored bets end; `store_batch` returns only once the batch is durable.
+# Never: talks to the peer, or logs.
 from __future__ import annotations
 
 from lottery_gevent.contract import Bet
-from lottery_gevent.storage import OutOfSequence, StorageFailure
+from lottery_gevent.storage import BetStore, OutOfSequence
 from shared.domain import validate_bet
-from shared.errors import InvalidBet, LotteryError
+from shared.errors import InvalidBet, ServerRefused
 from shared.protocol import Bets, ErrorCode
-
-
-class OverQuota(LotteryError):
-    """The batch would take its agency past the per-agency quota (SERVER_MAX_BETS_PER_AGENCY)."""
 
 
 def build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
     """Check the quota and validate every bet of a batch, then build them.
 
     Raises:
-        OverQuota: the batch would end past bet number `quota`.
+        ServerRefused: QUOTA_EXCEEDED, the batch would end past bet number `quota`.
         InvalidBet: naming the bet.
     """
     end = batch.start + len(batch.bets)
     if end > quota:
-        raise OverQuota(
+        raise ServerRefused(
+            ErrorCode.QUOTA_EXCEEDED,
             f"bets #{batch.start}..#{end - 1} would take agency {agency} past its quota of {quota} bets; "
-            "nothing of the batch was stored"
+            "nothing of the batch was stored",
         )
     bets = []
     for index, fields in enumerate(batch.bets):
@@ -39,18 +37,17 @@ def build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
     return bets
 
 
-#: Why a batch was refused -> the code the peer is told.
-_REFUSALS: dict[type[LotteryError], ErrorCode] = {
-    OverQuota: ErrorCode.QUOTA_EXCEEDED,
-    InvalidBet: ErrorCode.INVALID_BET,
-    OutOfSequence: ErrorCode.OUT_OF_SEQUENCE,
-    StorageFailure: ErrorCode.STORAGE_FAILURE,
-}
+def store_batch(store: BetStore, agency: int, batch: Bets, quota: int) -> list[Bet]:
+    """Validate, append and wait until durable; the bets stored.
 
-#: What `build_bets` and the store's append may raise for a batch.
-BATCH_REFUSALS = tuple(_REFUSALS)
-
-
-def refusal_code(error: LotteryError) -> ErrorCode:
-    """The ErrorCode for a batch refused with `error` (one of BATCH_REFUSALS)."""
-    return next(code for kind, code in _REFUSALS.items() if isinstance(error, kind))
+    Raises:
+        ServerRefused: QUOTA_EXCEEDED, OUT_OF_SEQUENCE.
+        InvalidBet, StorageFailure.
+    """
+    bets = build_bets(agency, batch, quota)
+    try:
+        ticket = store.append(agency, batch.start, bets)
+    except OutOfSequence as exc:  # the storage package raises ServerRefused itself: drop this at the merge
+        raise ServerRefused(ErrorCode.OUT_OF_SEQUENCE, str(exc)) from exc
+    store.wait_durable(ticket)
+    return bets

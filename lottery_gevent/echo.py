@@ -1,30 +1,32 @@
-# Strategy: the inline echo, for health checks. A connection whose first byte is
-# not the protocol's start byte is a text session, the way Redis accepts inline
-# commands typed into telnet: read one line (bounded in length and in time),
-# write it back unchanged, log it, close.
-#
-# A probe that gives up (times out, or closes mid-line) is logged at DEBUG only,
-# so health checks never add noise or a "fail" line to the log.
+# The inline echo, for health checks: a connection whose first byte is not the
+# protocol's start byte is a text session (as Redis takes inline commands from
+# telnet). Guarantees: one line, at most ECHO_MAX_BYTES, within ECHO_TIMEOUT_S,
+# is written back unchanged and logged (`receive_message`), then the caller
+# closes. A probe that gives up is logged at DEBUG only.
+# Never: raises for what the peer does.
 from __future__ import annotations
 
 import logging
 
-import gevent
-
-from shared.errors import LineTooLong, PeerClosed, Timeout
+from shared.errors import PeerClosed, ProtocolError, Timeout
 from shared.logs import Result, log_action
-from shared.transport import Stream
+from shared.transport import Stream, within
 
 logger = logging.getLogger(__name__)
 
+#: The longest line echoed, newline included.
+ECHO_MAX_BYTES = 1024
+#: Seconds the whole line (and its echo) may take.
+ECHO_TIMEOUT_S = 5.0
 
-def serve_inline_echo(stream: Stream, ip: str, max_bytes: int, timeout_s: float) -> None:
-    """Echo one text line back (its first byte is still unread). Never raises for peer behaviour."""
+
+def serve_inline_echo(stream: Stream, ip: str) -> None:
+    """Echo one text line back (its first byte is still unread)."""
     try:
-        with gevent.Timeout(timeout_s, Timeout(f"no full line within {timeout_s}s")):
-            line = stream.recv_line(max_bytes)
+        with within(ECHO_TIMEOUT_S, f"no full line within {ECHO_TIMEOUT_S}s"):
+            line = stream.recv_line(ECHO_MAX_BYTES)
             stream.send_all(line)
-    except LineTooLong as exc:
+    except ProtocolError as exc:
         log_action(logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=exc)
         return
     except (Timeout, PeerClosed) as exc:

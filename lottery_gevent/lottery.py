@@ -1,15 +1,10 @@
-# Strategy: the draw barrier. One gevent AsyncResult stands for "the draw's
-# result". Every winners query blocks on it; nobody polls, and no answer is ever
-# built from partial data, because the result is set only after the one draw
-# over the complete file has finished.
-#
-# The draw starts when the configured number of agencies are done, in a greenlet
-# of its own (so that no connection's fate can interrupt it). If it fails, the
-# AsyncResult carries the exception and every waiter receives it.
-#
-# While agencies are missing, a greenlet logs every `wait_log_s` who the draw
-# still waits for (`draw_wait`, never `sorteo`: log readers count that one), so
-# an agency that died is named, not waited for in silence.
+# The draw barrier: one gevent AsyncResult stands for the draw's result.
+# Guarantees: the draw runs once, when every configured agency is done, in a
+# greenlet of its own (no connection's fate interrupts it), over the complete
+# store; the result is set only after it finished (or carries its
+# StorageFailure), so no answer is built from partial data. While agencies are
+# missing it logs every WAIT_LOG_S who it waits for (`draw_wait`).
+# Never: polls, or touches a connection (waiters pass what may interrupt them).
 from __future__ import annotations
 
 import csv
@@ -20,19 +15,15 @@ from collections.abc import Mapping
 import gevent
 from gevent.event import AsyncResult
 
-from lottery_gevent.storage import BetStore
-from shared.errors import LotteryError
+from lottery_gevent.storage import BetStore, StorageFailure
 from shared.logs import Result, log_action
-from shared.transport import Stream
 
 logger = logging.getLogger(__name__)
 
 #: The most pending agency ids one `draw_wait` line lists (the rest are counted).
 MAX_PENDING_LISTED = 20
-
-
-class DrawFailed(LotteryError):
-    """The draw could not read the stored bets; no winners can be given."""
+#: Seconds between two `draw_wait` lines while agencies are missing.
+WAIT_LOG_S = 5.0
 
 
 class Lottery:
@@ -40,9 +31,8 @@ class Lottery:
 
     Args:
         store: the bet store, already open (it knows who was done before a restart).
-        agencies: how many agencies take part, with ids 1..agencies. Zero means
-            nobody takes part and the draw never runs.
-        wait_log_s: while agencies are missing, log them this often (None: never).
+        agencies: how many agencies take part (ids 1..agencies); zero: the draw never runs.
+        wait_log_s: overrides WAIT_LOG_S.
     """
 
     def __init__(self, store: BetStore, agencies: int, wait_log_s: float | None = None) -> None:
@@ -53,7 +43,7 @@ class Lottery:
         self._draw: gevent.Greenlet | None = None
         self._wait_log_s = wait_log_s
         self._reporter: gevent.Greenlet | None = None
-        #: The draw barrier: set to {agency: [winning documents]} by the draw, or to its exception.
+        #: Set to {agency: [winning documents]} by the draw, or to its exception.
         self._barrier: AsyncResult = AsyncResult()
 
     def knows(self, agency: int) -> bool:
@@ -65,8 +55,8 @@ class Lottery:
     def start(self) -> None:
         """Start the draw now if a previous run already saw every agency done; else report who is missing."""
         self._draw_if_complete()
-        if self._draw is None and self._pending and self._wait_log_s is not None:
-            self._reporter = gevent.spawn(self._report_pending, self._wait_log_s)
+        if self._draw is None and self._pending:
+            self._reporter = gevent.spawn(self._report_pending, self._wait_log_s or WAIT_LOG_S)
 
     def mark_done(self, agency: int) -> None:
         """Record the agency as done (durably, idempotently); start the draw if it was the last.
@@ -83,25 +73,17 @@ class Lottery:
         """True once the draw is over (it succeeded or failed)."""
         return bool(self._barrier.ready())
 
-    def await_draw(self, stream: Stream) -> bool:
-        """Block until the draw is over (True), or until `stream` is readable or closed (False).
-
-        The wait has no timeout: waiting for the draw is legitimate however long
-        it takes. Watching the stream meanwhile means a peer that sends or
-        vanishes is noticed at once.
-        """
-        if self._barrier.ready():
-            return True
-        stream.wait_readable(self._barrier)
+    def await_draw(self, interrupt: gevent.Greenlet) -> bool:
+        """Block, without a deadline, until the draw is over (True) or `interrupt` ends first (False)."""
+        gevent.wait([self._barrier, interrupt], count=1)
         return bool(self._barrier.ready())
 
     def winners(self, agency: int) -> list[str]:
         """The agency's winning documents; the draw must be over (see `await_draw`).
 
         Raises:
-            DrawFailed: the draw could not be run.
+            StorageFailure: the draw could not be run.
         """
-        assert self._barrier.ready(), "winners() before the draw is over"
         winners: Mapping[int, list[str]] = self._barrier.get(block=False)
         return winners.get(agency, [])
 
@@ -138,9 +120,9 @@ class Lottery:
     def _run_draw(self) -> None:
         try:
             winners = self._store.find_winners()
-        except (OSError, ValueError, csv.Error) as exc:
+        except (OSError, ValueError, csv.Error, StorageFailure) as exc:
             log_action(logger, logging.ERROR, "sorteo", Result.FAIL, error=exc)
-            failure = DrawFailed(f"the draw failed: {exc}")
+            failure = StorageFailure(f"the draw failed: {exc}")
             failure.__cause__ = exc
             self._barrier.set_exception(failure)
             return

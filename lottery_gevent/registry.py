@@ -1,11 +1,9 @@
-# Strategy: at most one live session per agency. A session claims its agency
-# when it identifies; a newer claim for the same agency takes over, ending the
-# older session's greenlet first (its in-flight batch is stored whole or not at
-# all, since appends never yield midway) and only then returning, so the new
-# session reads the agency's stored count after the old one is gone.
-#
-# The registry knows greenlets, not sessions: sessions depend on it, never the
-# other way round. `EndSession` is what it (and the server's shutdown) throws.
+# Which greenlet speaks for each agency: at most one live session per agency.
+# Guarantees: a newer claim takes over by ending the older session's greenlet
+# first (EndSession(SUPERSEDED); its in-flight batch is stored whole or not at
+# all, since appends never yield midway) and only then returns, so the new
+# session reads the stored count after the old one is gone.
+# Never: knows sessions (they depend on it, not the other way round).
 from __future__ import annotations
 
 import logging

@@ -1,124 +1,83 @@
-# Strategy: the gevent StreamServer, and the wiring of one connection.
-#
-#   - One greenlet per connection, spawned from a gevent Pool that bounds how
-#     many run at once. When the pool is full the server still accepts, but
-#     closes the new connection at once (and logs it) instead of leaving it
-#     queued in the kernel's backlog.
-#   - Each address may hold at most `max_connections_per_ip` of them; one more
-#     is refused the same way, by its own handler, which never blocks on it.
-#     Refusals are logged at INFO through one server-wide RateLimiter, as are
-#     connections that stay silent past the Hello timeout.
-#   - The handler peeks at the first byte: the protocol's start byte means an
-#     agency session (session.py), anything else an inline echo (echo.py). The
-#     byte stays in the stream for whoever reads it next.
-#   - With TLS on (SERVER_TLS_*), a first byte 0x16 is a TLS handshake: bounded
-#     by the frame timeout, logged at WARNING if it fails (through the same
-#     RateLimiter: any peer can fail one), and followed by an agency session
-#     over the TLS stream, which knows the peer's certificate name. A plaintext
-#     protocol connection gets Error(TLS_REQUIRED) and is closed. The inline
-#     echo stays plaintext on the same port. With TLS off, a handshake is
-#     logged once and answered with a fatal TLS alert, so that an agency set up
-#     for TLS stops at once instead of retrying.
-#   - Sessions get what they need (store, lottery, the agency registry of
-#     registry.py, the config) and never see the server.
-#   - stop(): close the listener, end every session (also those waiting on the
-#     draw), wait a bounded time, then flush and close the store.
+# The gevent StreamServer: one greenlet per connection, from a Pool.
+# Guarantees: past `max_connections` live connections (or `max_connections_per_ip`
+# from one address) a new one gets Error(SERVER_BUSY) and is closed at once;
+# the first byte decides: the protocol's start byte is an agency session (or,
+# with TLS on, Error(TLS_REQUIRED)), a TLS handshake byte is TLS then a session
+# (or, with TLS off, a fatal TLS alert), anything else the inline echo; the
+# first byte, the whole TLS handshake and the Hello frame must all come within
+# the Hello timeout of the accept, however they are trickled; stop() closes the
+# listener, ends every session (SHUTTING_DOWN) within STOP_TIMEOUT_S, then
+# stops the lottery and closes the store.
+# Never: reads or writes a socket itself (shared.transport does).
 from __future__ import annotations
 
 import logging
 import socket
 import ssl
+import struct
 import time
-from typing import Any
 
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.echo import serve_inline_echo
-from lottery_gevent.limits import (
-    LIMIT_LOG_BURST,
-    LIMIT_LOG_RATE_PER_S,
-    AddressCounter,
-    ConnectionLimits,
-    RateLimiter,
-)
 from lottery_gevent.lottery import Lottery
+from lottery_gevent.policy import AddressCounter, ConnectionPolicy, server_log_limiter
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
-from shared.errors import LotteryError, PeerClosed, ProtocolError, Timeout, TlsRejected
+from shared.errors import PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.logs import Result, log_action
-from shared.protocol import START_BYTE, Error, ErrorCode, FrameDecoder, encode
+from shared.protocol import START_BYTE, Error, ErrorCode, FrameDecoder
+from shared.tls import start_tls
 from shared.transport import (
     TLS_HANDSHAKE_BYTE,
+    TLS_HANDSHAKE_FAILURE_ALERT,
     Stream,
     configure_stream,
     receive_message,
-    refuse_tls_handshake,
     send_message,
     server_tls_context,
+    within,
 )
 
 logger = logging.getLogger(__name__)
 
-
-class _HandshakeFailed(LotteryError):
-    """A TLS handshake failed, and was logged."""
-
-
-class _RefusingStreamServer(StreamServer):  # type: ignore[misc]
-    """A StreamServer that refuses connections beyond its pool instead of queueing them.
-
-    gevent's own behaviour with a full pool is to stop accepting, which leaves
-    new peers waiting in the backlog for as long as the pool stays full.
-    """
-
-    def __init__(self, *args: Any, on_full: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._on_full = on_full
-        # set_spawn() made `full` the pool's; keep accepting and decide per connection.
-        self.full = lambda: False
-
-    def do_handle(self, *args: Any) -> None:
-        if self.pool.full():
-            self._on_full(*args)
-        else:
-            super().do_handle(*args)
+#: Seconds stop() gives the sessions to end (and a superseded session to go).
+STOP_TIMEOUT_S = 2.0
+#: Handlers beyond max_connections, there only to refuse the excess at once.
+REFUSING_HANDLERS = 16
+#: Seconds a refusal or an answer to a connection being closed may take.
+LAST_WORD_S = 1.0
+_TLS_RECORD_HEADER = struct.Struct(">BHH")
+_TLS_MAX_RECORD = 2**14
 
 
 class LotteryServer:
     """The lottery's TCP server: listener, connection pool, and agency registry.
 
-    Args:
-        config: the server's settings.
-        store: the bet store, already open.
-        lottery: the draw barrier over that store.
-
     Raises:
-        TlsSetupFailed: TLS is configured, and its files cannot be loaded.
+        ConfigError: TLS is configured, and its files cannot be loaded.
     """
 
     def __init__(self, config: ServerConfig, store: BetStore, lottery: Lottery) -> None:
         self.config = config
         self.store = store
         self.lottery = lottery
-        self._registry = AgencyRegistry(config.stop_timeout_s)
+        self._registry = AgencyRegistry(STOP_TIMEOUT_S)
         self._per_address = AddressCounter(config.max_connections_per_ip)
+        self._live = 0
         #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
-        self._limit_log = RateLimiter(LIMIT_LOG_RATE_PER_S, LIMIT_LOG_BURST)
+        self._limit_log = server_log_limiter()
         self._tls: ssl.SSLContext | None = None
         if config.tls_cert is not None and config.tls_key is not None and config.tls_ca is not None:
             self._tls = server_tls_context(config.tls_cert, config.tls_key, config.tls_ca)
-        self._pool = Pool(config.max_connections)
-        self._port = config.port
-        self._listener = _RefusingStreamServer(
-            (config.ip, config.port),
-            self._handle,
-            backlog=config.listen_backlog,
-            spawn=self._pool,
-            on_full=self._refuse,
+        self._pool = Pool(config.max_connections + REFUSING_HANDLERS)
+        self._listener = StreamServer(
+            (config.ip, config.port), self._handle, backlog=config.listen_backlog, spawn=self._pool
         )
+        self._port = config.port
 
     @property
     def port(self) -> int:
@@ -132,39 +91,48 @@ class LotteryServer:
         log_action(logger, logging.INFO, "listen", Result.SUCCESS, ip=self.config.ip, port=self.port)
 
     def stop(self) -> None:
-        """Stop accepting, end every connection within the stop timeout, close the store."""
+        """Stop accepting, end every connection within STOP_TIMEOUT_S, close the store."""
         self._listener.close()
         log_action(logger, logging.INFO, "close_listener", Result.SUCCESS, port=self.port)
-        self._pool.kill(
-            EndSession("server shutting down", ErrorCode.SHUTTING_DOWN), block=True, timeout=self.config.stop_timeout_s
-        )
+        self._pool.kill(EndSession("server shutting down", ErrorCode.SHUTTING_DOWN), block=True, timeout=STOP_TIMEOUT_S)
         self.lottery.stop()
         self.store.close()
 
-    # --- connections ------------------------------------------------------
-
     def _handle(self, sock: socket.socket, address: tuple[str, int]) -> None:
-        ip = address[0]
         accepted_at = time.monotonic()
-        if not self._per_address.enter(ip):
-            self._refuse(sock, address, f"too many connections from {ip} (max {self.config.max_connections_per_ip})")
-            return
-        try:
-            self._serve(sock, ip, accepted_at)
-        finally:
-            self._per_address.leave(ip)
-
-    def _serve(self, sock: socket.socket, ip: str, accepted_at: float) -> None:
-        configure_stream(sock)
+        ip = address[0]
         stream = Stream(sock)
-        stream.settimeout(self.config.hello_timeout_s)
         try:
-            first = stream.peek_byte()
+            if self._live >= self.config.max_connections:
+                self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
+            elif not self._per_address.enter(ip):
+                cap = self.config.max_connections_per_ip
+                self._refuse(stream, ip, f"too many connections from {ip} (max {cap})")
+            else:
+                self._live += 1
+                try:
+                    configure_stream(sock)
+                    stream = self._dispatch(stream, ip, accepted_at)
+                finally:
+                    self._live -= 1
+                    self._per_address.leave(ip)
+        finally:
+            stream.close()  # a TLS stream's socket is no longer the one the StreamServer closes
+
+    def _dispatch(self, stream: Stream, ip: str, accepted_at: float) -> Stream:
+        """Serve one connection by its first byte; returns the stream to close (TLS may have replaced it)."""
+        hello_by = accepted_at + self.config.hello_timeout_s
+        silent = f"nothing received within {self.config.hello_timeout_s}s"
+        try:
+            with within(hello_by - time.monotonic(), silent):
+                first = stream.peek_byte()
             if not first:
                 raise PeerClosed()
             if first[0] == TLS_HANDSHAKE_BYTE and self._tls is not None:
-                stream = self._start_tls(stream, self._tls, ip)
-                self._serve_agency(stream, ip, accepted_at)
+                tls = self._start_tls(stream, self._tls, ip, hello_by)
+                if tls is not None:
+                    stream = tls
+                    self._serve_agency(tls, ip, accepted_at)
             elif first[0] == TLS_HANDSHAKE_BYTE:
                 self._refuse_tls(stream, ip)
             elif first[0] == START_BYTE and self._tls is not None:
@@ -172,55 +140,55 @@ class LotteryServer:
             elif first[0] == START_BYTE:
                 self._serve_agency(stream, ip, accepted_at)
             else:
-                serve_inline_echo(stream, ip, self.config.echo_max_bytes, self.config.echo_timeout_s)
-        except _HandshakeFailed:
-            pass
+                serve_inline_echo(stream, ip)
         except PeerClosed as exc:
             log_action(
                 logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"nothing received: {exc}"
             )
         except Timeout:
-            reason = f"nothing received within {self.config.hello_timeout_s}s"
-            self._limit_log.log(logger, logging.INFO, "close_connection", Result.FAIL, ip=ip, reason=reason)
+            self._limit_log.log(logger, logging.INFO, "close_connection", Result.FAIL, ip=ip, reason=silent)
         except EndSession as exc:
             log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
-        finally:
-            stream.close()  # a TLS stream's socket is no longer the one the StreamServer closes
+        return stream
 
     def _serve_agency(self, stream: Stream, ip: str, accepted_at: float) -> None:
-        AgencySession(
+        policy = ConnectionPolicy(self.config, lambda: stream.bytes_received, self._limit_log, accepted_at)
+        session = AgencySession(
             stream,
             ip,
             store=self.store,
             lottery=self.lottery,
             registry=self._registry,
             config=self.config,
-            limits=ConnectionLimits(self.config, lambda: stream.bytes_received, self._limit_log, accepted_at),
-        ).run()
+            policy=policy,
+        )
+        session.run()
 
-    def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str) -> Stream:
-        """The handshake, bounded by the frame timeout; a failure is logged once, without a traceback."""
+    def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str, hello_by: float) -> Stream | None:
+        """The handshake, by the Hello deadline; a failure is logged once, without a traceback (then None)."""
         try:
-            return stream.start_tls(context, timeout=self.config.frame_timeout_s)
+            with within(hello_by - time.monotonic(), f"no Hello within {self.config.hello_timeout_s}s"):
+                return start_tls(stream, context)
         except (TlsRejected, PeerClosed, Timeout) as exc:
             reason = exc.__cause__ if isinstance(exc, PeerClosed) and exc.__cause__ is not None else exc
             self._limit_log.log(logger, logging.WARNING, "tls_handshake", Result.FAIL, ip=ip, error=reason)
-            raise _HandshakeFailed from exc
+            return None
 
     def _refuse_plaintext(self, stream: Stream, ip: str) -> None:
-        """Read the peer's first frame (so that closing sends no RST over our reply), answer TLS_REQUIRED, close."""
+        """Read the peer's first frame (so that closing sends no RST over our reply), answer TLS_REQUIRED."""
         detail = "this server requires TLS: connect with the contest's CA and your agency's certificate"
-        error = "plaintext protocol connection"
-        self._limit_log.log(logger, logging.WARNING, "identify", Result.FAIL, ip=ip, error=error)
+        self._limit_log.log(
+            logger, logging.WARNING, "identify", Result.FAIL, ip=ip, error="plaintext protocol connection"
+        )
+        frame_s = self.config.frame_timeout_s
         try:
-            receive_message(stream, FrameDecoder(), self.config.frame_timeout_s)
-            stream.settimeout(self.config.frame_timeout_s)
-            send_message(stream, Error(ErrorCode.TLS_REQUIRED, detail))
+            receive_message(stream, FrameDecoder(), frame_s, start_within_s=frame_s)
+            send_message(stream, Error(ErrorCode.TLS_REQUIRED, detail), LAST_WORD_S)
         except (PeerClosed, Timeout, ProtocolError):
             pass
 
     def _refuse_tls(self, stream: Stream, ip: str) -> None:
-        """A TLS handshake on a server with TLS off: say so once, answer with a fatal alert, close."""
+        """A TLS handshake on a server with TLS off: say so once, answer with a fatal alert."""
         error = "the peer began a TLS handshake, but this server has TLS off (SERVER_TLS_CERT, _KEY, _CA unset)"
         self._limit_log.log(logger, logging.WARNING, "tls_handshake", Result.FAIL, ip=ip, error=error)
         try:
@@ -228,10 +196,25 @@ class LotteryServer:
         except (PeerClosed, Timeout, ProtocolError):
             pass
 
-    def _refuse(self, sock: socket.socket, address: tuple[str, int], detail: str | None = None) -> None:
-        """Close an excess connection at once, with SERVER_BUSY. Runs in the accept path: never blocks."""
-        if detail is None:
-            detail = f"too many connections (max {self.config.max_connections})"
-        self._limit_log.log(logger, logging.INFO, "accept_connection", Result.FAIL, ip=address[0], error=detail)
-        with Stream(sock) as stream:
-            stream.send_nowait(encode(Error(ErrorCode.SERVER_BUSY, detail)))
+    def _refuse(self, stream: Stream, ip: str, detail: str) -> None:
+        """Answer SERVER_BUSY (the frame fits an empty send buffer: no wait) and let the caller close."""
+        self._limit_log.log(logger, logging.INFO, "accept_connection", Result.FAIL, ip=ip, error=detail)
+        try:
+            send_message(stream, Error(ErrorCode.SERVER_BUSY, detail), LAST_WORD_S)
+        except (PeerClosed, Timeout):
+            pass
+
+
+def refuse_tls_handshake(stream: Stream, timeout: float) -> None:
+    """Read the peer's first TLS record whole (so that closing sends no RST), then send a fatal alert.
+
+    Raises:
+        ProtocolError: the record declares more than a TLS record may hold (nothing more is read).
+        PeerClosed, Timeout.
+    """
+    with within(timeout, f"TLS record not complete within {timeout}s"):
+        _, _, length = _TLS_RECORD_HEADER.unpack(stream.recv_exact(_TLS_RECORD_HEADER.size))
+        if length > _TLS_MAX_RECORD:
+            raise ProtocolError(f"a TLS record of {length} bytes; the most is {_TLS_MAX_RECORD}")
+        stream.recv_exact(length)
+        stream.send_all(TLS_HANDSHAKE_FAILURE_ALERT)

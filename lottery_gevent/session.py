@@ -1,44 +1,31 @@
-# Strategy: one AgencySession per protocol connection, run by that connection's
-# greenlet, which owns the socket. The session is a small state machine:
-#
-#   AWAITING_HELLO --Hello--> RECEIVING_BETS --Done--> DONE
-#                     \____________________________/^
-#                      (Hello from an agency already done)
-#
-# `_HANDLERS` is the whole transition table: which message each state accepts
-# and which method handles it. Anything else gets an Error and changes nothing.
-# Errors are answered in place and the session goes on, except those after which
-# the stream cannot be trusted (a malformed frame, an unknown agency), which
-# close it.
-#
-# Limits: the session yields after every frame (fairness); the
-# `max_refusals`-th refused frame closes it (TOO_MANY_REFUSALS); Hello must come
-# within `hello_timeout_s`, then a frame that is not refused every
-# `idle_timeout_s` (TOO_SLOW); an agency stores at most `max_bets_per_agency`
-# bets (QUOTA_EXCEEDED). limits.ConnectionLimits keeps the deadline, the count
-# and the bounded warnings.
-#
-# With TLS on, the agency is the one the peer's certificate names (agency-K):
-# a Hello for any other agency is refused (NOT_AUTHORISED) and closes the
-# connection before anything is read or stored. The message alone never
-# decides who the peer is.
+# One AgencySession per protocol connection, run by its greenlet, which owns
+# the stream. `_TRANSITIONS` is the whole state machine: for each (state,
+# message type) the handler and the state it leads to; any other message is
+# refused (UNEXPECTED_MESSAGE) and changes nothing.
+# Guarantees: with TLS on, the agency is the one the certificate names
+# (NOT_AUTHORISED otherwise, before anything is read or stored); a BetsAck is
+# sent only once its batch is durable; refusals are answered in place and the
+# MAX_REFUSALS-th closes the connection (TOO_MANY_REFUSALS); deadlines come
+# from the ConnectionPolicy and refused frames never move them; the session
+# yields after every frame.
+# Never: raises for what the peer does, or decides from an error's text.
 from __future__ import annotations
 
 import enum
 import logging
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
 import gevent
 
-from lottery_gevent.batches import BATCH_REFUSALS, build_bets, refusal_code
+from lottery_gevent.batches import store_batch
 from lottery_gevent.config import ServerConfig
-from lottery_gevent.limits import ConnectionLimits
-from lottery_gevent.lottery import DrawFailed, Lottery
+from lottery_gevent.lottery import Lottery
+from lottery_gevent.policy import ConnectionPolicy
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.storage import BetStore, StorageFailure
 from shared.domain import agency_common_name
-from shared.errors import LotteryError, PeerClosed, ProtocolError, Timeout
+from shared.errors import InvalidBet, PeerClosed, ProtocolError, ServerRefused, Timeout
 from shared.logs import Result, log_action
 from shared.protocol import (
     Bets,
@@ -54,7 +41,7 @@ from shared.protocol import (
     WinnersQuery,
     split_winners,
 )
-from shared.transport import Stream, send_message
+from shared.transport import Stream, receive_message, send_message
 
 logger = logging.getLogger(__name__)
 
@@ -66,10 +53,7 @@ class SessionState(enum.Enum):
     AWAITING_HELLO = "awaiting_hello"
     RECEIVING_BETS = "receiving_bets"
     DONE = "done"
-
-
-class _Close(LotteryError):
-    """Raised inside a session after answering an error that ends it."""
+    CLOSED = "closed"
 
 
 class AgencySession:
@@ -78,12 +62,10 @@ class AgencySession:
     Args:
         stream: the connection; the session's greenlet owns it.
         ip: the peer's address, for the log.
-        store: the bet store.
-        lottery: who is done, and the draw.
-        registry: the one live session per agency.
-        config: the server's settings (timeouts, agencies, limits).
-        limits: the connection's deadline, refusals and log budgets (None: fresh
-            ones, the Hello deadline counted from now).
+        store, lottery, registry: the bets, the draw, the one live session per agency.
+        config: the server's settings.
+        policy: the connection's deadlines, refusals and log budgets (None: fresh,
+            the Hello deadline counted from now).
     """
 
     def __init__(
@@ -95,7 +77,7 @@ class AgencySession:
         lottery: Lottery,
         registry: AgencyRegistry,
         config: ServerConfig,
-        limits: ConnectionLimits | None = None,
+        policy: ConnectionPolicy | None = None,
     ) -> None:
         self._stream = stream
         self._ip = ip
@@ -109,40 +91,24 @@ class AgencySession:
         self._greenlet = gevent.getcurrent()
         #: True while a frame is being written (a kill then must not add another).
         self._sending = False
-        self._limits = limits or ConnectionLimits(config, lambda: stream.bytes_received)
-
-    # --- the loop ---------------------------------------------------------
+        self._policy = policy or ConnectionPolicy(config, lambda: stream.bytes_received)
 
     def run(self) -> None:
-        """Serve the connection until it closes. Never raises for peer misbehaviour."""
+        """Serve the connection until it closes."""
         try:
-            while True:
-                message = self._limits.receive(self._stream, self._decoder, self.state is SessionState.AWAITING_HELLO)
-                handler = _HANDLERS[self.state].get(type(message))
-                if handler is None:
-                    self._refuse_unexpected(message)
-                else:
-                    handler(self, message)
-                self._limits.frame_handled()
-                # Yield after every frame, so that a peer whose frames are always
-                # ready cannot starve other connections' I/O or the signal handler.
-                # sleep(0) does let the loop poll I/O and run signal watchers; measured
-                # under a pipelining flood, the worst echo took 6-19 ms with it and
-                # 21-46 ms with gevent.idle() (never answered with no yield at all).
-                gevent.sleep(0)
+            while self.state is not SessionState.CLOSED:
+                self._step(receive_message(self._stream, self._decoder, *self._policy.read_bounds()))
+                self._policy.frame_handled()
+                gevent.sleep(0)  # a peer whose frames are always ready must not starve the others
         except PeerClosed as exc:
             if exc.mid_frame:
                 self._log_end(logging.WARNING, Result.FAIL, f"truncated frame: {exc}")
             else:
                 self._log_end(logging.INFO, Result.SUCCESS, "peer closed")
         except Timeout as exc:
-            self._log_end(logging.WARNING, Result.FAIL, str(exc))
-            self._try_send(Error(ErrorCode.TOO_SLOW, str(exc)))
+            self._close(ErrorCode.TOO_SLOW, str(exc))
         except ProtocolError as exc:
-            self._log_end(logging.WARNING, Result.FAIL, f"{type(exc).__name__}: {exc}")
-            self._try_send(Error(ErrorCode.MALFORMED_FRAME, f"{type(exc).__name__}: {exc}"))
-        except _Close:
-            pass
+            self._close(ErrorCode.MALFORMED_FRAME, str(exc))
         except EndSession as exc:
             self._log_end(logging.INFO, Result.SUCCESS, exc.reason)
             if not self._sending:  # never cut into a frame already on its way
@@ -150,161 +116,161 @@ class AgencySession:
         finally:
             if self.agency is not None:
                 self._registry.release(self.agency, self._greenlet)
-            self._limits.log_summary(logger, ip=self._ip, agency=self.agency)
+            self._policy.log_summary(logger, ip=self._ip, agency=self.agency)
 
-    # --- handlers ---------------------------------------------------------
+    def _step(self, message: Message) -> None:
+        """Apply one transition; a refusal leaves the state as it was."""
+        handler, target = _TRANSITIONS.get((self.state, type(message)), (None, self.state))
+        if handler is None:
+            detail = f"{type(message).__name__} is not allowed in state {self.state.value}"
+            self._refuse(ServerRefused(ErrorCode.UNEXPECTED_MESSAGE, detail), "unexpected_message")
+            return
+        before = self.state
+        try:
+            handler(self, message)
+        except ServerRefused as exc:
+            if isinstance(message, Bets):
+                self._refuse(exc, "apuesta_recibida", cantidad=len(message.bets))
+            else:
+                self._refuse(exc, "refuse")
+            return
+        if self.state is before:  # a handler that closed, or knew better (Hello of a done agency), has set it
+            self.state = target
+
+    # --- handlers: each returns normally when its transition is taken ------
 
     def _on_hello(self, message: Hello) -> None:
         agency = message.agency
         certified = self._stream.peer_name
         if self._config.tls_enabled and certified != agency_common_name(agency):
             detail = f"this connection's certificate is {certified!r}, not {agency_common_name(agency)!r}"
-            self._limits.limit_log.log(
-                logger, logging.WARNING, "identify", Result.FAIL, ip=self._ip, agency=agency, error=detail
-            )
-            self._try_send(Error(ErrorCode.NOT_AUTHORISED, detail))
-            raise _Close
+            self._close(ErrorCode.NOT_AUTHORISED, detail, action="identify", agency=agency)
+            return
         if not self._lottery.knows(agency):
             detail = f"agency {agency} is not one of 1..{self._config.agencies}"
-            self._limits.limit_log.log(
-                logger, logging.WARNING, "identify", Result.FAIL, ip=self._ip, agency=agency, error=detail
-            )
-            self._try_send(Error(ErrorCode.UNKNOWN_AGENCY, detail))
-            raise _Close
+            self._close(ErrorCode.UNKNOWN_AGENCY, detail, action="identify", agency=agency)
+            return
         self._registry.claim(agency, self._greenlet)
         self.agency = agency
+        self._policy.identified()
         stored, digest = self._store.durable_resume(agency)
         done = self._lottery.is_done(agency)
-        self.state = SessionState.DONE if done else SessionState.RECEIVING_BETS
+        if done:
+            self.state = SessionState.DONE
         log_action(
             logger, logging.INFO, "identify", Result.SUCCESS, ip=self._ip, agency=agency, stored=stored, done=done
         )
         self._send(Welcome(stored, done, self._store.contest, digest))
 
     def _on_bets(self, batch: Bets) -> None:
-        agency = self._require_agency()
-        count = len(batch.bets)
+        agency = self._agency()
         try:
-            bets = build_bets(agency, batch, self._config.max_bets_per_agency)
-            ticket = self._store.append(agency, batch.start, bets)
-            self._store.wait_durable(ticket)
-        except BATCH_REFUSALS as exc:
-            self._refuse_batch(count, refusal_code(exc), str(exc))
-            return
+            bets = store_batch(self._store, agency, batch, self._config.max_bets_per_agency)
+        except InvalidBet as exc:
+            raise ServerRefused(ErrorCode.INVALID_BET, str(exc)) from exc
+        except StorageFailure as exc:
+            raise ServerRefused(ErrorCode.STORAGE_FAILURE, str(exc)) from exc
         if logger.isEnabledFor(logging.DEBUG):
             for bet in bets:
                 log_action(
                     logger, logging.DEBUG, "apuesta_almacenada", Result.SUCCESS, dni=bet.document, numero=bet.number
                 )
-        log_action(logger, logging.INFO, "apuesta_recibida", Result.SUCCESS, cantidad=count, agency=agency)
-        self._send(BetsAck(batch.start + count))
+        log_action(logger, logging.INFO, "apuesta_recibida", Result.SUCCESS, cantidad=len(bets), agency=agency)
+        self._send(BetsAck(batch.start + len(bets)))
 
     def _on_bets_after_done(self, batch: Bets) -> None:
-        self._refuse_batch(len(batch.bets), ErrorCode.BETS_AFTER_DONE, f"agency {self.agency} already sent Done")
+        raise ServerRefused(ErrorCode.BETS_AFTER_DONE, f"agency {self.agency} already sent Done")
 
     def _on_done(self, _: Done) -> None:
-        agency = self._require_agency()
+        agency = self._agency()
         try:
             self._lottery.mark_done(agency)
         except StorageFailure as exc:
             log_action(logger, logging.ERROR, "agency_done", Result.FAIL, agency=agency, error=exc)
-            self._send(Error(ErrorCode.STORAGE_FAILURE, str(exc)))
-            return
+            raise ServerRefused(ErrorCode.STORAGE_FAILURE, str(exc)) from exc
         if self.state is not SessionState.DONE:
             log_action(logger, logging.INFO, "agency_done", Result.SUCCESS, agency=agency)
-        self.state = SessionState.DONE
         self._send(DoneAck())
 
     def _on_winners_query(self, _: WinnersQuery) -> None:
-        agency = self._require_agency()
-        if not self._lottery.await_draw(self._stream):
-            self._refuse_while_waiting()
+        agency = self._agency()
+        watcher = gevent.spawn(self._stream.peek_byte)  # ends when the peer sends or closes
+        try:
+            drawn = self._lottery.await_draw(watcher)
+        finally:
+            watcher.kill()
+        if not drawn:
+            if watcher.successful() and watcher.value:
+                self._close(ErrorCode.UNEXPECTED_MESSAGE, "nothing may be sent while a winners query is pending")
+                return
+            raise PeerClosed()
         try:
             documents = self._lottery.winners(agency)
-        except DrawFailed as exc:
-            self._send(Error(ErrorCode.DRAW_FAILED, str(exc)))
-            return
+        except StorageFailure as exc:
+            raise ServerRefused(ErrorCode.DRAW_FAILED, str(exc)) from exc
         log_action(logger, logging.INFO, "winners_sent", Result.SUCCESS, cant_ganadores=len(documents), agency=agency)
         for part in split_winners(documents):
             self._send(part)
 
     # --- helpers ----------------------------------------------------------
 
-    def _require_agency(self) -> int:
+    def _agency(self) -> int:
         assert self.agency is not None, "the transition table admits this only after Hello"
         return self.agency
 
-    def _refuse_while_waiting(self) -> NoReturn:
-        """The peer sent or closed while its winners query waits: end the session."""
-        if not self._stream.peek_byte():
-            raise PeerClosed()
-        detail = "nothing may be sent while a winners query is pending"
-        self._log_end(logging.WARNING, Result.FAIL, detail)
-        self._try_send(Error(ErrorCode.UNEXPECTED_MESSAGE, detail))
-        raise _Close
+    def _refuse(self, refusal: ServerRefused, action: str, **details: object) -> None:
+        """Answer a refused frame; the MAX_REFUSALS-th closes (our own failures do not count)."""
+        details.update(ip=self._ip, agency=self.agency, error=refusal.detail)
+        self._policy.warnings.log(logger, logging.WARNING, action, Result.FAIL, **details)
+        self._send(Error(ErrorCode(refusal.code), refusal.detail))
+        if refusal.code not in _OURS and self._policy.refused():
+            reason = f"{self._policy.refusals} refused frames; the last: {refusal.detail}"
+            self._close(ErrorCode.TOO_MANY_REFUSALS, reason)
 
-    def _refuse_batch(self, count: int, code: ErrorCode, detail: str) -> None:
-        self._limits.warnings.log(
-            logger, logging.WARNING, "apuesta_recibida", Result.FAIL, cantidad=count, agency=self.agency, error=detail
-        )
-        self._refuse(code, detail)
-
-    def _refuse_unexpected(self, message: Message) -> None:
-        detail = f"{type(message).__name__} is not allowed in state {self.state.value}"
-        self._limits.warnings.log(
-            logger, logging.WARNING, "unexpected_message", Result.FAIL, ip=self._ip, agency=self.agency, error=detail
-        )
-        self._refuse(ErrorCode.UNEXPECTED_MESSAGE, detail)
-
-    def _refuse(self, code: ErrorCode, detail: str) -> None:
-        """Answer a refused frame; the `max_refusals`-th closes the connection (raises _Close).
-
-        A storage failure is the server's fault, not the peer's: it does not count.
-        """
-        self._send(Error(code, detail))
-        if code is not ErrorCode.STORAGE_FAILURE and self._limits.refused():
-            reason = f"{self._limits.refusals} refused frames; the last: {detail}"
-            self._log_end(logging.WARNING, Result.FAIL, reason)
-            self._try_send(Error(ErrorCode.TOO_MANY_REFUSALS, reason))
-            raise _Close
+    def _close(self, code: ErrorCode, detail: str, action: str = "close_connection", agency: int | None = None) -> None:
+        """Log why, tell the peer if it still listens, and end the session."""
+        self._log_end(logging.WARNING, Result.FAIL, detail, action, agency)
+        self._try_send(Error(code, detail))
+        self.state = SessionState.CLOSED
 
     def _send(self, message: Message) -> None:
-        # No try/finally on purpose: if the send is interrupted (a kill, a broken
-        # connection) the flag stays set, since the frame on the wire is cut short.
+        # No try/finally on purpose: an interrupted send leaves a cut frame on the wire.
         self._sending = True
-        send_message(self._stream, message)
+        send_message(self._stream, message, self._config.frame_timeout_s)
         self._sending = False
 
     def _try_send(self, message: Message) -> None:
         """Send a last message if the peer can still take it; never raises."""
         try:
-            with gevent.Timeout(LAST_WORD_TIMEOUT_S, Timeout("send")):
-                self._send(message)
+            send_message(self._stream, message, LAST_WORD_TIMEOUT_S)
         except (PeerClosed, Timeout):
             pass
 
-    def _log_end(self, level: int, outcome: Result, reason: str) -> None:
-        """The connection's close line; one that ends in failure goes through the server-wide limiter."""
+    def _log_end(
+        self, level: int, outcome: Result, reason: str, action: str = "close_connection", agency: int | None = None
+    ) -> None:
+        """The closing line, naming the certificate if any; a failure goes through the server-wide limiter."""
+        details: dict[str, object] = {"ip": self._ip, "agency": agency or self.agency, "reason": reason}
+        if self._stream.peer_name:
+            details["cert"] = self._stream.peer_name
         if outcome is Result.FAIL:
-            self._limits.limit_log.log(
-                logger, level, "close_connection", outcome, ip=self._ip, agency=self.agency, reason=reason
-            )
+            self._policy.limit_log.log(logger, level, action, outcome, **details)
         else:
-            log_action(logger, level, "close_connection", outcome, ip=self._ip, agency=self.agency, reason=reason)
+            log_action(logger, level, action, outcome, **details)
 
 
 _Handler = Callable[[AgencySession, Any], None]
+S = SessionState
+#: Refusals that are the server's fault, not the peer's: they never count towards MAX_REFUSALS.
+_OURS = (ErrorCode.STORAGE_FAILURE, ErrorCode.DRAW_FAILED)
 
-#: state -> {message class -> handler}. Messages missing here are refused.
-_HANDLERS: dict[SessionState, dict[type, _Handler]] = {
-    SessionState.AWAITING_HELLO: {Hello: AgencySession._on_hello},
-    SessionState.RECEIVING_BETS: {
-        Bets: AgencySession._on_bets,
-        Done: AgencySession._on_done,
-    },
-    SessionState.DONE: {
-        Bets: AgencySession._on_bets_after_done,
-        Done: AgencySession._on_done,
-        WinnersQuery: AgencySession._on_winners_query,
-    },
+#: (state, message type) -> (handler, next state). Whatever is missing is refused. A handler
+#: that closes goes to CLOSED; Hello from an agency already done goes to DONE.
+_TRANSITIONS: dict[tuple[SessionState, type], tuple[_Handler, SessionState]] = {
+    (S.AWAITING_HELLO, Hello): (AgencySession._on_hello, S.RECEIVING_BETS),
+    (S.RECEIVING_BETS, Bets): (AgencySession._on_bets, S.RECEIVING_BETS),
+    (S.RECEIVING_BETS, Done): (AgencySession._on_done, S.DONE),
+    (S.DONE, Bets): (AgencySession._on_bets_after_done, S.DONE),
+    (S.DONE, Done): (AgencySession._on_done, S.DONE),
+    (S.DONE, WinnersQuery): (AgencySession._on_winners_query, S.DONE),
 }

@@ -13,11 +13,11 @@ import socket
 
 from gevent import socket as gsocket
 
-from client_gevent.connection import ServerConnection
 from shared.domain import BetFields
 from shared.errors import PeerClosed
 from shared.protocol import Bets, Message, Welcome
 from shared.transport import Stream
+from tests.support.wire import RawConnection
 
 #: Generous: a reply that does not come within this is a failure, not a wait.
 REPLY_TIMEOUT_S = 10.0
@@ -28,7 +28,7 @@ class RawPeer:
 
     def __init__(self, port: int, timeout: float = REPLY_TIMEOUT_S) -> None:
         self.sock: socket.socket = gsocket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.connection = ServerConnection(Stream(self.sock), timeout)
+        self.connection = RawConnection(Stream(self.sock), timeout)
 
     def __enter__(self) -> RawPeer:
         return self

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from lottery_gevent import policy
 from shared.logs import decode_value
 from shared.protocol import Bets, Done, DoneAck, Error, ErrorCode, FrameDecoder, Hello, WinnersQuery, encode
 from tests.rawclient import RawPeer, bet, resume
+from tests.support.constants import patched_server_factory  # noqa: F401  (the start_patched_server fixture)
 from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 from tests.support.wire import read_line, read_message, read_to_eof
 from tools.generate_agencies import Agency
@@ -177,11 +179,11 @@ def test_silent_sockets_are_cut_off_and_logged_at_info(
     assert server.stop() == 0
 
 
-def test_refused_frames_do_not_keep_connections_alive(start_server: Callable[..., ServerProcess]) -> None:
-    # Finding 2: a refused frame every 2 s kept 200 sockets past a 4 s idle timeout.
+def test_refused_frames_do_not_keep_connections_alive(start_patched_server: Callable[..., ServerProcess]) -> None:
+    # A refused frame every 0.5 s must not keep sockets past a 2 s idle timeout.
     peers = 20
-    env = {**NO_ADDRESS_CAP, "SERVER_IDLE_TIMEOUT_S": "2", "SERVER_MAX_REFUSALS": "1000000"}
-    server = start_server(agencies=peers, env=env)
+    env = {**NO_ADDRESS_CAP, "SERVER_IDLE_TIMEOUT_S": "2"}
+    server = start_patched_server({"lottery_gevent.policy.MAX_REFUSALS": 1_000_000}, agencies=peers, env=env)
     sockets = [connect(server.port) for _ in range(peers)]
     stop = threading.Event()
     try:
@@ -226,8 +228,8 @@ def flood_connection(port: int, frame: bytes, frames: int) -> int:
 
 def test_a_flood_of_refused_frames_cannot_flood_the_log(start_server: Callable[..., ServerProcess]) -> None:
     # Findings 1 and 3: refused frames made the server write 13 log bytes per byte received.
-    max_refusals = 8
-    server = start_server(agencies=1, env={**NO_ADDRESS_CAP, "SERVER_MAX_REFUSALS": str(max_refusals)})
+    max_refusals = policy.MAX_REFUSALS
+    server = start_server(agencies=1, env=NO_ADDRESS_CAP)
     before = len(server.lines)
     tiny = encode(Done())  # 5 bytes, refused before Hello
     large = encode(Bets(0, tuple(bet(str(30_000_000 + n), first_name="A" * 100) for n in range(60))))  # 8 KB

@@ -10,15 +10,14 @@ import gevent
 import gevent.event
 import pytest
 
-from client_gevent.connection import ServerConnection
 from lottery_gevent import contract
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.storage import BetStore
 from shared.protocol import BetsAck, Done, DoneAck, Error, ErrorCode, Hello, Message, WinnersQuery
-from shared.transport import Stream
 from tests.rawclient import batch, resume
+from tests.support.wire import RawConnection
 
 WAIT_S = 10.0
 
@@ -34,9 +33,9 @@ def serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LotterySe
     server.stop()
 
 
-def _upload_and_finish(port: int, agency: int) -> ServerConnection:
+def _upload_and_finish(port: int, agency: int) -> RawConnection:
     """An agency (a gevent peer, so it cooperates with the server's greenlets) that uploads and is done."""
-    peer = ServerConnection.open("127.0.0.1", port, WAIT_S)
+    peer = RawConnection.open("127.0.0.1", port, WAIT_S)
     assert resume(peer.exchange(Hello(agency))) == (0, False)
     assert peer.exchange(batch(0, 3, winning_every=2, document_base=agency * 1000)) == BetsAck(3)
     assert peer.exchange(Done()) == DoneAck()
@@ -66,9 +65,9 @@ def test_stop_ends_agencies_waiting_for_the_draw(serve: LotteryServer, monkeypat
     waiting = gevent.event.Event()
     await_draw = Lottery.await_draw
 
-    def spied(lottery: Lottery, stream: Stream) -> bool:
+    def spied(lottery: Lottery, interrupt: gevent.Greenlet) -> bool:
         waiting.set()
-        return await_draw(lottery, stream)
+        return await_draw(lottery, interrupt)
 
     monkeypatch.setattr(Lottery, "await_draw", spied)
     with _upload_and_finish(serve.port, 1) as peer:

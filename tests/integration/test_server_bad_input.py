@@ -68,11 +68,10 @@ def test_malformed_frames_are_refused_and_close_the_connection(
         peer.send_bytes(raw)
         reply = peer.receive()
         assert isinstance(reply, Error) and reply.code is ErrorCode.MALFORMED_FRAME
-        assert error_name in reply.detail
         assert peer.closed_by_server()
     _sync(server, error_name)
     new = _fail_lines(server)[before:]
-    assert len(new) == 1 and error_name in new[0]
+    assert len(new) == 1 and "close_connection" in new[0]
     assert server.stored_rows() == []
 
 

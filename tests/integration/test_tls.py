@@ -94,10 +94,10 @@ def test_the_server_refuses_a_handshake_without_a_valid_agency_certificate(
     assert len([line for line in tls_server.lines if "tls_handshake" in line]) == 1  # logged once
 
 
-def test_a_stalled_handshake_is_bounded_by_the_frame_timeout(
+def test_a_stalled_handshake_is_bounded_by_the_hello_timeout(
     start_server: Callable[..., ServerProcess], contest: Contest
 ) -> None:
-    server = start_server(agencies=1, env={**contest.server_env(), "SERVER_FRAME_TIMEOUT_S": "0.5"})
+    server = start_server(agencies=1, env={**contest.server_env(), "SERVER_HELLO_TIMEOUT_S": "0.5"})
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as stalled:
         stalled.sendall(b"\x16\x03\x01")  # the start of a ClientHello, and then nothing
         line = server.wait_for_line(r"action: tls_handshake \| result: fail")

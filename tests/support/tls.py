@@ -15,9 +15,9 @@ from pathlib import Path
 
 from gevent import ssl as gssl
 
-from client_gevent.connection import ServerConnection
 from shared.domain import agency_common_name
-from shared.transport import TLS_MINIMUM_VERSION, client_tls_context, open_connection
+from shared.transport import TLS_MINIMUM_VERSION, client_tls_context
+from tests.support.wire import RawConnection
 from tools.credentials import ensure_credentials
 
 #: Agencies with valid certificates, and the one whose certificate has expired.
@@ -71,6 +71,6 @@ class Contest:
         return context
 
 
-def tls_peer(port: int, context: ssl.SSLContext, timeout: float = REPLY_TIMEOUT_S) -> ServerConnection:
+def tls_peer(port: int, context: ssl.SSLContext, timeout: float = REPLY_TIMEOUT_S) -> RawConnection:
     """A TLS connection to 127.0.0.1:`port`, handshake done (in TLS 1.3 the server may still refuse it after)."""
-    return ServerConnection(open_connection("127.0.0.1", port, timeout, context), timeout)
+    return RawConnection.open("127.0.0.1", port, timeout, context)

@@ -8,10 +8,14 @@
 #
 # Plain sockets with a timeout (set by the caller), no shared.transport: tests
 # that play the server or the client check the product's framing, not reuse it.
+#
+# RawConnection is the product's peer in raw mode, for tests that play an
+# agency: `receive`/`exchange` hand an Error frame back instead of raising.
 from __future__ import annotations
 
 import socket
 
+from client_gevent.connection import ServerConnection
 from shared.protocol import (
     Bets,
     BetsAck,
@@ -25,6 +29,35 @@ from shared.protocol import (
     WinnersQuery,
     encode,
 )
+from shared.transport import receive_message
+
+
+class RawConnection(ServerConnection):
+    """client_gevent's ServerConnection, plus the raw frames tests (and the bench) send and read."""
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send bytes as they are (an encoded frame, or deliberate garbage)."""
+        self.stream.send_all(data)
+
+    def receive(self) -> Message:
+        """The next message, whatever it is (an Error included), within the reply timeout."""
+        timeout = self.reply_timeout_s
+        return receive_message(self.stream, self.decoder, timeout, start_within_s=timeout, late="no reply in time")
+
+    def exchange(self, message: Message) -> Message:
+        """Send `message` and return the reply as it is."""
+        self.send_message(message)
+        return self.receive()
+
+    def read_winners(self) -> list[str]:
+        """Winners parts until the last one (a WinnersQuery must have been sent); no check."""
+        documents: list[str] = []
+        while True:
+            part = self.expect(Winners, wait_for_ever=True)
+            documents.extend(part.documents)
+            if not part.more:
+                return documents
+
 
 #: Bytes asked of the socket per recv while reading a line or to EOF.
 CHUNK = 4096

@@ -63,12 +63,6 @@ class FakeSocket:
         """Recorded and otherwise ignored: timeouts are scripted (a TimeoutError in the script)."""
         self.timeout = timeout
 
-    def gettimeout(self) -> float | None:
-        return getattr(self, "timeout", None)
-
-    def fileno(self) -> int:
-        raise OSError("a fake socket has no file descriptor")
-
     def close(self) -> None:
         self.closed = True
 

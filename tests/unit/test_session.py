@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
+import gevent.socket
 import pytest
 
 from lottery_gevent.config import ServerConfig
@@ -21,8 +22,21 @@ from lottery_gevent.lottery import Lottery
 from lottery_gevent.registry import AgencyRegistry
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
-from shared.protocol import EMPTY_DIGEST, Bets, BetsAck, Error, ErrorCode, FrameDecoder, Hello, Message, Welcome, encode
-from shared.transport import Stream
+from shared.protocol import (
+    EMPTY_DIGEST,
+    Bets,
+    BetsAck,
+    Done,
+    Error,
+    ErrorCode,
+    FrameDecoder,
+    Hello,
+    Message,
+    Welcome,
+    WinnersQuery,
+    encode,
+)
+from shared.transport import Stream, receive_message, send_message
 from tests.unit.fakes import BlockingFakeSocket, FakeSocket
 from tests.unit.frames import ANA
 
@@ -71,9 +85,7 @@ def serve(parts: Parts, sock: FakeSocket) -> gevent.Greenlet:
 
 
 @pytest.mark.parametrize("blank", [" ", "\n", "\t"])
-def test_the_largest_invalid_bet_is_refused_as_invalid_and_the_session_goes_on(
-    server: Parts, blank: str
-) -> None:
+def test_the_largest_invalid_bet_is_refused_as_invalid_and_the_session_goes_on(server: Parts, blank: str) -> None:
     # A blank first name that fills the frame: its refusal quotes the value, and
     # repr() doubles "\n" and "\t". The refusal must still be one INVALID_BET frame.
     filler = blank * (8192 - 11 - 10 - len("Lorca12000-01-011"))
@@ -104,3 +116,41 @@ def test_a_superseded_session_tells_its_peer(server: Parts) -> None:
     new.kill(block=True, timeout=10)
     (*_, last) = replies(old_peer)
     assert isinstance(last, Error) and last.code is ErrorCode.SUPERSEDED
+
+
+def waiting_for_the_draw(server: Parts) -> tuple[gevent.Greenlet, Stream]:
+    """A session over a socketpair whose agency is done and waits for the draw (agency 2 never is)."""
+    left, right = gevent.socket.socketpair()
+    peer = Stream(right)
+
+    def handle() -> None:
+        with Stream(left) as stream:  # the server's handler closes the stream once the session is over
+            store, lottery, registry = server.store, server.lottery, server.registry
+            AgencySession(
+                stream, "192.0.2.1", store=store, lottery=lottery, registry=registry, config=server.config
+            ).run()
+
+    session = gevent.spawn(handle)
+    decoder = FrameDecoder()
+    for message in (Hello(1), Done()):
+        send_message(peer, message)
+        receive_message(peer, decoder, 10, start_within_s=10)
+    send_message(peer, WinnersQuery())
+    return session, peer
+
+
+def test_a_peer_that_sends_while_waiting_for_the_draw_is_told_and_closed(server: Parts) -> None:
+    session, peer = waiting_for_the_draw(server)
+    with peer:
+        send_message(peer, Done())
+        reply = receive_message(peer, FrameDecoder(), 10, start_within_s=10)
+        assert isinstance(reply, Error) and reply.code is ErrorCode.UNEXPECTED_MESSAGE
+        session.join(timeout=10)
+        assert session.successful() and not server.lottery.drawn
+
+
+def test_a_peer_that_closes_while_waiting_for_the_draw_is_noticed_at_once(server: Parts) -> None:
+    session, peer = waiting_for_the_draw(server)
+    peer.close()
+    session.join(timeout=10)
+    assert session.successful() and not server.lottery.drawn

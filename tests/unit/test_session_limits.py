@@ -1,4 +1,4 @@
-"""lottery_gevent.session over fake sockets: the limits of issue 9.
+"""lottery_gevent.session over fake sockets: the limits its policy sets.
 
 Fairness (a session yields after every frame), the misbehaviour budget, the
 deadline that refused frames never move, the per-agency quota, and the log
@@ -15,9 +15,10 @@ from pathlib import Path
 import gevent
 import pytest
 
+from lottery_gevent import policy
 from lottery_gevent.config import ServerConfig
-from lottery_gevent.limits import ConnectionLimits, RateLimiter
 from lottery_gevent.lottery import Lottery
+from lottery_gevent.policy import ConnectionPolicy, server_log_limiter
 from lottery_gevent.registry import AgencyRegistry
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
@@ -45,7 +46,7 @@ def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Parts]:
     monkeypatch.chdir(tmp_path)
     store = BetStore(durable=False)
     store.open()
-    config = ServerConfig(ip="127.0.0.1", port=0, agencies=2, max_refusals=8, max_bets_per_agency=5)
+    config = ServerConfig(ip="127.0.0.1", port=0, agencies=2, max_bets_per_agency=5)
     yield Parts(config, store, Lottery(store, 2), AgencyRegistry(config.stop_timeout_s))
     store.close()
 
@@ -61,10 +62,10 @@ class FakeClock:
 def run_session(parts: Parts, sock: FakeSocket, clock: FakeClock | None = None) -> gevent.Greenlet:
     def handle() -> None:
         stream = Stream(sock)
-        limits = ConnectionLimits(
+        rules = ConnectionPolicy(
             parts.config,
             lambda: stream.bytes_received,
-            RateLimiter(1.0, 20, clock or FakeClock()),
+            server_log_limiter(clock or FakeClock()),
             clock=clock or FakeClock(),
         )
         AgencySession(
@@ -74,7 +75,7 @@ def run_session(parts: Parts, sock: FakeSocket, clock: FakeClock | None = None) 
             lottery=parts.lottery,
             registry=parts.registry,
             config=parts.config,
-            limits=limits,
+            policy=rules,
         ).run()
 
     return gevent.spawn(handle)
@@ -104,11 +105,7 @@ def test_a_storage_failure_does_not_count_as_the_peers_refusal(parts: Parts) -> 
 
 
 class TickingSocket(BlockingFakeSocket):
-    """The peer's next frame comes `tick` seconds (of the fake clock) after the last.
-
-    Like a real socket, a recv whose timeout is shorter than that raises
-    TimeoutError once the timeout has passed.
-    """
+    """The peer's next frame comes `tick` seconds (of the fake clock) after the last."""
 
     def __init__(self, clock: FakeClock, tick: float, *script: bytes) -> None:
         super().__init__(*script, recv_limit=None)
@@ -117,17 +114,14 @@ class TickingSocket(BlockingFakeSocket):
 
     def recv(self, size: int, flags: int = 0, /) -> bytes:
         if size == 5:  # a header: the peer's next frame
-            timeout = self.gettimeout()
-            if timeout is not None and timeout <= self._tick:
-                self._clock.now += timeout
-                raise TimeoutError
             self._clock.now += self._tick
         return super().recv(size, flags)
 
 
-def test_refused_frames_do_not_keep_a_connection_alive(parts: Parts) -> None:
-    # Finding 2: a refused frame every second kept a connection past its idle timeout.
-    parts.config = dataclasses.replace(parts.config, idle_timeout_s=4.0, max_refusals=1000)
+def test_refused_frames_do_not_keep_a_connection_alive(parts: Parts, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A refused frame every second must not keep a connection past its idle timeout.
+    parts.config = dataclasses.replace(parts.config, idle_timeout_s=4.0)
+    monkeypatch.setattr(policy, "MAX_REFUSALS", 1000)
     clock = FakeClock()
     sock = TickingSocket(clock, 1.0, encode(Hello(1)) + encode(WinnersQuery()) * 100)
     session = run_session(parts, sock, clock)
@@ -135,7 +129,7 @@ def test_refused_frames_do_not_keep_a_connection_alive(parts: Parts) -> None:
     assert session.successful()
     codes = error_codes(sock)
     assert codes[-1] is ErrorCode.TOO_SLOW
-    assert codes[:-1] == [ErrorCode.UNEXPECTED_MESSAGE] * 3  # at t=2, 3, 4; the one at t=5 is past the deadline
+    assert codes[:-1] == [ErrorCode.UNEXPECTED_MESSAGE] * 4  # at t=2, 3, 4, 5; then the deadline (t=5) has passed
     last = replies(sock)[-1]
     assert isinstance(last, Error) and "idle for 4.0s" in last.detail
 
@@ -153,11 +147,12 @@ def test_accepted_frames_do_keep_it_alive(parts: Parts) -> None:
 
 def test_hello_must_come_within_the_hello_timeout(parts: Parts) -> None:
     clock = FakeClock()
-    sock = TickingSocket(clock, parts.config.hello_timeout_s + 1, encode(Hello(1)))
+    sock = TickingSocket(clock, 1.0, encode(Done()) * 100)  # refused frames, one a second
     session = run_session(parts, sock, clock)
     session.join(timeout=10)
-    (refusal,) = replies(sock)
-    assert isinstance(refusal, Error) and refusal.code is ErrorCode.TOO_SLOW and "no Hello within" in refusal.detail
+    assert error_codes(sock) == [ErrorCode.UNEXPECTED_MESSAGE] * 5 + [ErrorCode.TOO_SLOW]  # t=1..5, then late
+    last = replies(sock)[-1]
+    assert isinstance(last, Error) and "no Hello within" in last.detail
 
 
 def test_a_batch_past_the_quota_is_refused_whole(parts: Parts) -> None:

@@ -1,5 +1,5 @@
-"""shared.transport's TLS stream over a gevent socketpair: the handshake, the
-peeked byte that must not be lost, the draw-time wait, and the error mapping."""
+"""shared.tls over a gevent socketpair: the handshake, the
+peeked byte that must not be lost, the draw-time watch, and the error mapping."""
 
 from __future__ import annotations
 
@@ -8,20 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
-import gevent.event
 import gevent.socket
 import pytest
 
+from lottery_gevent.server import refuse_tls_handshake
 from shared import transport
-from shared.errors import FrameTooLarge, PeerClosed, Timeout, TlsRejected, TlsSetupFailed
+from shared.errors import ConfigError, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.protocol import BetsAck, FrameDecoder, Hello
+from shared.tls import TlsStream, start_tls
 from shared.transport import (
     Stream,
-    TlsStream,
     _translated,
     receive_message,
     send_message,
     server_tls_context,
+    within,
 )
 from tests.support.tls import Contest
 from tests.unit.fakes import FakeSocket
@@ -39,8 +40,9 @@ def handshake(contest: Contest, agency: int = 1) -> tuple[TlsStream, TlsStream]:
     """(server side, client side) of one TLS connection over a socketpair."""
     left, right = gevent.socket.socketpair()
     server_context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
-    accepting = gevent.spawn(Stream(left).start_tls, server_context, timeout=HANG_S)
-    client = Stream(right).start_tls(contest.context(agency), timeout=HANG_S, server_hostname="localhost")
+    accepting = gevent.spawn(start_tls, Stream(left), server_context)
+    with gevent.Timeout(HANG_S):
+        client = start_tls(Stream(right), contest.context(agency), server_hostname="localhost")
     return accepting.get(timeout=HANG_S), client
 
 
@@ -69,32 +71,24 @@ def test_a_peeked_byte_is_read_again_and_frames_arrive_whole(pair: tuple[TlsStre
         assert receive_message(client, FrameDecoder(), HANG_S) == BetsAck(3)
 
 
-def test_wait_readable_sees_data_buffered_by_openssl(pair: tuple[TlsStream, TlsStream]) -> None:
+def test_a_peek_sees_data_buffered_by_openssl(pair: tuple[TlsStream, TlsStream]) -> None:
     server, client = pair
     client.send_all(b"ab")  # one record: reading one byte leaves the other in OpenSSL's buffer
     with gevent.Timeout(HANG_S):
         assert server.recv_exact(1) == b"a"
-        assert server.wait_readable(gevent.event.Event()) is True
+        assert server.peek_byte() == b"b"
         assert server.recv_exact(1) == b"b"
 
 
-def test_wait_readable_returns_false_when_the_event_comes_first(pair: tuple[TlsStream, TlsStream]) -> None:
-    server, _ = pair
-    event = gevent.event.Event()
-    gevent.spawn_later(0, event.set)
-    with gevent.Timeout(HANG_S):
-        assert server.wait_readable(event) is False
-
-
-def test_wait_readable_wakes_when_the_peer_sends_or_vanishes(contest: Contest) -> None:
+def test_a_peek_wakes_when_the_peer_sends_or_vanishes(contest: Contest) -> None:
+    # What the draw wait watches: a greenlet blocked in peek_byte ends when the peer acts.
     for act in (lambda peer: peer.send_all(b"x"), lambda peer: peer.close()):
         server, client = handshake(contest)
         with server, client:
+            watcher = gevent.spawn(server.peek_byte)
             gevent.spawn_later(0, act, client)
-            with gevent.Timeout(HANG_S):
-                assert server.wait_readable(gevent.event.Event()) is True
-                # a ragged EOF (no close_notify) reads as EOF, as on a plain socket
-                assert server.peek_byte() in (b"x", b"")
+            # a ragged EOF (no close_notify) reads as EOF, as on a plain socket
+            assert watcher.get(timeout=HANG_S) in (b"x", b"")
 
 
 def test_a_handshake_that_stalls_times_out(contest: Contest) -> None:
@@ -102,15 +96,16 @@ def test_a_handshake_that_stalls_times_out(contest: Contest) -> None:
     with right:
         context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
         with pytest.raises(Timeout, match="handshake"):
-            Stream(left).start_tls(context, timeout=0.05)
+            with within(0.05, "TLS handshake not complete"):
+                start_tls(Stream(left), context)
 
 
 def test_a_client_refuses_a_server_name_its_certificate_lacks(contest: Contest) -> None:
     left, right = gevent.socket.socketpair()
     context = server_tls_context(contest.directory / "server.pem", contest.directory / "server.key", contest.ca)
-    accepting = gevent.spawn(Stream(left).start_tls, context, timeout=HANG_S)
-    with pytest.raises(TlsRejected, match="mismatch"):
-        Stream(right).start_tls(contest.context(1), timeout=HANG_S, server_hostname="elsewhere")
+    accepting = gevent.spawn(start_tls, Stream(left), context)
+    with pytest.raises(TlsRejected, match="mismatch"), gevent.Timeout(HANG_S):
+        start_tls(Stream(right), contest.context(1), server_hostname="elsewhere")
     with pytest.raises((TlsRejected, PeerClosed)):
         accepting.get(timeout=HANG_S)
 
@@ -135,9 +130,9 @@ def test_ssl_errors_map_to_typed_errors() -> None:
 
 
 def test_missing_or_mismatched_files_fail_setup(contest: Contest, tmp_path: Path) -> None:
-    with pytest.raises(TlsSetupFailed):
+    with pytest.raises(ConfigError):
         server_tls_context(tmp_path / "none.pem", tmp_path / "none.key", contest.ca)
-    with pytest.raises(TlsSetupFailed):  # agency 1's key does not go with the server's certificate
+    with pytest.raises(ConfigError):  # agency 1's key does not go with the server's certificate
         server_tls_context(contest.directory / "server.pem", contest.key(1), contest.ca)
 
 
@@ -153,7 +148,7 @@ def _record(body: bytes, declared: int | None = None) -> bytes:
 def test_a_client_hello_is_read_whole_then_answered_with_a_fatal_alert(seed: int) -> None:
     hello = _record(bytes(range(200)))
     sock = FakeSocket(hello + b"after", seed=seed)
-    transport.refuse_tls_handshake(Stream(sock), timeout=5)
+    refuse_tls_handshake(Stream(sock), timeout=5)
     assert bytes(sock.sent) == transport.TLS_HANDSHAKE_FAILURE_ALERT
     assert sock.unread == b"after"  # exactly the record, nothing past it
 
@@ -161,13 +156,13 @@ def test_a_client_hello_is_read_whole_then_answered_with_a_fatal_alert(seed: int
 def test_a_record_longer_than_tls_allows_is_not_read_and_gets_no_answer() -> None:
     body = bytes(2**14 + 1)
     sock = FakeSocket(_record(body))
-    with pytest.raises(FrameTooLarge):
-        transport.refuse_tls_handshake(Stream(sock), timeout=5)
+    with pytest.raises(ProtocolError):
+        refuse_tls_handshake(Stream(sock), timeout=5)
     assert sock.sent == b"" and sock.unread == body  # the header only was read
 
 
 def test_a_record_cut_short_is_a_closed_peer() -> None:
     sock = FakeSocket(_record(b"abc", declared=100))
     with pytest.raises(PeerClosed):
-        transport.refuse_tls_handshake(Stream(sock), timeout=5)
+        refuse_tls_handshake(Stream(sock), timeout=5)
     assert sock.sent == b""

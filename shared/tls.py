@@ -1,0 +1,118 @@
+# TLS as a stream over a stream: an ssl.SSLObject between two MemoryBIOs,
+# fed from, and flushed to, the plain Stream below (which alone touches the
+# socket). Guarantees: the handshake and every read are bounded only by the
+# caller's gevent.Timeouts (nothing the peer sends re-arms them); records that
+# decrypt to nothing are waited past; a bare TCP close without close_notify
+# reads as EOF, as on a plain socket (our frames are length-prefixed, so a cut
+# shows up as a cut frame); errors become shared.errors as in the transport.
+# Never: sends or receives except through the inner Stream.
+from __future__ import annotations
+
+import ssl
+from typing import cast
+
+from shared.errors import PeerClosed
+from shared.transport import Stream, _translated
+
+#: Raw bytes asked of the inner stream per read: many records at once.
+RAW_CHUNK = 65536
+
+
+class TlsStream(Stream):
+    """A Stream whose bytes are TLS records on `inner` (see `start_tls`)."""
+
+    def __init__(self, inner: Stream, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO) -> None:
+        self._inner, self._tls, self._incoming, self._outgoing = inner, tls, incoming, outgoing
+        self.bytes_received = inner.bytes_received
+        subject = cast(tuple[tuple[tuple[str, str], ...], ...], (tls.getpeercert() or {}).get("subject", ()))
+        names = [value for rdn in subject for key, value in rdn if key == "commonName"]
+        self._peer_name = names[0] if len(names) == 1 else ""
+        #: Plaintext read ahead by peek_byte, returned by the next read.
+        self._held = b""
+
+    @property
+    def peer_name(self) -> str | None:
+        return self._peer_name
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._inner.settimeout(timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def send_all(self, data: bytes) -> None:
+        with _translated("send", expected=len(data)):
+            self._tls.write(data)  # into a memory BIO: never blocks
+        self._inner.send_all(self._outgoing.read())
+
+    def recv_some(self, size: int, partial: bytes = b"", expected: int = 0) -> bytes:
+        if self._held:
+            held, self._held = self._held[:size], self._held[size:]
+            return held
+        while True:
+            with _translated("recv", partial, expected):
+                try:
+                    return self._tls.read(size)
+                except ssl.SSLWantReadError:
+                    pass
+                except ssl.SSLEOFError:  # closed without close_notify: EOF, as on a plain socket
+                    return b""
+            if self._incoming.eof:
+                return b""
+            if self._outgoing.pending:  # a reply OpenSSL owes the peer (a key update)
+                self._inner.send_all(self._outgoing.read())
+            _feed(self._inner, self._incoming, partial, expected)
+            self.bytes_received = self._inner.bytes_received
+
+    def peek_byte(self) -> bytes:
+        if not self._held:
+            self._held = self.recv_some(1, expected=1)
+        return self._held[:1]
+
+
+def _feed(inner: Stream, incoming: ssl.MemoryBIO, partial: bytes = b"", expected: int = 0) -> None:
+    """Move what the peer sent next into `incoming`; at EOF, mark it there."""
+    raw = inner.recv_some(RAW_CHUNK, partial, expected)
+    if raw:
+        incoming.write(raw)
+    else:
+        incoming.write_eof()
+
+
+def start_tls(stream: Stream, context: ssl.SSLContext, server_hostname: str | None = None) -> TlsStream:
+    """Run a TLS handshake over `stream` (a server's if no `server_hostname`); on failure, close it.
+
+    Bound it with a gevent.Timeout (shared.transport.within): nothing here does.
+
+    Raises:
+        TlsRejected: a certificate did not verify, or the peer refused ours.
+        PeerClosed: the connection broke, or the peer spoke no TLS.
+    """
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_side=server_hostname is None, server_hostname=server_hostname)
+    try:
+        while True:
+            try:
+                with _translated("TLS handshake"):
+                    try:
+                        tls.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        pass
+            finally:
+                if outgoing.pending:  # our flight, or the alert that tells the peer why we gave up
+                    _send_quietly(stream, outgoing.read())
+            _feed(stream, incoming)
+            if incoming.eof:
+                raise PeerClosed()
+    except BaseException:
+        stream.close()
+        raise
+    return TlsStream(stream, tls, incoming, outgoing)
+
+
+def _send_quietly(stream: Stream, data: bytes) -> None:
+    try:
+        stream.send_all(data)
+    except PeerClosed:  # the read that follows reports it; a deadline (Timeout) must not be swallowed
+        pass
