@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 from lottery_gevent.contract import Bet
-from lottery_gevent.storage import OutOfSequence, StorageFailure
+from lottery_gevent.storage import StorageFailure
 from shared.domain import validate_bet
-from shared.errors import InvalidBet, LotteryError
+from shared.errors import InvalidBet, LotteryError, ServerRefused
 from shared.protocol import Bets, ErrorCode
 
 
@@ -43,7 +43,7 @@ def build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
 _REFUSALS: dict[type[LotteryError], ErrorCode] = {
     OverQuota: ErrorCode.QUOTA_EXCEEDED,
     InvalidBet: ErrorCode.INVALID_BET,
-    OutOfSequence: ErrorCode.OUT_OF_SEQUENCE,
+    ServerRefused: ErrorCode.OUT_OF_SEQUENCE,  # the store raises it only for a batch out of sequence
     StorageFailure: ErrorCode.STORAGE_FAILURE,
 }
 

@@ -12,7 +12,6 @@
 # an agency that died is named, not waited for in silence.
 from __future__ import annotations
 
-import csv
 import heapq
 import logging
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from collections.abc import Mapping
 import gevent
 from gevent.event import AsyncResult
 
-from lottery_gevent.storage import BetStore
+from lottery_gevent.storage import BetStore, StorageFailure
 from shared.errors import LotteryError
 from shared.logs import Result, log_action
 from shared.transport import Stream
@@ -138,7 +137,7 @@ class Lottery:
     def _run_draw(self) -> None:
         try:
             winners = self._store.find_winners()
-        except (OSError, ValueError, csv.Error) as exc:
+        except StorageFailure as exc:
             log_action(logger, logging.ERROR, "sorteo", Result.FAIL, error=exc)
             failure = DrawFailed(f"the draw failed: {exc}")
             failure.__cause__ = exc
