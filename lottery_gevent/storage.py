@@ -56,9 +56,8 @@ class BetStore:
 
     def __init__(self, *, durable: bool = True) -> None:
         self._durable = durable
-        # The contract's functions are "not thread-safe". Greenlets only switch where
-        # one blocks, but the fsync and the draw run on the thread pool while their
-        # greenlet yields: so every use of bets.csv holds this semaphore.
+        # The contract is "not thread-safe", and greenlets do interleave here: the fsync and the
+        # draw run on the thread pool while their greenlet yields. Every use of bets.csv holds this.
         self._bets_csv = BoundedSemaphore(1)
         self._path = contract.STORAGE_FILEPATH
         self._done_path = os.path.join(os.path.dirname(self._path), DONE_FILENAME)
@@ -139,20 +138,12 @@ class BetStore:
         return agency in self._done
 
     def durable_count(self, agency: int) -> int:
-        """How many of the agency's bets are on disk, after syncing any in flight.
-
-        Raises:
-            StorageFailure: some of them may not be (the store failed).
-        """
+        """How many of the agency's bets are on disk, after syncing any in flight (StorageFailure: unknown)."""
         self.wait_durable(self._size)
         return self._counts.get(agency, 0)
 
     def durable_resume(self, agency: int) -> tuple[int, bytes]:
-        """The agency's stored count and the resume digest of those bets, after syncing any in flight.
-
-        Raises:
-            StorageFailure: as durable_count.
-        """
+        """`durable_count` and the resume digest of those bets."""
         count = self.durable_count(agency)
         digest = self._digests.get(agency)
         return count, EMPTY_DIGEST if digest is None else digest.digest()
@@ -175,7 +166,10 @@ class BetStore:
             try:
                 contract.store_bets(bets)
             except (OSError, UnicodeError) as exc:
-                self._cut_back(self._size)
+                try:
+                    os.truncate(self._path, self._size)
+                except OSError as cut:  # half a batch stays in the file: nothing may follow it
+                    self._fail(BETS_FILENAME, f"cutting back a failed write failed: {cut}")
                 raise StorageFailure(f"writing {len(bets)} bets failed: {exc}") from exc
             self._size = os.fstat(fd).st_size
             self._counts[agency] = stored + len(bets)
@@ -224,12 +218,9 @@ class BetStore:
         self._done.add(agency)
 
     def find_winners(self) -> dict[int, list[str]]:
-        """Run the draw over every stored bet: winning documents by agency.
+        """The draw over every stored bet: winning documents by agency (StorageFailure: unreadable, or failed).
 
         `load_bets` runs on the thread pool, so the event loop is not frozen for the whole scan.
-
-        Raises:
-            StorageFailure: the file could not be read back, or the store failed.
         """
         with self._bets_csv:
             self._usable_fd()
@@ -247,13 +238,6 @@ class BetStore:
         if self._fd is None:
             raise StorageFailure("the store is not open")
         return self._fd
-
-    def _cut_back(self, size: int) -> None:
-        """Truncate bets.csv to `size` bytes (caller holds the semaphore); failing to is fatal."""
-        try:
-            os.truncate(self._path, size)
-        except OSError as exc:
-            self._fail(BETS_FILENAME, f"cutting back a failed write failed: {exc}")
 
     def _sync(self) -> None:
         """Run one fsync of bets.csv covering every append so far."""
@@ -279,15 +263,8 @@ class BetStore:
         """Stop the store for good: log it once, wake every waiter, refuse all later work."""
         if self.failed.ready():
             return
-        log_action(
-            logger,
-            logging.ERROR,
-            "storage_sync",
-            Result.FAIL,
-            data_dir=self._data_dir,
-            file=name,
-            error=f"{error}; stopping: a restart recovers from what is on disk",
-        )
+        error += "; stopping: a restart recovers from what is on disk"
+        log_action(logger, logging.ERROR, "storage_sync", Result.FAIL, data_dir=self._data_dir, file=name, error=error)
         self.failed.set_exception(StorageFailure(f"{name} in {self._data_dir}: {error}"))
 
 
