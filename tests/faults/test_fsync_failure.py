@@ -4,6 +4,7 @@ each bet of the agencies' files exactly once."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,8 +43,12 @@ def test_a_failed_fsync_stops_the_server_and_a_restart_resumes_exactly(
             }
         ]
         assert {fields["action"] for fields in failures} <= {"storage_sync", "apuesta_recibida"}
-        acknowledged = [fields for fields in failing.actions("apuesta_recibida") if fields["result"] == "success"]
+        acknowledged: Counter[int] = Counter()
+        for fields in failing.actions("apuesta_recibida"):
+            if fields["result"] == "success":
+                acknowledged[int(fields["agency"])] += int(fields["cantidad"])
         assert acknowledged, "the fault came before any batch was acknowledged"
+        assert failing.stored_counts() >= acknowledged  # nothing acknowledged is missing from the file
         assert "Traceback" not in failing.output(), failing.output()
 
         server = ServerProcess(workdir, agencies=3, port=port).wait_listening()
