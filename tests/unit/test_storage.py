@@ -423,16 +423,16 @@ def test_a_failed_done_mark_fsync_fails_the_store(
         store.append(1, 0, bets(1, 0, 1))
 
 
+def raise_eio(*_: object) -> None:
+    raise EIO
+
+
 def test_a_failed_cut_back_fails_the_store(store: BetStore, monkeypatch: pytest.MonkeyPatch) -> None:
     half_then_enospc(monkeypatch)
     monkeypatch.setattr(os, "truncate", raise_eio)
     with pytest.raises(StorageFailure):
         store.append(1, 0, bets(1, 0, 4))
     assert store.failed.ready()  # a half batch is left in the file: nothing may follow it
-
-
-def raise_eio(*_: object) -> None:
-    raise EIO
 
 
 # --- done marks and the draw ---------------------------------------------------------
@@ -450,17 +450,15 @@ def test_mark_done_is_durable_and_idempotent(store: BetStore, fsync: FsyncSpy, t
 def test_a_done_mark_that_cannot_be_written_leaves_nothing_behind(
     store: BetStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(os, "write", lambda fd, data: os.pwrite(fd, data[:1], 0))  # a short write
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:1]))  # a short write
     with pytest.raises(StorageFailure):
         store.mark_done(12)
     assert (tmp_path / DONE_FILENAME).read_text() == ""
     assert not store.is_done(12) and not store.failed.ready()
-    monkeypatch.setattr(os, "write", REAL_WRITE)
+    monkeypatch.setattr(os, "write", real_write)
     store.mark_done(12)
     assert (tmp_path / DONE_FILENAME).read_text() == "12\n"
-
-
-REAL_WRITE = os.write
 
 
 def test_find_winners_groups_documents_by_agency(store: BetStore) -> None:
