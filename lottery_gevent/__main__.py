@@ -6,8 +6,9 @@ configured path first, then changes into it, so the storage contract's
 directory (contest.py) for as long as it runs.
 
 Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 1 if the server cannot
-start (storage damaged, address not bindable), 2 for a bad configuration (TLS
-files that cannot be loaded included) or a data directory in use by another server.
+start (storage damaged, address not bindable) or stopped because an fsync failed
+(a restart recovers from what is on disk), 2 for a bad configuration (TLS files
+that cannot be loaded included) or a data directory in use by another server.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ import signal
 import sys
 from pathlib import Path
 
+import gevent
 from gevent.event import Event
 
 from lottery_gevent.config import DEFAULT_CONFIG_PATH, ConfigError, ServerConfig, load_config
-from lottery_gevent.contest import ContestFileCorrupt, DataDirInUse, archive_contest, lock_data_dir
+from lottery_gevent.contest import archive_contest, lock_data_dir
 from lottery_gevent.lottery import Lottery
-from lottery_gevent.recovery import StorageCorrupt
 from lottery_gevent.server import LotteryServer
-from lottery_gevent.storage import BetStore
+from lottery_gevent.storage import BetStore, StorageFailure
 from shared.errors import TlsSetupFailed
 from shared.logs import Result, log_action, setup_logging
 
@@ -91,7 +92,7 @@ def _enter_data_dir(config: ServerConfig, new_contest: bool) -> int | None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         lock_data_dir(directory)  # its descriptor stays open: the lock lasts as long as the process
-    except DataDirInUse as exc:
+    except ConfigError as exc:  # another server holds it
         log_action(logger, logging.ERROR, "lock_data_dir", Result.FAIL, data_dir=directory, error=exc)
         return 2
     except OSError as exc:
@@ -102,7 +103,7 @@ def _enter_data_dir(config: ServerConfig, new_contest: bool) -> int | None:
     if new_contest:
         try:
             archived = archive_contest(directory)
-        except (ContestFileCorrupt, OSError) as exc:
+        except (ValueError, OSError) as exc:
             log_action(logger, logging.ERROR, "new_contest", Result.FAIL, error=exc)
             return 1
         log_action(logger, logging.INFO, "new_contest", Result.SUCCESS, archived=archived or "nothing to archive")
@@ -174,7 +175,7 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
     store = BetStore(durable=config.fsync)
     try:
         store.open()
-    except (StorageCorrupt, ContestFileCorrupt, OSError) as exc:
+    except (StorageFailure, OSError) as exc:
         log_action(logger, logging.ERROR, "storage_recovery", Result.FAIL, error=exc)
         return 1
     lottery = Lottery(store, config.agencies, config.wait_log_s)
@@ -191,8 +192,11 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
         store.close()
         return 1
     lottery.start()
-    stop_requested.wait()
+    gevent.wait([stop_requested, store.failed], count=1)
     server.stop()
+    if store.failed.ready():  # the store logged why; exit 1 so that a supervisor restarts us
+        log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, exit_code=1)
+        return 1
     log_action(logger, logging.INFO, "shutdown", Result.SUCCESS)
     return 0
 

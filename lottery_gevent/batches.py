@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from lottery_gevent.contract import Bet
-from lottery_gevent.storage import BetStore, OutOfSequence
+from lottery_gevent.storage import BetStore
 from shared.domain import validate_bet
 from shared.errors import InvalidBet, ServerRefused
 from shared.protocol import Bets, ErrorCode
@@ -45,9 +45,5 @@ def store_batch(store: BetStore, agency: int, batch: Bets, quota: int) -> list[B
         InvalidBet, StorageFailure.
     """
     bets = build_bets(agency, batch, quota)
-    try:
-        ticket = store.append(agency, batch.start, bets)
-    except OutOfSequence as exc:  # the storage package raises ServerRefused itself: drop this at the merge
-        raise ServerRefused(ErrorCode.OUT_OF_SEQUENCE, str(exc)) from exc
-    store.wait_durable(ticket)
+    store.wait_durable(store.append(agency, batch.start, bets))
     return bets

@@ -1,18 +1,12 @@
-# Strategy: a data directory holds one contest, and one server at a time.
-#
-#   - The lock: `lock_data_dir` takes an exclusive, non-blocking flock on
-#     LOCK_FILENAME and writes our pid into it; the descriptor stays open (and the
-#     lock held) for the life of the process, and the kernel drops it however the
-#     process ends. A second server gets DataDirInUse naming the holder's pid. The
-#     server takes it before recovery reads or repairs anything.
-#   - The contest id: CONTEST_ID_SIZE random bytes, written as hex to
-#     CONTEST_FILENAME when a contest starts (the first open of an empty
-#     directory), durably: the file is written to a temporary name, fsync'ed,
-#     renamed, and the directory fsync'ed, so a crash leaves the old state or
-#     the whole new file, never a torn id.
-#   - A new contest (`archive_contest`, for --new-contest) never deletes: it moves
-#     the contest's files into archive/<contest id>/, then the store starts empty
-#     (and makes a new id).
+# The data directory: one contest, and one server at a time.
+#   - `lock_data_dir`: an exclusive flock on LOCK_FILENAME (our pid inside), held
+#     for the life of the process and dropped by the kernel however it ends; taken
+#     before recovery reads or repairs anything. A second server gets ConfigError.
+#   - The contest id: CONTEST_ID_SIZE random bytes, as hex in CONTEST_FILENAME,
+#     made on the first open of an empty directory and written durably (temporary
+#     name, fsync, rename, directory fsync): a crash leaves no torn id.
+#   - `archive_contest` (--new-contest) moves the contest's files into
+#     archive/<contest id>/; it never deletes and never overwrites.
 # Everything here runs before the event loop serves anyone: plain blocking calls.
 from __future__ import annotations
 
@@ -21,7 +15,7 @@ import os
 import secrets
 from pathlib import Path
 
-from shared.errors import LotteryError
+from shared.errors import ConfigError
 from shared.protocol import CONTEST_ID_SIZE
 
 #: The contest id, as hex, beside bets.csv.
@@ -33,19 +27,6 @@ ARCHIVE_DIRNAME = "archive"
 #: The files of one contest, in the order --new-contest moves them (the id last:
 #: a crash half way leaves the id with what is not moved yet, and a rerun finishes the move).
 CONTEST_FILES = ("bets.csv", "agencies-done.txt", CONTEST_FILENAME)
-
-
-class DataDirInUse(LotteryError):
-    """Another live process holds the data directory's lock."""
-
-    def __init__(self, directory: Path, pid: str) -> None:
-        self.directory = directory
-        self.pid = pid
-        super().__init__(f"data directory {directory} is in use by process {pid}")
-
-
-class ContestFileCorrupt(LotteryError):
-    """The contest id file holds something that is not a contest id."""
 
 
 def fsync_dir(directory: str | Path) -> None:
@@ -61,7 +42,7 @@ def lock_data_dir(directory: Path) -> int:
     """Lock `directory` for this process; returns the descriptor, to keep open while serving.
 
     Raises:
-        DataDirInUse: another process holds the lock.
+        ConfigError: another process holds the lock (naming its pid).
         OSError: the lock file cannot be opened.
     """
     fd = os.open(directory / LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -70,7 +51,7 @@ def lock_data_dir(directory: Path) -> int:
     except BlockingIOError:
         holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
         os.close(fd)
-        raise DataDirInUse(directory, holder) from None
+        raise ConfigError(f"data directory {directory} is in use by process {holder}") from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
     return fd
@@ -80,21 +61,21 @@ def read_contest(directory: str | Path) -> bytes | None:
     """The contest id stored in `directory`, or None if no contest has started there.
 
     Raises:
-        ContestFileCorrupt: the file does not hold a contest id.
+        ValueError: the file does not hold a contest id.
     """
     path = Path(directory) / CONTEST_FILENAME
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ContestFileCorrupt(f"{path}: cannot read the contest id: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a contest id: {exc}") from exc
     try:
         contest = bytes.fromhex(text)
     except ValueError:
         contest = b""
     if len(contest) != CONTEST_ID_SIZE:
-        raise ContestFileCorrupt(f"{path}: {text[:80]!r} is not a contest id ({2 * CONTEST_ID_SIZE} hex digits)")
+        raise ValueError(f"{path}: {text[:80]!r} is not a contest id ({2 * CONTEST_ID_SIZE} hex digits)")
     return contest
 
 
@@ -102,7 +83,7 @@ def load_or_create_contest(directory: str | Path, *, durable: bool = True) -> by
     """The directory's contest id; a new, random one (stored durably) if none is stored yet.
 
     Raises:
-        ContestFileCorrupt: the stored id is damaged.
+        ValueError: the stored id is damaged.
         OSError: it cannot be written.
     """
     contest = read_contest(directory)
@@ -130,7 +111,7 @@ def archive_contest(directory: Path) -> Path | None:
     (made before contest ids existed) is archived under a new random id.
 
     Raises:
-        ContestFileCorrupt: the contest id file is damaged.
+        ValueError: the contest id file is damaged.
         FileExistsError: the archive already holds a file of the same name.
         OSError: a file cannot be moved.
     """

@@ -7,7 +7,6 @@
 # Never: polls, or touches a connection (waiters pass what may interrupt them).
 from __future__ import annotations
 
-import csv
 import heapq
 import logging
 from collections.abc import Mapping
@@ -120,7 +119,7 @@ class Lottery:
     def _run_draw(self) -> None:
         try:
             winners = self._store.find_winners()
-        except (OSError, ValueError, csv.Error, StorageFailure) as exc:
+        except StorageFailure as exc:
             log_action(logger, logging.ERROR, "sorteo", Result.FAIL, error=exc)
             failure = StorageFailure(f"the draw failed: {exc}")
             failure.__cause__ = exc

@@ -1,23 +1,11 @@
-# Strategy: make the storage files trustworthy before the server accepts anyone.
-#
-# A crash (SIGKILL, power loss) can interrupt a write, so the last row of
-# bets.csv may be torn. A torn write can only damage the *last* record: a row
-# without its final newline, or a quoted field whose closing quote never came.
-# Recovery reads the file with a strict CSV parser, tracking the byte offset
-# where each complete, valid row ends, and cuts the file back to the end of the
-# last one. Anything wrong *before* the last record is not a torn write but
-# corruption, and recovery refuses to start rather than delete a complete row.
-#
-# So a bad record may be cut only if nothing follows it. A record the parser
-# could only fail on at the end of the file (an unclosed quote) is the torn
-# tail itself. A record that is complete yet invalid (a bad row, a CSV error in
-# the middle of a line) is cut if it is the very last bytes; if anything comes
-# after it, even a torn tail or another bad record, it is corruption.
-#
-# The done log (one agency id per line) gets the same treatment.
-#
-# While it counts, recovery also rebuilds each agency's resume digest
-# (shared/protocol/_digest.py) over the rows it keeps, in file order.
+# Recovery: make bets.csv and the done log trustworthy before the server accepts
+# anyone, and count what they hold (rows per agency, each agency's resume digest).
+# A crash can tear only the *last* record: a row without its final newline, or a
+# quoted field whose closing quote never came. Recovery parses strictly, tracking
+# where each complete, valid row ends, and cuts the file back to the last one.
+# A bad record is cut only if nothing follows it; anything wrong before the last
+# record is corruption, and recovery refuses (ValueError) rather than delete a
+# complete row. It never rewrites or reorders a row it keeps.
 from __future__ import annotations
 
 import collections
@@ -28,14 +16,9 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from lottery_gevent.contract import Bet
-from shared.errors import LotteryError
 from shared.protocol import BetsDigest
 
 ROW_FIELDS = 6
-
-
-class StorageCorrupt(LotteryError):
-    """A storage file is damaged somewhere other than its last record."""
 
 
 @dataclass
@@ -110,7 +93,7 @@ def recover_bets(path: str) -> Recovered:
     A missing file is an empty one.
 
     Raises:
-        StorageCorrupt: a record other than the last one is unreadable.
+        ValueError: a record other than the last one is damaged.
     """
     if not os.path.exists(path):
         return Recovered()
@@ -131,12 +114,12 @@ def recover_bets(path: str) -> Recovered:
                 break
             except csv.Error as exc:
                 if problem is not None:
-                    raise StorageCorrupt(f"{path}: {problem}, yet more records follow it") from exc
+                    raise ValueError(f"{path}: {problem}, yet more records follow it") from exc
                 problem = f"record ending on line {reader.line_num}: {exc}"
                 problem_complete = not feeder.exhausted
                 continue
             if problem is not None:
-                raise StorageCorrupt(f"{path}: {problem}, yet more records follow it")
+                raise ValueError(f"{path}: {problem}, yet more records follow it")
             try:
                 if feeder.take_invalid_utf8():
                     raise ValueError("not UTF-8")
@@ -153,7 +136,7 @@ def recover_bets(path: str) -> Recovered:
             good_end = feeder.consumed
         size = file.seek(0, os.SEEK_END)
     if problem_complete and feeder.consumed < size:
-        raise StorageCorrupt(f"{path}: {problem}, yet a torn record follows it")
+        raise ValueError(f"{path}: {problem}, yet a torn record follows it")
     if good_end < size:
         os.truncate(path, good_end)
     return Recovered(dict(counts), good_end, size - good_end, digests)
@@ -166,7 +149,7 @@ def recover_done(path: str) -> tuple[set[int], int]:
         The agencies recorded as done, and how many torn bytes were cut.
 
     Raises:
-        StorageCorrupt: a complete line is not an agency id.
+        ValueError: a complete line is not an agency id.
     """
     if not os.path.exists(path):
         return set(), 0
@@ -176,7 +159,7 @@ def recover_done(path: str) -> tuple[set[int], int]:
     done: set[int] = set()
     for number, line in enumerate(complete.splitlines(), start=1):
         if not line.isdigit():
-            raise StorageCorrupt(f"{path}: line {number} is not an agency id: {line!r}")
+            raise ValueError(f"{path}: line {number} is not an agency id: {line!r}")
         done.add(int(line))
     if len(complete) < len(data):
         os.truncate(path, len(complete))

@@ -14,15 +14,14 @@ import pytest
 from lottery_gevent.contest import (
     CONTEST_FILENAME,
     LOCK_FILENAME,
-    ContestFileCorrupt,
-    DataDirInUse,
     archive_contest,
     load_or_create_contest,
     lock_data_dir,
     read_contest,
 )
 from lottery_gevent.lottery import MAX_PENDING_LISTED, Lottery
-from lottery_gevent.storage import BetStore
+from lottery_gevent.storage import BetStore, StorageFailure
+from shared.errors import ConfigError
 from shared.protocol import CONTEST_ID_SIZE
 
 
@@ -30,7 +29,7 @@ def test_the_lock_is_exclusive_and_names_its_holder(tmp_path: Path) -> None:
     fd = lock_data_dir(tmp_path)
     try:
         assert (tmp_path / LOCK_FILENAME).read_text() == f"{os.getpid()}\n"
-        with pytest.raises(DataDirInUse) as caught:
+        with pytest.raises(ConfigError) as caught:
             lock_data_dir(tmp_path)  # flock locks are per open file: a second open conflicts
         assert str(caught.value) == f"data directory {tmp_path} is in use by process {os.getpid()}"
     finally:
@@ -50,11 +49,16 @@ def test_a_contest_id_is_made_once_and_kept(tmp_path: Path) -> None:
     assert load_or_create_contest(other) != contest  # random, per directory
 
 
-@pytest.mark.parametrize("text", ["", "not hex\n", "abcd\n", "00" * 17 + "\n"])
-def test_a_damaged_contest_id_is_an_error_not_a_new_contest(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize("text", ["", "not hex\n", "abcd\n", "00" * 17 + "\n", "\u00e9" * 32 + "\n"])
+def test_a_damaged_contest_id_is_an_error_not_a_new_contest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str
+) -> None:
     (tmp_path / CONTEST_FILENAME).write_text(text)
-    with pytest.raises(ContestFileCorrupt):
+    with pytest.raises(ValueError):
         load_or_create_contest(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StorageFailure, match=CONTEST_FILENAME):  # and the store will not open on it
+        BetStore(durable=False).open()
     assert (tmp_path / CONTEST_FILENAME).read_text() == text
 
 

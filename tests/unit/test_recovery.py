@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lottery_gevent import contract
-from lottery_gevent.recovery import Recovered, StorageCorrupt, recover_bets, recover_done
+from lottery_gevent.recovery import Recovered, recover_bets, recover_done
+from lottery_gevent.storage import BetStore, StorageFailure
 
 ROW_1 = b"1,Ana,Lorca,30904465,1999-03-17,7574\r\n"
 ROW_2 = b'2,"Juan, Pablo",P\xc3\xa9rez,21689196,2000-05-10,1\r\n'
@@ -102,7 +103,7 @@ def test_damage_before_the_last_record_is_refused_and_the_file_untouched(
 ) -> None:
     data = GOOD + damage + after
     path = write(tmp_path, data)
-    with pytest.raises(StorageCorrupt, match="bets.csv"):
+    with pytest.raises(ValueError, match="bets.csv"):
         recover_bets(str(path))
     assert path.read_bytes() == data
 
@@ -158,6 +159,17 @@ def test_done_log_damage_is_refused_and_the_file_untouched(tmp_path: Path, bad: 
     path = tmp_path / "done.txt"
     data = b"1\n" + bad + b"2\n4"
     path.write_bytes(data)
-    with pytest.raises(StorageCorrupt, match="line 2"):
+    with pytest.raises(ValueError, match="line 2"):
         recover_done(str(path))
     assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize(("name", "data"), [("bets.csv", ROW_1 + b"1,x\r\n" + ROW_2), ("agencies-done.txt", b"x\n1\n")])
+def test_a_store_on_damaged_files_does_not_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, data: bytes
+) -> None:
+    (tmp_path / name).write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StorageFailure, match=name):
+        BetStore(durable=False).open()
+    assert (tmp_path / name).read_bytes() == data

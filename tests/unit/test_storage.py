@@ -1,4 +1,4 @@
-"""lottery_gevent.storage.BetStore: append, sequence check, rollback, group commit, fsync failure.
+"""lottery_gevent.storage.BetStore: append, sequence check, failed writes, group commit, a failed fsync.
 
 STORAGE_FILEPATH is "./bets.csv", so every test runs in its own tmp_path. fsync
 runs on gevent's thread pool; the tests count and fail it through a wrapper
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -20,7 +21,10 @@ import pytest
 from lottery_gevent import contract
 from lottery_gevent.contract import Bet
 from lottery_gevent.recovery import recover_bets
-from lottery_gevent.storage import DONE_FILENAME, BetStore, OutOfSequence, StorageFailure, Ticket
+from lottery_gevent.storage import DONE_FILENAME, BetStore, StorageFailure
+from shared.errors import ServerRefused
+from shared.protocol import ErrorCode
+from tests.support.processes import parse_action
 
 # fsync runs in a real OS thread: synchronise with it through real threading
 # primitives even if some other test has monkey-patched threading.
@@ -138,7 +142,7 @@ def test_open_creates_both_files(store: BetStore, tmp_path: Path) -> None:
 
 def test_append_then_wait_durable(store: BetStore, fsync: FsyncSpy) -> None:
     ticket = store.append(1, 0, bets(1, 0, 3))
-    assert ticket == Ticket(size(), 0)
+    assert ticket == size()
     store.wait_durable(ticket)
     assert fsync.calls == 1
     store.wait_durable(ticket)  # already durable: no second fsync
@@ -158,9 +162,9 @@ def test_batches_of_several_agencies_are_counted_apart(store: BetStore) -> None:
 def test_out_of_sequence_is_refused_and_writes_nothing(store: BetStore, start: int) -> None:
     store.wait_durable(store.append(1, 0, bets(1, 0, 3)))
     before = size()
-    with pytest.raises(OutOfSequence) as caught:
+    with pytest.raises(ServerRefused) as caught:
         store.append(1, start, bets(1, start, 2))
-    assert caught.value.stored == 3
+    assert caught.value.code == ErrorCode.OUT_OF_SEQUENCE
     assert size() == before
     assert store.durable_count(1) == 3
 
@@ -168,7 +172,7 @@ def test_out_of_sequence_is_refused_and_writes_nothing(store: BetStore, start: i
 def test_a_retried_batch_cannot_be_stored_twice(store: BetStore) -> None:
     batch = bets(1, 0, 2)
     store.wait_durable(store.append(1, 0, batch))
-    with pytest.raises(OutOfSequence):
+    with pytest.raises(ServerRefused):
         store.append(1, 0, batch)
     assert stored_documents() == ["1000000", "1000001"]
 
@@ -321,36 +325,59 @@ def test_batches_never_interleave_even_if_the_contract_yields(
     assert all(length % batch == 0 for length in runs), f"batches interleaved: runs of {runs} rows"
 
 
-# --- a failing fsync -----------------------------------------------------------------
+# --- a failed fsync ends the store --------------------------------------------------
+
+EIO = OSError(errno.EIO, "Input/output error")
 
 
-def test_a_failed_fsync_rolls_back_every_unsynced_batch(store: BetStore, fsync: FsyncSpy) -> None:
+def sync_failures(caplog: pytest.LogCaptureFixture) -> list[dict[str, str]]:
+    parsed = [parse_action(record.getMessage()) for record in caplog.records]
+    return [fields for fields in parsed if fields is not None and fields["result"] == "fail"]
+
+
+def test_a_failed_fsync_fails_every_waiter_and_all_later_work(
+    store: BetStore, fsync: FsyncSpy, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     durable = store.append(1, 0, bets(1, 0, 2))
     store.wait_durable(durable)
-    durable_size = size()
-
-    fsync.fail_with = OSError(errno.EIO, "Input/output error")
+    fsync.fail_with = EIO
     doomed = [store.append(1, 2, bets(1, 2, 3)), store.append(2, 0, bets(2, 0, 4))]
-    waiters = run_all(*(outcome(store.wait_durable, ticket) for ticket in doomed))
-    assert [type(waiter.value) for waiter in waiters] == [StorageFailure, StorageFailure]
-    assert size() == durable_size
-    assert stored_documents() == ["1000000", "1000001"]
+    with caplog.at_level(logging.INFO, logger="lottery_gevent.storage"):
+        waiters = run_all(*(outcome(store.wait_durable, ticket) for ticket in doomed))
+        fsync.fail_with = None  # even a disk that works again is not trusted
+        assert [type(waiter.value) for waiter in waiters] == [StorageFailure, StorageFailure]
+        assert isinstance(store.failed.exception, StorageFailure)
+        store.wait_durable(durable)  # an earlier fsync covered this one: it stays durable
+        calls = fsync.calls
+        for refused in (
+            lambda: store.append(1, 5, bets(1, 5, 1)),
+            lambda: store.wait_durable(doomed[0]),
+            lambda: store.durable_resume(1),
+            lambda: store.mark_done(1),
+            store.find_winners,
+        ):
+            with pytest.raises(StorageFailure):
+                refused()
+        store.close()
+    assert fsync.calls == calls  # nothing after the failure asked the disk again
+    assert sync_failures(caplog) == [
+        {
+            "action": "storage_sync",
+            "result": "fail",
+            "data_dir": str(tmp_path),
+            "file": "bets.csv",
+            "error": "fsync failed: [Errno 5] Input/output error; "
+                "stopping: a restart recovers from what is on disk",
+        }
+    ]
+    assert not [record for record in caplog.records if "close_storage" in record.getMessage()]
+    assert store.done_agencies() == frozenset()
 
-    fsync.fail_with = None
-    store.wait_durable(durable)  # the earlier durable batch is unaffected
-    assert (store.durable_count(1), store.durable_count(2)) == (2, 0)
-    store.wait_durable(store.append(1, 2, bets(1, 2, 1)))  # and the store goes on
-    assert stored_documents() == ["1000000", "1000001", "1000002"]
-    for ticket in doomed:  # a rolled-back ticket stays failed
-        with pytest.raises(StorageFailure):
-            store.wait_durable(ticket)
 
-
-def test_a_failed_fsync_while_others_wait(store: BetStore, fsync: FsyncSpy) -> None:
+def test_waiters_of_a_failed_fsync_learn_it_without_another(store: BetStore, fsync: FsyncSpy) -> None:
     fsync.hold_first = True
-    fsync.fail_with = OSError(errno.EIO, "Input/output error")
-    first = store.append(1, 0, bets(1, 0, 1))
-    waiters = [gevent.spawn(outcome(store.wait_durable, first))]
+    fsync.fail_with = EIO
+    waiters = [gevent.spawn(outcome(store.wait_durable, store.append(1, 0, bets(1, 0, 1))))]
     gevent.idle()
     assert fsync.started.wait(10)
     waiters += [gevent.spawn(outcome(store.wait_durable, store.append(2, 0, bets(2, 0, 1))))]
@@ -358,8 +385,54 @@ def test_a_failed_fsync_while_others_wait(store: BetStore, fsync: FsyncSpy) -> N
     fsync.release.set()
     gevent.joinall(waiters, timeout=10)
     assert [type(waiter.value) for waiter in waiters] == [StorageFailure, StorageFailure]
-    assert size() == 0
-    assert fsync.calls == 1  # the second waiter learnt of the failure without a second fsync
+    assert fsync.calls == 1
+    assert store.failed.ready()
+
+
+def test_a_restart_after_a_failed_fsync_recovers_what_is_on_disk(
+    store: BetStore, fsync: FsyncSpy, tmp_path: Path
+) -> None:
+    store.wait_durable(store.append(1, 0, bets(1, 0, 2)))
+    fsync.fail_with = EIO
+    with pytest.raises(StorageFailure):
+        store.wait_durable(store.append(1, 2, bets(1, 2, 3)))
+    store.close()
+    with open(contract.STORAGE_FILEPATH, "a") as file:
+        file.write("1,torn")  # as if the crash had cut the last row short
+    fsync.fail_with = None
+    restarted = BetStore()
+    restarted.open()
+    try:  # the file is the truth: what the page cache kept counts, the torn row does not
+        on_disk = recover_bets(contract.STORAGE_FILEPATH).counts[1]
+        assert restarted.durable_count(1) == on_disk == 5
+        restarted.wait_durable(restarted.append(1, on_disk, bets(1, on_disk, 1)))
+        assert stored_documents() == [str(1_000_000 + n) for n in range(6)]
+    finally:
+        restarted.close()
+
+
+def test_a_failed_done_mark_fsync_fails_the_store(
+    store: BetStore, fsync: FsyncSpy, caplog: pytest.LogCaptureFixture
+) -> None:
+    fsync.fail_with = EIO
+    with caplog.at_level(logging.INFO, logger="lottery_gevent.storage"), pytest.raises(StorageFailure):
+        store.mark_done(1)
+    assert not store.is_done(1)
+    assert [fields["file"] for fields in sync_failures(caplog)] == [DONE_FILENAME]
+    with pytest.raises(StorageFailure):
+        store.append(1, 0, bets(1, 0, 1))
+
+
+def raise_eio(*_: object) -> None:
+    raise EIO
+
+
+def test_a_failed_cut_back_fails_the_store(store: BetStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    half_then_enospc(monkeypatch)
+    monkeypatch.setattr(os, "truncate", raise_eio)
+    with pytest.raises(StorageFailure):
+        store.append(1, 0, bets(1, 0, 4))
+    assert store.failed.ready()  # a half batch is left in the file: nothing may follow it
 
 
 # --- done marks and the draw ---------------------------------------------------------
@@ -374,18 +447,18 @@ def test_mark_done_is_durable_and_idempotent(store: BetStore, fsync: FsyncSpy, t
     assert fsync.calls == 2
 
 
-def test_mark_done_failure_is_a_storage_failure(store: BetStore, fsync: FsyncSpy) -> None:
-    fsync.fail_with = OSError(errno.EIO, "Input/output error")
+def test_a_done_mark_that_cannot_be_written_leaves_nothing_behind(
+    store: BetStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, data[:1]))  # a short write
     with pytest.raises(StorageFailure):
-        store.mark_done(1)
-    assert store.done_agencies() == frozenset()
-
-
-def test_a_failed_done_mark_leaves_nothing_behind(store: BetStore, fsync: FsyncSpy, tmp_path: Path) -> None:
-    fsync.fail_with = OSError(errno.EIO, "Input/output error")
-    with pytest.raises(StorageFailure):
-        store.mark_done(1)
+        store.mark_done(12)
     assert (tmp_path / DONE_FILENAME).read_text() == ""
+    assert not store.is_done(12) and not store.failed.ready()
+    monkeypatch.setattr(os, "write", real_write)
+    store.mark_done(12)
+    assert (tmp_path / DONE_FILENAME).read_text() == "12\n"
 
 
 def test_find_winners_groups_documents_by_agency(store: BetStore) -> None:
