@@ -27,14 +27,20 @@ from pathlib import Path
 
 from gevent.event import Event
 
-from lottery_gevent.config import DEFAULT_CONFIG_PATH, ConfigError, ServerConfig, load_config
+from lottery_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, ServerConfig, load_config
 from lottery_gevent.contest import ContestFileCorrupt, DataDirInUse, archive_contest, lock_data_dir
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.recovery import StorageCorrupt
 from lottery_gevent.server import LotteryServer
-from lottery_gevent.storage import BetStore
-from shared.errors import TlsSetupFailed
+from lottery_gevent.storage import BetStore, StorageFailure
+from shared.config import help_epilog
+from shared.errors import ConfigError
 from shared.logs import Result, log_action, setup_logging
+
+# merge: DataDirInUse, StorageCorrupt and ContestFileCorrupt become ConfigError and
+# StorageFailure on the storage branch; drop them from these two tuples then.
+_IN_USE = (ConfigError, DataDirInUse)
+_DAMAGED = (StorageFailure, StorageCorrupt, ContestFileCorrupt, OSError)
 
 logger = logging.getLogger("lottery_gevent")
 
@@ -45,18 +51,14 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from lottery_gevent.config import SETTINGS
-    from shared.config import argument_parser
-
-    parser = argument_parser(
-        "python -m lottery_gevent",
-        "Lotería Nacional server: stores agencies' bets, runs the draw, "
+    parser = argparse.ArgumentParser(
+        prog="python -m lottery_gevent",
+        description="Lotería Nacional server: stores agencies' bets, runs the draw, "
         "answers each agency with its winners;\nalso echoes text lines (health checks).",
-        SETTINGS,
-        "settings (keys of config.ini's [DEFAULT] section;\n"
-        "an environment variable of the same name overrides each one):",
-        DEFAULT_CONFIG_PATH,
+        epilog=help_epilog("settings (config.ini's [DEFAULT] keys; the environment overrides each):", SETTINGS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--config", type=Path, metavar="PATH", help=f"default: {DEFAULT_CONFIG_PATH}, if present")
     parser.add_argument(
         "--new-contest",
         action="store_true",
@@ -91,7 +93,7 @@ def _enter_data_dir(config: ServerConfig, new_contest: bool) -> int | None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         lock_data_dir(directory)  # its descriptor stays open: the lock lasts as long as the process
-    except DataDirInUse as exc:
+    except _IN_USE as exc:
         log_action(logger, logging.ERROR, "lock_data_dir", Result.FAIL, data_dir=directory, error=exc)
         return 2
     except OSError as exc:
@@ -102,7 +104,7 @@ def _enter_data_dir(config: ServerConfig, new_contest: bool) -> int | None:
     if new_contest:
         try:
             archived = archive_contest(directory)
-        except (ContestFileCorrupt, OSError) as exc:
+        except _DAMAGED as exc:
             log_action(logger, logging.ERROR, "new_contest", Result.FAIL, error=exc)
             return 1
         log_action(logger, logging.INFO, "new_contest", Result.SUCCESS, archived=archived or "nothing to archive")
@@ -124,13 +126,7 @@ LIMIT_FIELDS = (
     "hello_timeout_s",
     "idle_timeout_s",
     "frame_timeout_s",
-    "max_refusals",
     "max_bets_per_agency",
-    "echo_max_bytes",
-    "echo_timeout_s",
-    "stop_timeout_s",
-    "wait_log_s",
-    "fsync",
 )
 
 
@@ -171,16 +167,16 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
     # by default it waits up to 5 ms for the busy event loop to let go, and every
     # acknowledgement waiting on that fsync waits with it.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    store = BetStore(durable=config.fsync)
+    store = BetStore()
     try:
         store.open()
-    except (StorageCorrupt, ContestFileCorrupt, OSError) as exc:
+    except _DAMAGED as exc:
         log_action(logger, logging.ERROR, "storage_recovery", Result.FAIL, error=exc)
         return 1
     lottery = Lottery(store, config.agencies, config.wait_log_s)
     try:
         server = LotteryServer(config, store, lottery)
-    except TlsSetupFailed as exc:
+    except ConfigError as exc:
         log_action(logger, logging.ERROR, "tls_setup", Result.FAIL, error=exc)
         store.close()
         return 2

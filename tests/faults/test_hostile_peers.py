@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.logs import decode_value
 from shared.protocol import Bets, Done, DoneAck, Error, ErrorCode, FrameDecoder, Hello, WinnersQuery, encode
 from tests.rawclient import RawPeer, bet, resume
+from tests.support.logs import decode_value
 from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 from tests.support.wire import read_line, read_message, read_to_eof
 from tools.generate_agencies import Agency

@@ -107,10 +107,11 @@ def test_an_address_cap_of_zero_means_no_cap() -> None:
     assert all(counter.enter("a") for _ in range(10_000))
 
 
-CONFIG = ServerConfig(hello_timeout_s=5, idle_timeout_s=60, frame_timeout_s=10, max_refusals=3)
+CONFIG = ServerConfig(hello_timeout_s=5, idle_timeout_s=60, frame_timeout_s=10)
 
 
-def test_the_deadline_is_hello_then_idle_and_refusals_never_move_it() -> None:
+def test_the_deadline_is_hello_then_idle_and_refusals_never_move_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("lottery_gevent.limits.MAX_REFUSALS", 3, raising=False)
     clock = FakeClock()
     limits = ConnectionLimits(CONFIG, lambda: 0, accepted_at=clock.now - 1, clock=clock)
     assert limits.remaining_s() == 4  # the Hello timeout counts from the accept

@@ -45,7 +45,7 @@ def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Parts]:
     monkeypatch.chdir(tmp_path)
     store = BetStore(durable=False)
     store.open()
-    config = ServerConfig(ip="127.0.0.1", port=0, agencies=2, max_refusals=8, max_bets_per_agency=5)
+    config = ServerConfig(ip="127.0.0.1", port=0, agencies=2, max_bets_per_agency=5)
     yield Parts(config, store, Lottery(store, 2), AgencyRegistry(config.stop_timeout_s))
     store.close()
 
@@ -125,9 +125,10 @@ class TickingSocket(BlockingFakeSocket):
         return super().recv(size, flags)
 
 
-def test_refused_frames_do_not_keep_a_connection_alive(parts: Parts) -> None:
+def test_refused_frames_do_not_keep_a_connection_alive(parts: Parts, monkeypatch: pytest.MonkeyPatch) -> None:
     # Finding 2: a refused frame every second kept a connection past its idle timeout.
-    parts.config = dataclasses.replace(parts.config, idle_timeout_s=4.0, max_refusals=1000)
+    monkeypatch.setattr("lottery_gevent.limits.MAX_REFUSALS", 1000, raising=False)
+    parts.config = dataclasses.replace(parts.config, idle_timeout_s=4.0)
     clock = FakeClock()
     sock = TickingSocket(clock, 1.0, encode(Hello(1)) + encode(WinnersQuery()) * 100)
     session = run_session(parts, sock, clock)
