@@ -34,10 +34,6 @@ from shared.logs import Result, log_action, setup_logging
 logger = logging.getLogger("client_gevent")
 
 
-class StopRequested(gevent.GreenletExit):  # type: ignore[misc]
-    """Thrown into the worker greenlet by the signal handler."""
-
-
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     intro = "settings (config.yaml's dotted keys; '-': environment only; the environment overrides each):"
     single = f"\n\n{', '.join(SINGLE_BET_VARIABLES)}, all set, send that single bet instead of the file."
@@ -72,22 +68,16 @@ def run(config: ClientConfig) -> int:
     worker = gevent.spawn(_work, config)
 
     def on_signal(signum: int) -> None:
-        log_action(
-            logger,
-            logging.INFO,
-            "shutdown",
-            Result.IN_PROGRESS,
-            client_id=config.client_id,
-            signal=signal.Signals(signum).name,
-        )
-        worker.kill(StopRequested, block=False)
+        name = signal.Signals(signum).name
+        log_action(logger, logging.INFO, "shutdown", Result.IN_PROGRESS, client_id=config.client_id, signal=name)
+        worker.kill(block=False)  # GreenletExit: the worker ends where it is
 
     STOP.attach(on_signal)
     try:
         worker.join()
     finally:
         STOP.detach()
-    if isinstance(worker.value, StopRequested):
+    if isinstance(worker.value, gevent.GreenletExit):
         log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, client_id=config.client_id)
         log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, client_id=config.client_id)
         return 0
@@ -108,12 +98,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def exit_now(code: int) -> None:
-    """End the process with `code` once everything written is flushed, skipping the interpreter's teardown.
+    """End the process with `code` once its output is flushed, skipping the interpreter's teardown.
 
-    The agency has nothing left to release (its socket and file are closed), and
-    tearing down an interpreter that loaded gevent, ssl and yaml takes tens of
-    milliseconds, more on a busy machine: time every agency pays at the end of
-    a contest, where all of them finish together.
+    Nothing is left to release, and tearing down gevent, ssl and yaml costs every agency tens of
+    milliseconds at the end of a contest, where all of them finish together.
     """
     logging.shutdown()
     sys.stdout.flush()

@@ -57,9 +57,7 @@ RETRYABLE_CODES = frozenset(
 UPLOAD_WINDOW = 2
 #: While the winners query waits for the draw, log `wait_draw` this often (seconds).
 WAIT_LOG_S = 5.0
-#: Failures that another connection may get past. UnexpectedReply and
-#: VersionMismatch, although ProtocolErrors, are not among them: `run` checks for
-#: them first.
+#: Failures another connection may get past (`run` catches UnexpectedReply and VersionMismatch first).
 _CONNECTION_ERRORS = (ConnectFailed, PeerClosed, Timeout, ProtocolError)
 
 
@@ -82,18 +80,15 @@ class LotteryAgency:
 
     def run(self) -> int:
         """Do the whole job; returns the exit code (0 on success)."""
+        config = self._config
         try:
             self._phase = "bets_file"
-            self._source.check(allow_empty=self._config.allow_empty)
-        except BetsFileError as exc:
-            return self._fail(exc)
-        config = self._config
-        if config.tls_ca is not None and config.tls_cert is not None and config.tls_key is not None:
+            self._source.check(allow_empty=config.allow_empty)
             self._phase = "connect"
-            try:
+            if config.tls_ca is not None and config.tls_cert is not None and config.tls_key is not None:
                 self._tls = client_tls_context(config.tls_ca, config.tls_cert, config.tls_key)
-            except ConfigError as exc:
-                return self._fail(exc)
+        except (BetsFileError, ConfigError) as exc:
+            return self._fail(exc)
         while True:
             try:
                 winners = self._attempt()
@@ -109,12 +104,13 @@ class LotteryAgency:
                     return self._fail(exc)
                 error = exc
             else:
+                found = len(winners)
                 log_action(
                     logger,
                     logging.INFO,
                     "consulta_ganadores",
                     Result.SUCCESS,
-                    cant_ganadores=len(winners),
+                    cant_ganadores=found,
                     client_id=self._agency,
                 )
                 return 0

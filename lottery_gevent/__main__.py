@@ -70,25 +70,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _absolute_paths(config: ServerConfig) -> ServerConfig:
     """The config with every path made absolute (the server then changes directory)."""
-
-    def absolute(path: Path | None) -> Path | None:
-        return None if path is None else path.absolute()
-
-    return dataclasses.replace(
-        config,
-        data_dir=config.data_dir.absolute(),
-        tls_cert=absolute(config.tls_cert),
-        tls_key=absolute(config.tls_key),
-        tls_ca=absolute(config.tls_ca),
-    )
+    paths = {name: getattr(config, name) for name in ("data_dir", "tls_cert", "tls_key", "tls_ca")}
+    return dataclasses.replace(config, **{name: path and path.absolute() for name, path in paths.items()})
 
 
 def _enter_data_dir(config: ServerConfig, new_contest: bool) -> int | None:
-    """Create, lock and enter the data directory; archive the contest if asked.
-
-    Returns:
-        None when the server may go on, else the exit code (the reason is logged).
-    """
+    """Create, lock and enter the data directory, archive the contest if asked; None, or the exit code."""
     directory = config.data_dir
     try:
         directory.mkdir(parents=True, exist_ok=True)

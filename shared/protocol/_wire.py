@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import accumulate, pairwise
 from typing import Any, assert_never
 
@@ -173,86 +173,59 @@ def _unpack_text_list(payload: bytes, offset: int) -> list[str]:
     return [text[a:b] for a, b in pairwise(accumulate(lengths, initial=0))]
 
 
-def _decode_flag(value: int, what: str) -> bool:
+def _leading(layout: struct.Struct, payload: bytes, what: str) -> Any:
+    if len(payload) < layout.size:
+        raise ProtocolError(f"truncated payload: {what} payload ends before its {layout.size}-byte head")
+    return layout.unpack_from(payload)[0]
+
+
+def _flag(value: int, what: str) -> bool:
     if value > 1:
         raise ProtocolError(f"bad field value: {what} flag must be 0 or 1, got {value}")
     return bool(value)
 
 
-def _decode_hello(payload: bytes) -> Message:
-    (agency,) = _unpack_fixed(_U32, payload, "Hello")
-    return Hello(agency)
-
-
-def _decode_welcome(payload: bytes) -> Message:
-    stored, done, contest, digest = _unpack_fixed(_WELCOME, payload, "Welcome")
-    return Welcome(stored, _decode_flag(done, "done"), contest, digest)
-
-
-def _decode_bets(payload: bytes) -> Message:
-    if len(payload) < _U32.size:
-        raise ProtocolError("truncated payload: Bets payload ends before its start index")
-    (start,) = _U32.unpack_from(payload)
-    fields = _unpack_text_list(payload, _U32.size)
-    if not fields:
-        raise ProtocolError("bad field value: a Bets batch must hold at least one bet")
-    if len(fields) % FIELD_COUNT:
-        raise ProtocolError(f"wrong field count: {len(fields)} fields is not {FIELD_COUNT} per bet")
-    columns = [iter(fields)] * FIELD_COUNT
-    return Bets(start, tuple(map(BetFields._make, zip(*columns, strict=True))))
-
-
-def _decode_bets_ack(payload: bytes) -> Message:
-    (stored,) = _unpack_fixed(_U32, payload, "BetsAck")
-    return BetsAck(stored)
-
-
-def _decoder_for_empty(message: Message) -> Callable[[bytes], Message]:
-    def decode(payload: bytes) -> Message:
-        if payload:
-            raise ProtocolError(f"trailing bytes: {type(message).__name__} takes no payload, got {len(payload)}")
-        return message
-
-    return decode
-
-
-def _decode_winners(payload: bytes) -> Message:
-    if not payload:
-        raise ProtocolError("truncated payload: Winners payload ends before its more flag")
-    more = _decode_flag(payload[0], "more")
-    return Winners(tuple(_unpack_text_list(payload, _U8.size)), more)
-
-
-def _decode_error(payload: bytes) -> Message:
-    if len(payload) < _U16.size:
-        raise ProtocolError("truncated payload: Error payload ends before its code")
-    (raw_code,) = _U16.unpack_from(payload)
-    try:
-        code = ErrorCode(raw_code)
-    except ValueError:
-        raise ProtocolError(f"bad field value: unknown error code {raw_code}") from None
-    fields = _unpack_text_list(payload, _U16.size)
-    if len(fields) != 1:
-        raise ProtocolError(f"wrong field count: Error carries one detail field, got {len(fields)}")
-    return Error(code, fields[0])
-
-
-_DECODERS: dict[MessageType, Callable[[bytes], Message]] = {
-    MessageType.HELLO: _decode_hello,
-    MessageType.WELCOME: _decode_welcome,
-    MessageType.BETS: _decode_bets,
-    MessageType.BETS_ACK: _decode_bets_ack,
-    MessageType.DONE: _decoder_for_empty(Done()),
-    MessageType.DONE_ACK: _decoder_for_empty(DoneAck()),
-    MessageType.WINNERS_QUERY: _decoder_for_empty(WinnersQuery()),
-    MessageType.WINNERS: _decode_winners,
-    MessageType.ERROR: _decode_error,
+_EMPTY = struct.Struct("")
+_NO_PAYLOAD: dict[MessageType, Message] = {
+    MessageType.DONE: Done(),
+    MessageType.DONE_ACK: DoneAck(),
+    MessageType.WINNERS_QUERY: WinnersQuery(),
 }
 
 
 def decode_payload(message_type: MessageType, payload: bytes) -> Message:
     """Decode the payload of a frame whose header said `message_type`; ProtocolError says what is wrong."""
-    return _DECODERS[message_type](payload)
+    match message_type:
+        case MessageType.HELLO:
+            return Hello(*_unpack_fixed(_U32, payload, "Hello"))
+        case MessageType.BETS_ACK:
+            return BetsAck(*_unpack_fixed(_U32, payload, "BetsAck"))
+        case MessageType.WELCOME:
+            stored, done, contest, digest = _unpack_fixed(_WELCOME, payload, "Welcome")
+            return Welcome(stored, _flag(done, "done"), contest, digest)
+        case MessageType.BETS:
+            start = _leading(_U32, payload, "Bets")
+            fields = _unpack_text_list(payload, _U32.size)
+            if not fields:
+                raise ProtocolError("bad field value: a Bets batch must hold at least one bet")
+            if len(fields) % FIELD_COUNT:
+                raise ProtocolError(f"wrong field count: {len(fields)} fields is not {FIELD_COUNT} per bet")
+            columns = [iter(fields)] * FIELD_COUNT
+            return Bets(start, tuple(map(BetFields._make, zip(*columns, strict=True))))
+        case MessageType.WINNERS:
+            more = _flag(_leading(_U8, payload, "Winners"), "more")
+            return Winners(tuple(_unpack_text_list(payload, _U8.size)), more)
+        case MessageType.ERROR:
+            raw_code = _leading(_U16, payload, "Error")
+            if raw_code not in ErrorCode.__members__.values():
+                raise ProtocolError(f"bad field value: unknown error code {raw_code}")
+            fields = _unpack_text_list(payload, _U16.size)
+            if len(fields) != 1:
+                raise ProtocolError(f"wrong field count: Error carries one detail field, got {len(fields)}")
+            return Error(ErrorCode(raw_code), fields[0])
+        case _:
+            _unpack_fixed(_EMPTY, payload, message_type.name)
+            return _NO_PAYLOAD[message_type]
 
 
 def split_winners(documents: Sequence[str]) -> list[Winners]:

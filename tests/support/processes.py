@@ -1,4 +1,4 @@
-# Strategy: run a project program as a child process and read its log as it
+# Contract: run a project program as a child process and read its log as it
 # comes. The tests and the benchmarks (bench/) both use these classes, so a
 # server is started, awaited and read in one way everywhere.
 #
