@@ -134,7 +134,6 @@ class SingleBet:
     def __init__(self, bet: BetFields) -> None:
         self.bet = bet
         self.path = Path("<environment>")
-        self.line = 1
 
     def rows(self, skip: int = 0) -> Iterator[BetFields]:
         """Yield the bet, unless the server already stores it; raises BetsFileError if invalid."""

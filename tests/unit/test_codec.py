@@ -40,7 +40,6 @@ from shared.protocol import (
     parse_header,
     split_winners,
 )
-from shared.protocol._wire import WINNERS_FRAME_OVERHEAD
 from tests.unit.frames import ANA, FIXTURE_IDS, FIXTURES, MESSAGES_AND_FRAMES
 from tests.unit.properties import deterministic
 
@@ -451,7 +450,6 @@ def test_split_winners_fills_a_frame_to_exactly_8192_bytes() -> None:
     parts = check_split(documents)
     assert len(encode(parts[0])) == MAX_FRAME_SIZE
     assert parts[1].documents == ("tail",)
-    assert WINNERS_FRAME_OVERHEAD == 8
 
 
 @deterministic
