@@ -42,34 +42,21 @@ def _valid(bet: BetFields, path: Path, line: int | None) -> BetFields:
 
 
 class CsvBets:
-    """The bets of one agency file.
-
-    Attributes:
-        line: the line on which the last row handed out ends (for error messages).
-    """
+    """The bets of one agency file; `line` is where the last row read ends (for error messages)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.line = 0
 
     def check(self, *, allow_empty: bool = False) -> None:
-        """Check, before connecting, that the file exists, is readable and starts with a valid row.
-
-        Raises:
-            BetsFileError: it does not, or it holds no bets and `allow_empty` is False.
-        """
+        """Before connecting: the file is readable and starts with a valid row (or is empty, if allowed)."""
         for _ in self.rows():
             return
         if not allow_empty:
             raise BetsFileError(self.path, None, "holds no bets (pass --allow-empty if that is intended)")
 
     def rows(self, skip: int = 0) -> Iterator[BetFields]:
-        """Yield validated bets, after skipping the first `skip` (already stored) ones.
-
-        Raises:
-            BetsFileError: naming the file and the line of the first bad row, or
-                the file if it cannot be read or has fewer than `skip` rows.
-        """
+        """Yield validated bets after the first `skip` (stored) ones; BetsFileError names a bad row's line."""
         index = 0
         for row in self._records():
             index += 1
@@ -81,14 +68,7 @@ class CsvBets:
             )
 
     def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
-        """The resume digest of the first `count` bets, and how many bets were read.
-
-        Reads `count` bets (fewer if the file ends first), or, with `to_end`, the
-        whole file; every bet read is validated.
-
-        Raises:
-            BetsFileError: the file cannot be read, or a row read is bad.
-        """
+        """The resume digest of the first `count` bets, and how many were read (all of them if `to_end`)."""
         digest = BetsDigest()
         index = 0
         for row in self._records():

@@ -36,8 +36,7 @@ from shared.protocol._messages import (
 #: so no ASCII or UTF-8 text line can begin with it (that is how the server tells
 #: a protocol client from a netcat health check).
 START_BYTE = 0x9E
-#: Protocol version; bumped on any incompatible change (2: TLS identity, contest id and resume digest;
-#: 3: the resume digest's canonical form is length-prefixed text, hashed once per batch).
+#: Protocol version; bumped on any incompatible change.
 VERSION = 3
 _HEADER = struct.Struct(">BBBH")
 HEADER_SIZE = _HEADER.size
