@@ -22,7 +22,6 @@ from shared.protocol import (
     BETS_FRAME_OVERHEAD,
     HEADER_SIZE,
     MAX_FRAME_SIZE,
-    MAX_PAYLOAD_SIZE,
     START_BYTE,
     VERSION,
     Bets,
@@ -35,11 +34,10 @@ from shared.protocol import (
     MessageType,
     Winners,
     bet_wire_size,
-    decode_payload,
     encode,
-    parse_header,
     split_winners,
 )
+from shared.protocol._wire import MAX_PAYLOAD_SIZE, decode_payload, parse_header
 from tests.unit.frames import ANA, FIXTURE_IDS, FIXTURES, MESSAGES_AND_FRAMES
 from tests.unit.properties import deterministic
 
