@@ -19,36 +19,32 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 
 import gevent
 
 from client_gevent.backoff import Backoff
 from client_gevent.bets_source import BetsSource, CsvBets, SingleBet
-from client_gevent.config import DEFAULT_CONFIG_PATH, ClientConfig, ConfigError, load_config
+from client_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, SINGLE_BET_VARIABLES, ClientConfig, load_config
 from client_gevent.lottery_mode import LotteryAgency
+from shared.config import help_epilog
+from shared.errors import ConfigError
 from shared.logs import Result, log_action, setup_logging
 
 logger = logging.getLogger("client_gevent")
 
 
-class StopRequested(gevent.GreenletExit):  # type: ignore[misc]
-    """Thrown into the worker greenlet by the signal handler."""
-
-
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from client_gevent.config import SETTINGS, SINGLE_BET_VARIABLES
-    from shared.config import argument_parser
-
-    parser = argument_parser(
-        "python -m client_gevent",
-        "Lotería Nacional agency: uploads its bets from a CSV file and asks for its winners\n"
+    intro = "settings (config.yaml's dotted keys; '-': environment only; the environment overrides each):"
+    single = f"\n\n{', '.join(SINGLE_BET_VARIABLES)}, all set, send that single bet instead of the file."
+    parser = argparse.ArgumentParser(
+        prog="python -m client_gevent",
+        description="Lotería Nacional agency: uploads its bets from a CSV file and asks for its winners\n"
         "(CLI_MODE=lottery), or sends numbered echo messages (CLI_MODE=echo).",
-        SETTINGS,
-        "settings (keys of config.yaml, written as dotted paths; the environment variable\n"
-        "overrides each one; a key of '-' is read from the environment only):",
-        DEFAULT_CONFIG_PATH,
-        f"{', '.join(SINGLE_BET_VARIABLES)}, all set, send that single bet instead of the file.",
+        epilog=help_epilog(intro, SETTINGS) + single,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--config", type=Path, metavar="PATH", help=f"default: {DEFAULT_CONFIG_PATH}, if present")
     parser.add_argument(
         "--allow-empty",
         action="store_true",
@@ -72,22 +68,16 @@ def run(config: ClientConfig) -> int:
     worker = gevent.spawn(_work, config)
 
     def on_signal(signum: int) -> None:
-        log_action(
-            logger,
-            logging.INFO,
-            "shutdown",
-            Result.IN_PROGRESS,
-            client_id=config.client_id,
-            signal=signal.Signals(signum).name,
-        )
-        worker.kill(StopRequested, block=False)
+        name = signal.Signals(signum).name
+        log_action(logger, logging.INFO, "shutdown", Result.IN_PROGRESS, client_id=config.client_id, signal=name)
+        worker.kill(block=False)  # GreenletExit: the worker ends where it is
 
     STOP.attach(on_signal)
     try:
         worker.join()
     finally:
         STOP.detach()
-    if isinstance(worker.value, StopRequested):
+    if isinstance(worker.value, gevent.GreenletExit):
         log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, client_id=config.client_id)
         log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, client_id=config.client_id)
         return 0
@@ -103,23 +93,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"client_gevent: config error: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
-    log_action(
-        logger,
-        logging.INFO,
-        "config",
-        Result.SUCCESS,
-        **config.log_fields(),
-    )
+    log_action(logger, logging.INFO, "config", Result.SUCCESS, **config.log_fields())
     return run(config)
 
 
 def exit_now(code: int) -> None:
-    """End the process with `code` once everything written is flushed, skipping the interpreter's teardown.
+    """End the process with `code` once its output is flushed, skipping the interpreter's teardown.
 
-    The agency has nothing left to release (its socket and file are closed), and
-    tearing down an interpreter that loaded gevent, ssl and yaml takes tens of
-    milliseconds, more on a busy machine: time every agency pays at the end of
-    a contest, where all of them finish together.
+    Nothing is left to release, and tearing down gevent, ssl and yaml costs every agency tens of
+    milliseconds at the end of a contest, where all of them finish together.
     """
     logging.shutdown()
     sys.stdout.flush()

@@ -1,8 +1,9 @@
-# Strategy: how the client waits between attempts. Capped exponential backoff
-# with jitter (each pause is a random fraction between half and all of
-# min(cap, base * GROWTH**attempt)), so that agencies restarted together do not
-# retry in lockstep. The client gives up only after failing continuously for
-# `give_up_after_s`; any progress (`succeeded()`) restarts that window.
+# Contract: how the client waits between attempts. Capped exponential backoff
+# with jitter (each pause a random fraction between half and all of
+# min(MAX_DELAY_S, BASE_DELAY_S * GROWTH**attempt)), so agencies restarted
+# together do not retry in lockstep. `failed` answers False, having paused
+# nothing, once attempts have failed continuously for the whole window; only
+# `succeeded()` (real progress) restarts that window.
 from __future__ import annotations
 
 import logging
@@ -11,35 +12,21 @@ import time
 
 import gevent
 
-from shared.errors import LotteryError
 from shared.logs import Result, log_action
 
 logger = logging.getLogger(__name__)
 
 #: First pause, and the longest one, in seconds. The first is short because agencies
-#: start together with the server (no start order in Compose or Swarm): a refused
-#: connect is usually a server a few tens of milliseconds from listening.
+#: start together with the server: a refused connect is usually a server about to listen.
 BASE_DELAY_S = 0.02
 MAX_DELAY_S = 2.0
-#: How much each pause's ceiling grows per attempt. An agency waiting for a server
-#: that is still starting may sleep past its start for up to the current pause;
-#: with 1.5 that is about half the time already waited (with 2 it would be all of
-#: it). Still a few dozen attempts at most in a 30 s retry window.
+#: Growth of each pause's ceiling per attempt. An agency may sleep past the server's
+#: start for up to one pause: with 1.5 that is about half the time already waited.
 GROWTH = 1.5
 
 
-class GaveUp(LotteryError):
-    """Attempts kept failing for longer than the retry window."""
-
-
 class Backoff:
-    """Paces retries and decides when to stop.
-
-    Args:
-        give_up_after_s: how long attempts may keep failing before GaveUp.
-        client_id: for the log lines.
-        rng: source of jitter (a seeded one makes tests repeatable).
-    """
+    """Paces retries for `give_up_after_s` of continuous failure; `rng` makes the jitter repeatable."""
 
     def __init__(self, give_up_after_s: float, client_id: int, rng: random.Random | None = None) -> None:
         self._window = give_up_after_s
@@ -53,19 +40,14 @@ class Backoff:
         self._attempt = 0
         self._failing_since = None
 
-    def failed(self, action: str, error: Exception) -> None:
-        """Log the failure as in_progress and pause before the next attempt.
-
-        Raises:
-            GaveUp: failures have lasted longer than the window (nothing logged:
-                the caller logs the one `fail` line).
-        """
+    def failed(self, action: str, error: Exception) -> bool:
+        """Log the failure as in_progress and pause; False (nothing logged) once the window is over."""
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
         elapsed = now - self._failing_since
         if elapsed >= self._window:
-            raise GaveUp(f"{action} kept failing for {elapsed:.1f}s: {error}") from error
+            return False
         ceiling = min(MAX_DELAY_S, BASE_DELAY_S * GROWTH**self._attempt)
         delay = min(ceiling * self._rng.uniform(0.5, 1.0), self._window - elapsed)
         self._attempt += 1
@@ -79,3 +61,4 @@ class Backoff:
             error=error,
         )
         gevent.sleep(delay)
+        return True

@@ -1,17 +1,12 @@
-# Strategy: where an agency's bets come from, streamed: the CSV file is read
-# row by row, never loaded whole, and every row is validated before it is
-# handed out, so a bad row stops the upload before anything from it on is sent.
-# The file: five columns (first names, last name, document, birthdate, number),
-# no header, UTF-8, LF or CRLF line endings. Blank lines are ignored.
-# `check` looks at the file before the first connection (it opens, and its
-# first row is valid; empty only if allowed); `prefix` computes the resume
-# digest of its first rows, for comparing with the server's (resume.py).
-#
-# Bytes that are not UTF-8 are decoded with "surrogateescape" rather than
-# raised at once: the text layer decodes 8 KiB at a time, so its error would
-# name whatever line that chunk began on. Escaped, they reach their own row,
-# which validate_bet then refuses (a lone surrogate is not UTF-8 text) with
-# the right line number.
+# Contract: where an agency's bets come from, streamed: the CSV file (five
+# columns, no header, UTF-8, LF or CRLF, blank lines ignored) is read row by
+# row, never whole, and every row is validated (shared.domain, and small enough
+# for one frame) before it is handed out, so a bad row stops the upload before
+# anything from it on is sent. `check` looks at the file before the first
+# connection; `prefix` computes the resume digest of its first rows (resume.py).
+# Bytes that are not UTF-8 are decoded with "surrogateescape", so the error
+# names the row they are on (validate_bet refuses a lone surrogate), not the
+# 8 KiB chunk the text layer was decoding.
 from __future__ import annotations
 
 import csv
@@ -20,16 +15,11 @@ from pathlib import Path
 
 from shared.domain import FIELD_COUNT, BetFields, validate_bet
 from shared.errors import InvalidBet, LotteryError
-from shared.protocol import BetsDigest
+from shared.protocol import BETS_FRAME_OVERHEAD, MAX_FRAME_SIZE, BetsDigest, bet_wire_size
 
 
 class BetsFileError(LotteryError):
-    """The bets file is missing or holds a bad row.
-
-    Attributes:
-        path: the file.
-        line: the line the bad row ends on (None if the file itself is the problem).
-    """
+    """The bets file (`path`) is missing or holds a bad row (ending on `line`; None: the file itself)."""
 
     def __init__(self, path: Path, line: int | None, reason: str) -> None:
         self.path = path
@@ -38,35 +28,35 @@ class BetsFileError(LotteryError):
         super().__init__(f"{where}: {reason}")
 
 
-class CsvBets:
-    """The bets of one agency file.
+def _valid(bet: BetFields, path: Path, line: int | None) -> BetFields:
+    try:
+        validate_bet(bet)
+    except InvalidBet as exc:
+        raise BetsFileError(path, line, str(exc)) from exc
+    size = BETS_FRAME_OVERHEAD + bet_wire_size(bet)
+    if size > MAX_FRAME_SIZE:
+        raise BetsFileError(
+            path, line, f"the bet of document {bet.document} needs {size} bytes; a frame holds {MAX_FRAME_SIZE}"
+        )
+    return bet
 
-    Attributes:
-        line: the line on which the last row handed out ends (for error messages).
-    """
+
+class CsvBets:
+    """The bets of one agency file; `line` is where the last row read ends (for error messages)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.line = 0
 
     def check(self, *, allow_empty: bool = False) -> None:
-        """Check, before connecting, that the file exists, is readable and starts with a valid row.
-
-        Raises:
-            BetsFileError: it does not, or it holds no bets and `allow_empty` is False.
-        """
+        """Before connecting: the file is readable and starts with a valid row (or is empty, if allowed)."""
         for _ in self.rows():
             return
         if not allow_empty:
             raise BetsFileError(self.path, None, "holds no bets (pass --allow-empty if that is intended)")
 
     def rows(self, skip: int = 0) -> Iterator[BetFields]:
-        """Yield validated bets, after skipping the first `skip` (already stored) ones.
-
-        Raises:
-            BetsFileError: naming the file and the line of the first bad row, or
-                the file if it cannot be read or has fewer than `skip` rows.
-        """
+        """Yield validated bets after the first `skip` (stored) ones; BetsFileError names a bad row's line."""
         index = 0
         for row in self._records():
             index += 1
@@ -78,14 +68,7 @@ class CsvBets:
             )
 
     def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
-        """The resume digest of the first `count` bets, and how many bets were read.
-
-        Reads `count` bets (fewer if the file ends first), or, with `to_end`, the
-        whole file; every bet read is validated.
-
-        Raises:
-            BetsFileError: the file cannot be read, or a row read is bad.
-        """
+        """The resume digest of the first `count` bets, and how many were read (all of them if `to_end`)."""
         digest = BetsDigest()
         index = 0
         for row in self._records():
@@ -122,12 +105,7 @@ class CsvBets:
     def _bet(self, row: list[str]) -> BetFields:
         if len(row) != FIELD_COUNT:
             raise BetsFileError(self.path, self.line, f"{len(row)} fields, expected {FIELD_COUNT}")
-        bet = BetFields._make(row)
-        try:
-            validate_bet(bet)
-        except InvalidBet as exc:
-            raise BetsFileError(self.path, self.line, str(exc)) from exc
-        return bet
+        return _valid(BetFields._make(row), self.path, self.line)
 
 
 class SingleBet:
@@ -136,14 +114,10 @@ class SingleBet:
     def __init__(self, bet: BetFields) -> None:
         self.bet = bet
         self.path = Path("<environment>")
-        self.line = 1
 
     def rows(self, skip: int = 0) -> Iterator[BetFields]:
         """Yield the bet, unless the server already stores it; raises BetsFileError if invalid."""
-        try:
-            validate_bet(self.bet)
-        except InvalidBet as exc:
-            raise BetsFileError(self.path, None, str(exc)) from exc
+        _valid(self.bet, self.path, None)
         if skip == 0:
             yield self.bet
 

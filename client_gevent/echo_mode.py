@@ -1,4 +1,4 @@
-# Strategy: the course skeleton's echo loop, kept as a second mode. For each of
+# Contract: the course skeleton's echo loop, kept as a second mode. For each of
 # `loop.amount` messages: connect, send one text line (the server's inline
 # echo), read the line back, close, sleep `loop.period`. A server that is not
 # up yet is retried with backoff, like in lottery mode.
@@ -8,9 +8,9 @@ import logging
 
 import gevent
 
-from client_gevent.backoff import Backoff, GaveUp
+from client_gevent.backoff import Backoff
 from client_gevent.config import ClientConfig
-from shared.errors import ConnectFailed, LineTooLong, PeerClosed, Timeout
+from shared.errors import ConnectFailed, PeerClosed, ProtocolError, Timeout
 from shared.logs import Result, log_action
 from shared.transport import open_connection
 
@@ -42,12 +42,10 @@ def run_echo_loop(config: ClientConfig, backoff: Backoff) -> int:
             try:
                 reply = _exchange(config, message)
                 break
-            except (ConnectFailed, PeerClosed, Timeout, LineTooLong) as exc:
-                try:
-                    backoff.failed("connect", exc)
-                except GaveUp as gave_up:
+            except (ConnectFailed, PeerClosed, Timeout, ProtocolError) as exc:
+                if not backoff.failed("connect", exc):
                     log_action(
-                        logger, logging.ERROR, "receive_message", Result.FAIL, client_id=config.client_id, error=gave_up
+                        logger, logging.ERROR, "receive_message", Result.FAIL, client_id=config.client_id, error=exc
                     )
                     return 1
         backoff.succeeded()

@@ -1,37 +1,14 @@
-# Strategy: the agency's whole job, resumable at any point.
-#
-#   connect -> Hello -> Welcome(stored, done)
-#   upload: skip the `stored` bets the server already has, send the rest in
-#           batches, at most UPLOAD_WINDOW of them unacknowledged; each BetsAck
-#           must acknowledge the oldest batch on its way, in order
-#   Done -> DoneAck, WinnersQuery -> Winners (blocks until the draw)
-#
-# Any connection failure (refused, reset, timeout, a retryable Error) sends the
-# agency back to "connect", after a backoff pause. Only real progress (bets or
-# Done acknowledged for the first time in this run) restarts the give-up window:
-# a server that keeps accepting connections but refusing their batches, or
-# acknowledging the same ones again, is given up on like an absent one. Because
-# the server reports how many bets it has and accepts a batch only where its
-# stored bets end, a retry can neither skip nor repeat a bet. Bad data (a bad
-# CSV row, a bet the server rejects) is not retried: it ends the run with one
-# `fail` line. Nor is a TLS certificate problem (the server's certificate does
-# not verify against the CA or the host name, or the server refuses ours): the
-# same credentials would fail the same way. Nor is a server that speaks another
-# protocol version.
-#
-# `stored` is trusted only with what it covers. Before skipping the stored rows
-# (or, when told it is done, before asking for winners), the agency computes the
-# resume digest of that prefix of its file and compares it with the Welcome's;
-# a server whose contest holds other bets (another file, another run) is
-# refused with one `fail` line naming the contest, and nothing is sent. When
-# done, the file must also hold no more rows than the server stores.
-# The bets file is checked (exists, readable, a valid first row; not empty
-# unless --allow-empty) before the first connection.
-#
-# The rest of what the server says is not trusted blindly either. A reply the
-# conversation does not allow (UnexpectedReply: a wrong ack, winners this
-# agency never bet with, more winners than it has bets) ends the run at once,
-# as bad data does: another connection to the same server would not fix it.
+# Contract: the agency's whole job, resumable at any point: connect, Hello ->
+# Welcome(stored, done, contest, digest); check the digest of the file's first
+# `stored` rows (resume.py), then upload the rest in batches, UPLOAD_WINDOW of
+# them unacknowledged, each BetsAck matching the oldest; Done -> DoneAck;
+# WinnersQuery -> Winners, bounded by the agency's own documents and count.
+# A lost connection or a retryable refusal reconnects after a backoff pause;
+# only real progress (bets or Done acknowledged for the first time) restarts the
+# give-up window, and the stored count means a retry never skips or repeats a
+# bet. Bad data, a reply the conversation forbids, a certificate problem or
+# another protocol version end the run at once with one `fail` line: another
+# connection would fail the same way. The bets file is checked before connecting.
 from __future__ import annotations
 
 import collections
@@ -40,13 +17,14 @@ import ssl
 
 import gevent
 
-from client_gevent.backoff import Backoff, GaveUp
-from client_gevent.batching import BetTooLarge, batches
+from client_gevent.backoff import Backoff
+from client_gevent.batching import batches
 from client_gevent.bets_source import BetsFileError, BetsSource
 from client_gevent.config import ClientConfig
 from client_gevent.connection import ServerConnection
-from client_gevent.resume import ResumeMismatch, check_resume
+from client_gevent.resume import check_resume
 from shared.errors import (
+    ConfigError,
     ConnectFailed,
     LotteryError,
     PeerClosed,
@@ -54,7 +32,6 @@ from shared.errors import (
     ServerRefused,
     Timeout,
     TlsRejected,
-    TlsSetupFailed,
     UnexpectedReply,
     VersionMismatch,
 )
@@ -76,23 +53,16 @@ RETRYABLE_CODES = frozenset(
     }
 )
 #: Batches sent ahead of their acknowledgements. Two keep the server busy with
-#: the next batch while the previous one is being made durable, instead of
-#: waiting a round trip for it.
+#: the next batch while the previous one is being made durable.
 UPLOAD_WINDOW = 2
-#: Failures that another connection may get past. UnexpectedReply and
-#: VersionMismatch, although ProtocolErrors, are not among them: `run` checks for
-#: them first.
+#: While the winners query waits for the draw, log `wait_draw` this often (seconds).
+WAIT_LOG_S = 5.0
+#: Failures another connection may get past (`run` catches UnexpectedReply and VersionMismatch first).
 _CONNECTION_ERRORS = (ConnectFailed, PeerClosed, Timeout, ProtocolError)
 
 
 class LotteryAgency:
-    """Uploads one agency's bets and fetches its winners.
-
-    Args:
-        config: the client settings.
-        source: where the bets come from.
-        backoff: paces reconnections and decides when to give up.
-    """
+    """Uploads one agency's bets from `source` and fetches its winners; `backoff` paces reconnections."""
 
     def __init__(self, config: ClientConfig, source: BetsSource, backoff: Backoff) -> None:
         self._config = config
@@ -104,27 +74,28 @@ class LotteryAgency:
         self._acknowledged = 0
         self._done_acknowledged = False
         self._tls: ssl.SSLContext | None = None
+        self._contest = b""
         #: The documents of the file's bets and their number, once a pass over the whole file has seen them.
         self._bounds: tuple[frozenset[str], int] | None = None
 
     def run(self) -> int:
         """Do the whole job; returns the exit code (0 on success)."""
+        config = self._config
         try:
             self._phase = "bets_file"
-            self._source.check(allow_empty=self._config.allow_empty)
-        except BetsFileError as exc:
-            return self._fail(exc)
-        config = self._config
-        if config.tls_ca is not None and config.tls_cert is not None and config.tls_key is not None:
+            self._source.check(allow_empty=config.allow_empty)
             self._phase = "connect"
-            try:
+            if config.tls_ca is not None and config.tls_cert is not None and config.tls_key is not None:
                 self._tls = client_tls_context(config.tls_ca, config.tls_cert, config.tls_key)
-            except TlsSetupFailed as exc:
-                return self._fail(exc)
+        except (BetsFileError, ConfigError) as exc:
+            return self._fail(exc)
         while True:
             try:
                 winners = self._attempt()
-            except (UnexpectedReply, TlsRejected, VersionMismatch) as exc:
+            except UnexpectedReply as exc:
+                resuming = self._phase == "resume"
+                return self._fail(exc, **({"contest": self._contest.hex()} if resuming else {}))
+            except (TlsRejected, VersionMismatch, BetsFileError) as exc:
                 return self._fail(exc)
             except _CONNECTION_ERRORS as exc:
                 error: LotteryError = exc
@@ -132,31 +103,26 @@ class LotteryAgency:
                 if exc.code not in RETRYABLE_CODES:
                     return self._fail(exc)
                 error = exc
-            except BetsFileError as exc:
-                return self._fail(exc)
-            except ResumeMismatch as exc:
-                return self._fail(exc, contest=exc.contest.hex())
             else:
+                found = len(winners)
                 log_action(
                     logger,
                     logging.INFO,
                     "consulta_ganadores",
                     Result.SUCCESS,
-                    cant_ganadores=len(winners),
+                    cant_ganadores=found,
                     client_id=self._agency,
                 )
                 return 0
-            try:
-                self._backoff.failed("connect", error)
-            except GaveUp as exc:
-                return self._fail(exc)
+            if not self._backoff.failed("connect", error):
+                return self._fail(error, gave_up_after_s=self._config.retry_timeout.seconds)
 
     def _attempt(self) -> list[str]:
         self._phase = "connect"
         host, port = self._config.server_host, self._config.server_port
         with ServerConnection.open(host, port, self._config.reply_timeout.seconds, self._tls) as server:
             welcome = server.request(Hello(self._agency), Welcome)
-            self._phase = "resume"
+            self._phase, self._contest = "resume", welcome.contest
             check_resume(welcome, self._source, self._agency)
             if not welcome.done:
                 self._phase = "apuesta_enviada"
@@ -168,7 +134,7 @@ class LotteryAgency:
                 self._backoff.succeeded()
             self._phase = "consulta_ganadores"
             documents, count = self._own_documents()
-            reporter = gevent.spawn(self._report_waiting, self._config.wait_log.seconds)
+            reporter = gevent.spawn(self._report_waiting, WAIT_LOG_S)
             try:
                 return server.query_winners(allowed=documents, limit=count)
             finally:
@@ -187,11 +153,7 @@ class LotteryAgency:
     def _own_documents(self) -> tuple[frozenset[str], int]:
         """The documents this agency bet with, and its number of bets: what bounds the winners reply.
 
-        Kept from the upload when it read the whole file; else read from the bets
-        source (one pass, a set no larger than the file).
-
-        Raises:
-            BetsFileError: the source can no longer be read.
+        Noted by an upload that read the whole file, else read in one pass (BetsFileError if it cannot be).
         """
         if self._bounds is None:
             documents: set[str] = set()
@@ -209,22 +171,17 @@ class LotteryAgency:
         level = logging.INFO if self._config.single_bet is not None else logging.DEBUG
         # An upload from the first row reads the whole file: it notes the documents on the way.
         documents: set[str] | None = set() if stored == 0 else None
-        try:
-            for batch in batches(self._source.rows(skip=stored), self._config.batch_max_amount):
-                if documents is not None:
-                    documents.update([bet.document for bet in batch])
-                if logger.isEnabledFor(level):
-                    for bet in batch:
-                        log_action(
-                            logger, level, "apuesta_enviada", Result.SUCCESS, dni=bet.document, numero=bet.number
-                        )
-                server.send_message(Bets(index, tuple(batch)))
-                index += len(batch)
-                in_flight.append(index)
-                if len(in_flight) == UPLOAD_WINDOW:
-                    self._take_ack(server, in_flight.popleft())
-        except BetTooLarge as exc:
-            raise BetsFileError(self._source.path, self._source.line, str(exc)) from exc
+        for batch in batches(self._source.rows(skip=stored), self._config.batch_max_amount):
+            if documents is not None:
+                documents.update([bet.document for bet in batch])
+            if logger.isEnabledFor(level):
+                for bet in batch:
+                    log_action(logger, level, "apuesta_enviada", Result.SUCCESS, dni=bet.document, numero=bet.number)
+            server.send_message(Bets(index, tuple(batch)))
+            index += len(batch)
+            in_flight.append(index)
+            if len(in_flight) == UPLOAD_WINDOW:
+                self._take_ack(server, in_flight.popleft())
         if documents is not None:
             self._bounds = frozenset(documents), index
         while in_flight:

@@ -29,12 +29,13 @@ from pathlib import Path
 import gevent
 from gevent.event import Event
 
-from lottery_gevent.config import DEFAULT_CONFIG_PATH, ConfigError, ServerConfig, load_config
+from lottery_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, ServerConfig, load_config
 from lottery_gevent.contest import archive_contest, lock_data_dir
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.storage import BetStore, StorageFailure
-from shared.errors import TlsSetupFailed
+from shared.config import help_epilog
+from shared.errors import ConfigError
 from shared.logs import Result, log_action, setup_logging
 
 logger = logging.getLogger("lottery_gevent")
@@ -46,18 +47,14 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from lottery_gevent.config import SETTINGS
-    from shared.config import argument_parser
-
-    parser = argument_parser(
-        "python -m lottery_gevent",
-        "Lotería Nacional server: stores agencies' bets, runs the draw, "
+    parser = argparse.ArgumentParser(
+        prog="python -m lottery_gevent",
+        description="Lotería Nacional server: stores agencies' bets, runs the draw, "
         "answers each agency with its winners;\nalso echoes text lines (health checks).",
-        SETTINGS,
-        "settings (keys of config.ini's [DEFAULT] section;\n"
-        "an environment variable of the same name overrides each one):",
-        DEFAULT_CONFIG_PATH,
+        epilog=help_epilog("settings (config.ini's [DEFAULT] keys; the environment overrides each):", SETTINGS),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--config", type=Path, metavar="PATH", help=f"default: {DEFAULT_CONFIG_PATH}, if present")
     parser.add_argument(
         "--new-contest",
         action="store_true",
@@ -69,25 +66,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _absolute_paths(config: ServerConfig) -> ServerConfig:
     """The config with every path made absolute (the server then changes directory)."""
-
-    def absolute(path: Path | None) -> Path | None:
-        return None if path is None else path.absolute()
-
-    return dataclasses.replace(
-        config,
-        data_dir=config.data_dir.absolute(),
-        tls_cert=absolute(config.tls_cert),
-        tls_key=absolute(config.tls_key),
-        tls_ca=absolute(config.tls_ca),
-    )
+    paths = {name: getattr(config, name) for name in ("data_dir", "tls_cert", "tls_key", "tls_ca")}
+    return dataclasses.replace(config, **{name: path and path.absolute() for name, path in paths.items()})
 
 
 def _enter_data_dir(config: ServerConfig, new_contest: bool) -> int | None:
-    """Create, lock and enter the data directory; archive the contest if asked.
-
-    Returns:
-        None when the server may go on, else the exit code (the reason is logged).
-    """
+    """Create, lock and enter the data directory, archive the contest if asked; None, or the exit code."""
     directory = config.data_dir
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -125,13 +109,7 @@ LIMIT_FIELDS = (
     "hello_timeout_s",
     "idle_timeout_s",
     "frame_timeout_s",
-    "max_refusals",
     "max_bets_per_agency",
-    "echo_max_bytes",
-    "echo_timeout_s",
-    "stop_timeout_s",
-    "wait_log_s",
-    "fsync",
 )
 
 
@@ -172,16 +150,16 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
     # by default it waits up to 5 ms for the busy event loop to let go, and every
     # acknowledgement waiting on that fsync waits with it.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    store = BetStore(durable=config.fsync)
+    store = BetStore()
     try:
         store.open()
     except (StorageFailure, OSError) as exc:
         log_action(logger, logging.ERROR, "storage_recovery", Result.FAIL, error=exc)
         return 1
-    lottery = Lottery(store, config.agencies, config.wait_log_s)
+    lottery = Lottery(store, config.agencies)
     try:
         server = LotteryServer(config, store, lottery)
-    except TlsSetupFailed as exc:
+    except ConfigError as exc:
         log_action(logger, logging.ERROR, "tls_setup", Result.FAIL, error=exc)
         store.close()
         return 2

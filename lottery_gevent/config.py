@@ -1,43 +1,76 @@
-# Strategy: read configuration at the edge, once. `load_config` merges the
-# environment over config.ini's [DEFAULT] section over built-in defaults, checks
-# every value, and returns a frozen ServerConfig; nothing else in the server
-# reads files or os.environ. SETTINGS is the one table of keys (each key is also
-# its environment variable), parsers, defaults and help texts; `--help` prints
-# it. A key may be missing from the file (tools that rewrite it write only some
-# keys); an unknown key is an error, and a bad value is a ConfigError naming it.
+# Contract: the server's settings, read once at the edge. `load_config` gives
+# every field the environment's value, else config.ini's [DEFAULT] section's,
+# else the default (each key is also its environment variable), checks every
+# value, and returns a frozen ServerConfig; nothing else in the server reads
+# files or os.environ. A key may be missing from the file; an unknown key is a
+# ConfigError, as is a bad value (naming its key). SETTINGS is what --help prints.
 from __future__ import annotations
 
 import configparser
+import importlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shared.config import (
-    ConfigError,
     Setting,
-    boolean,
     host,
     int_in,
     listen_port,
+    load_settings,
     log_level,
-    merge_settings,
     optional_path,
     require_together,
     required_path,
     seconds,
 )
+from shared.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_PATH", "SETTINGS", "TLS_SETTINGS", "ConfigError", "ServerConfig", "load_config"]
+__all__ = ["DEFAULT_CONFIG_PATH", "SETTINGS", "ConfigError", "ServerConfig", "load_config"]
 
 #: Used when --config is not given.
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.ini")
 
 
+def _row(key: str, field: str, parser: Callable[[str], Any], default: str, help: str) -> Setting:
+    return Setting(key, key, field, parser, default, help)
+
+
+TLS_SETTINGS = (
+    _row("SERVER_TLS_CERT", "tls_cert", optional_path, "", "the server's certificate (PEM)"),
+    _row("SERVER_TLS_KEY", "tls_key", optional_path, "", "its private key (PEM)"),
+    _row(
+        "SERVER_TLS_CA",
+        "tls_ca",
+        optional_path,
+        "",
+        "the contest CA (PEM) that signs agency certificates; with all three TLS settings, agencies must "
+        "speak TLS and are identified by their certificate; with none, they are not authenticated",
+    ),
+)
+
+SETTINGS = (
+    _row("SERVER_PORT", "port", listen_port, "12345", "TCP port to listen on (0: any free port, logged by `listen`)"),
+    _row("SERVER_IP", "ip", host, "0.0.0.0", "address or hostname to listen on"),
+    _row("SERVER_LISTEN_BACKLOG", "listen_backlog", int_in(1), "128", "the listening socket's accept queue"),
+    _row("LOGGING_LEVEL", "logging_level", log_level, "INFO", "CRITICAL, ERROR, WARNING, INFO or DEBUG"),
+    _row("SERVER_AGENCIES", "agencies", int_in(0), "5", "agencies (ids 1..N) that must be done before the draw"),
+    _row("SERVER_MAX_CONNECTIONS", "max_connections", int_in(1), "1024", "concurrent connections; more are refused"),
+    _row("SERVER_MAX_CONNECTIONS_PER_IP", "max_connections_per_ip", int_in(0), "64", "per address (0: no cap)"),
+    _row("SERVER_HELLO_TIMEOUT_S", "hello_timeout_s", seconds, "5", "a new connection must send Hello within this"),
+    _row("SERVER_IDLE_TIMEOUT_S", "idle_timeout_s", seconds, "60", "close a connection silent this long"),
+    _row("SERVER_FRAME_TIMEOUT_S", "frame_timeout_s", seconds, "10", "a started frame must be complete within this"),
+    _row("SERVER_MAX_BETS_PER_AGENCY", "max_bets_per_agency", int_in(1), "1000000", "most bets one agency may store"),
+    _row("SERVER_DATA_DIR", "data_dir", required_path, ".", "the data directory: bets.csv and the contest's files"),
+    *TLS_SETTINGS,
+)
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    """Every server setting; SETTINGS names each field's key, default and meaning."""
+    """Every server setting; SETTINGS gives each field's key, default and meaning."""
 
     port: int = 12345
     ip: str = "0.0.0.0"
@@ -45,118 +78,49 @@ class ServerConfig:
     logging_level: str = "INFO"
     agencies: int = 5
     max_connections: int = 1024
+    max_connections_per_ip: int = 64
+    hello_timeout_s: float = 5.0
     idle_timeout_s: float = 60.0
     frame_timeout_s: float = 10.0
-    echo_max_bytes: int = 1024
-    echo_timeout_s: float = 5.0
-    stop_timeout_s: float = 2.0
-    fsync: bool = True
-    hello_timeout_s: float = 5.0
-    max_refusals: int = 8
-    max_connections_per_ip: int = 64
     max_bets_per_agency: int = 1_000_000
+    data_dir: Path = Path(".")
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
-    data_dir: Path = Path(".")
-    wait_log_s: float = 5.0
 
     def __post_init__(self) -> None:
-        require_together(TLS_SETTINGS, {row.field: getattr(self, row.field) for row in TLS_SETTINGS}, "TLS")
+        require_together(TLS_SETTINGS, self, "TLS")
 
     @property
     def tls_enabled(self) -> bool:
         """True when agencies must speak TLS with a certificate from tls_ca."""
         return self.tls_cert is not None
 
+    # Until the core branch lands (then delete these and read the constants where they are used):
+    # the settings that became module constants, for the server code that still reads them here.
+    @property
+    def echo_max_bytes(self) -> int:
+        return int(_constant("lottery_gevent.echo", "ECHO_MAX_BYTES", 1024))
 
-#: TLS: all three or none.
-TLS_SETTINGS = (
-    Setting("SERVER_TLS_CERT", "SERVER_TLS_CERT", "tls_cert", optional_path, "", "the server's certificate (PEM)"),
-    Setting("SERVER_TLS_KEY", "SERVER_TLS_KEY", "tls_key", optional_path, "", "its private key (PEM)"),
-    Setting(
-        "SERVER_TLS_CA",
-        "SERVER_TLS_CA",
-        "tls_ca",
-        optional_path,
-        "",
-        "the contest CA (PEM) that signs agency certificates; with all three set, agencies must "
-        "speak TLS and are identified by their certificate; with none, they are not authenticated",
-    ),
-)
+    @property
+    def echo_timeout_s(self) -> float:
+        return float(_constant("lottery_gevent.echo", "ECHO_TIMEOUT_S", 5.0))
+
+    @property
+    def stop_timeout_s(self) -> float:
+        return float(_constant("lottery_gevent.server", "STOP_TIMEOUT_S", 2.0))
+
+    @property
+    def max_refusals(self) -> int:
+        return int(_constant("lottery_gevent.limits", "MAX_REFUSALS", 8))
+
+    @property
+    def wait_log_s(self) -> float:
+        return float(_constant("lottery_gevent.lottery", "WAIT_LOG_S", 5.0))
 
 
-def _row(key: str, field: str, parser: Callable[[str], Any], default: str, help: str) -> Setting:
-    return Setting(key, key, field, parser, default, help)
-
-
-#: Every server setting: config key (= environment variable), field, parser, default, meaning.
-SETTINGS: tuple[Setting, ...] = (
-    _row("SERVER_PORT", "port", listen_port, "12345", "TCP port to listen on (0: any free port, logged by `listen`)"),
-    _row("SERVER_IP", "ip", host, "0.0.0.0", "address or hostname to listen on"),
-    _row("SERVER_LISTEN_BACKLOG", "listen_backlog", int_in(1), "128", "the listening socket's accept queue"),
-    _row("LOGGING_LEVEL", "logging_level", log_level, "INFO", "CRITICAL, ERROR, WARNING, INFO or DEBUG"),
-    _row(
-        "SERVER_AGENCIES",
-        "agencies",
-        int_in(0),
-        "5",
-        "agencies (ids 1..N) that must be done before the draw; 0: echo only",
-    ),
-    _row("SERVER_MAX_CONNECTIONS", "max_connections", int_in(1), "1024", "concurrent connections; more are refused"),
-    _row(
-        "SERVER_MAX_CONNECTIONS_PER_IP",
-        "max_connections_per_ip",
-        int_in(0),
-        "64",
-        "concurrent connections from one address (0: no cap)",
-    ),
-    _row(
-        "SERVER_HELLO_TIMEOUT_S",
-        "hello_timeout_s",
-        seconds,
-        "5",
-        "a new connection must identify itself (Hello) within this many seconds",
-    ),
-    _row(
-        "SERVER_IDLE_TIMEOUT_S",
-        "idle_timeout_s",
-        seconds,
-        "60",
-        "close a connection silent this long (refused frames do not count; not while it awaits the draw)",
-    ),
-    _row("SERVER_FRAME_TIMEOUT_S", "frame_timeout_s", seconds, "10", "a started frame must be complete within this"),
-    _row(
-        "SERVER_MAX_REFUSALS",
-        "max_refusals",
-        int_in(1),
-        "8",
-        "refused frames (unexpected message, bad batch) before the connection is closed",
-    ),
-    _row(
-        "SERVER_MAX_BETS_PER_AGENCY",
-        "max_bets_per_agency",
-        int_in(1),
-        "1000000",
-        "most bets one agency may store; a batch that would pass it is refused",
-    ),
-    _row("SERVER_ECHO_MAX_BYTES", "echo_max_bytes", int_in(1), "1024", "longest inline echo line, in bytes"),
-    _row("SERVER_ECHO_TIMEOUT_S", "echo_timeout_s", seconds, "5", "the inline echo line must arrive within this"),
-    _row("SERVER_STOP_TIMEOUT_S", "stop_timeout_s", seconds, "2", "on SIGTERM, how long connections get to finish"),
-    _row("SERVER_FSYNC", "fsync", boolean, "true", "fsync before acknowledging (turn off only to measure its cost)"),
-    _row("SERVER_DATA_DIR", "data_dir", required_path, ".", "the data directory: bets.csv and the contest's files"),
-    _row(
-        "SERVER_WAIT_LOG_S",
-        "wait_log_s",
-        seconds,
-        "5",
-        "while the draw waits for agencies, log the pending ones this often (seconds)",
-    ),
-    *TLS_SETTINGS,
-)
-
-if sorted(row.field for row in SETTINGS) != sorted(field.name for field in fields(ServerConfig)):
-    raise AssertionError("SETTINGS and ServerConfig disagree")  # caught at import, by every test
+def _constant(module: str, name: str, default: float) -> Any:
+    return getattr(importlib.import_module(module), name, default)
 
 
 def _read_ini(file: Path) -> dict[str, str]:
@@ -170,13 +134,12 @@ def _read_ini(file: Path) -> dict[str, str]:
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> ServerConfig:
-    """Build the server config from `path` (None: the default file, if any) and `environ`.
+    """The server config from `path` (None: the default file, if it exists) and `environ`.
 
     Raises:
-        ConfigError: the file is missing (when given explicitly) or unreadable, it
-            holds an unknown key, a value is invalid, or the TLS paths are only
-            partly given.
+        ConfigError: the file is unreadable (or missing, when given), holds an unknown
+            key, a value is invalid, or the TLS paths are only partly given.
     """
     file = path if path is not None else DEFAULT_CONFIG_PATH
     from_file = _read_ini(file) if path is not None or file.exists() else {}
-    return ServerConfig(**merge_settings(SETTINGS, from_file, environ, file))
+    return ServerConfig(**load_settings(SETTINGS, from_file, environ, file))

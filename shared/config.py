@@ -1,22 +1,14 @@
-# Strategy: both programs read their settings the same way, so the pieces live
-# here once. A program describes its settings as one table of `Setting` rows
-# (config-file key, environment variable, dataclass field, parser, default,
-# help). `merge_settings` walks that table: the environment wins over the file,
-# the file over the default, and every value, defaults included, goes through
-# the row's parser. `format_settings` renders the same table for `--help`, so
-# the help can never list a key the program does not read, or miss one.
-#
-# A parser takes the stripped text and returns the value, or raises ValueError
-# with a reason that reads after the key's name:
-#     "must be a whole number, got 'abc'"  ->  CLI_ID must be a whole number, got 'abc'
-#     "port 99999 is out of range 1..65535" ->  CLI_SERVER_ADDRESS: port 99999 is out of range 1..65535
-# (`describe` adds the key: a space before "must ...", a colon before anything else).
+# Contract: the one settings loader both programs use. A program lists its
+# settings as `Setting` rows (file key, environment variable, field, parser,
+# default, help); `load_settings` gives each field the environment's value, else
+# the file's, else the default, all through the row's parser, and `help_epilog`
+# prints the same rows for `--help`. A parser raises ValueError whose text reads
+# right after the setting's name (" must be ..." or ": ..."), so the loader joins
+# them without ever looking at the text. Never reads os.environ or a file itself.
 from __future__ import annotations
 
-import argparse
 import math
 import re
-import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,51 +17,29 @@ from typing import Any
 from shared.errors import ConfigError
 from shared.logs import LEVELS
 
-#: Highest TCP port number.
-MAX_PORT = 65535
-#: Width of the `--help` settings table (argparse's own help is about this wide).
-HELP_WIDTH = 110
-
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
-# --- parsers: text -> value, or ValueError ----------------------------------------
-
-
-def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+def int_in(low: int, high: int | None = None, noun: str = "") -> Callable[[str], int]:
     """A parser of whole numbers in low..high (no upper bound when `high` is None)."""
+    lead = f": {noun} " if noun else " "
 
     def parse(text: str) -> int:
         if not _WHOLE_NUMBER.fullmatch(text):
-            raise ValueError(f"must be a whole number, got {text!r}")
+            raise ValueError(f"{lead}must be a whole number, got {text!r}")
         value = int(text)
         if high is None and value < low:
-            raise ValueError(f"must be at least {low}, got {value}")
+            raise ValueError(f"{lead}must be at least {low}, got {value}")
         if high is not None and not low <= value <= high:
-            raise ValueError(f"{value} is out of range {low}..{high}")
+            raise ValueError(f": {noun}{' ' if noun else ''}{value} is out of range {low}..{high}")
         return value
 
     return parse
 
 
-def _port_in(low: int) -> Callable[[str], int]:
-    whole = int_in(low, MAX_PORT)
-
-    def parse(text: str) -> int:
-        try:
-            return whole(text)
-        except ValueError as exc:
-            if str(exc).startswith("must "):
-                raise
-            raise ValueError(f"port {exc}") from None
-
-    return parse
-
-
-#: A port to connect to: 1..65535.
-port = _port_in(1)
-#: A port to listen on: 0..65535 (0: any free port).
-listen_port = _port_in(0)
+#: A port to connect to, and one to listen on (0: any free port).
+port = int_in(1, 65535, "port")
+listen_port = int_in(0, 65535, "port")
 
 
 def one_of(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], str]:
@@ -78,76 +48,59 @@ def one_of(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], st
     def parse(text: str) -> str:
         value = text.upper() if upper else text
         if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {text!r}")
+            raise ValueError(f" must be one of {', '.join(choices)}, got {text!r}")
         return value
 
     return parse
 
 
-#: A logging level name, any case; returned in upper case.
 log_level = one_of(LEVELS, upper=True)
 
 
 def seconds(text: str) -> float:
-    """Parse a positive, finite number of seconds ("2", "0.5", "1e3")."""
+    """A positive, finite number of seconds ("2", "0.5", "1e3")."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"must be a positive number of seconds, got {text!r}")
+        raise ValueError(f" must be a positive number of seconds, got {text!r}")
     return value
 
 
-def boolean(text: str) -> bool:
-    """Parse true/false, yes/no, on/off or 1/0, any case."""
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"must be true or false (or yes/no, on/off, 1/0), got {text!r}")
-
-
 def host(text: str) -> str:
-    """Parse an address or hostname: not empty, no spaces."""
+    """An address or hostname: not empty, no spaces."""
     if not text or any(char.isspace() for char in text):
-        raise ValueError(f"must be an address or hostname, got {text!r}")
+        raise ValueError(f" must be an address or hostname, got {text!r}")
     return text
 
 
 def host_port(text: str) -> tuple[str, int]:
-    """Parse ``host:port``; an IPv6 address goes in brackets (``[::1]:12345``), as in Go."""
+    """``host:port``; an IPv6 address goes in brackets (``[::1]:12345``), as in Go."""
     name, colon, number = text.rpartition(":")
     bracketed = name.startswith("[") and name.endswith("]")
-    if bracketed:
-        name = name[1:-1]
+    name = name[1:-1] if bracketed else name
     if not colon or not name or not number or (":" in name and not bracketed):
-        raise ValueError(f"must be host:port (IPv6 as [::1]:12345), got {text!r}")
+        raise ValueError(f" must be host:port (IPv6 as [::1]:12345), got {text!r}")
     if any(char.isspace() for char in name):
-        raise ValueError(f"must be host:port with no spaces, got {text!r}")
-    try:
-        return name, port(number)
-    except ValueError as exc:
-        reason = str(exc)
-        raise ValueError(reason if reason.startswith("port ") else f"port {reason}") from None
+        raise ValueError(f" must be host:port with no spaces, got {text!r}")
+    return name, port(number)
 
 
 def required_path(text: str) -> Path:
-    """Parse a path that must be given (not empty)."""
     if not text:
-        raise ValueError("must be a path, got ''")
+        raise ValueError(" must be a path, got ''")
     return Path(text)
 
 
 def optional_path(text: str) -> Path | None:
-    """Parse a path; empty means none."""
+    """A path; empty means none."""
     return Path(text) if text else None
 
 
 @dataclass(frozen=True)
 class Duration:
-    """A Go duration: the text as configured, and its value in seconds."""
+    """A Go duration: the text as configured (what the log shows), and its value in seconds."""
 
     text: str
     seconds: float
@@ -161,46 +114,22 @@ _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03b
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_duration(text: str) -> Duration:
-    """Parse a Go duration string such as ``150ms``, ``5s`` or ``1m30s`` (not negative).
-
-    Raises:
-        ValueError: `text` is not a duration.
-    """
+def go_duration(text: str) -> Duration:
+    """A Go duration string such as ``150ms``, ``5s`` or ``1m30s`` (never negative)."""
     if text == "0":
         return Duration(text, 0.0)
     position, total = 0, 0.0
-    while position < len(text):
-        match = _DURATION_PART.match(text, position)
-        if match is None:
-            break
+    while match := _DURATION_PART.match(text, position):
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         position = match.end()
     if not text or position < len(text):
-        raise ValueError(f"must be a duration such as 150ms, 5s or 1m30s, got {text!r}")
+        raise ValueError(f" must be a duration such as 150ms, 5s or 1m30s, got {text!r}")
     return Duration(text, total)
-
-
-#: The name the settings table uses for Go durations.
-go_duration = parse_duration
-
-
-# --- the settings table -----------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One row of a program's settings table.
-
-    Attributes:
-        key: the config-file key (None: environment only).
-        env: the environment variable that overrides it.
-        field: the config dataclass field it sets.
-        parser: text -> value; raises ValueError with a reason.
-        default: the text used when neither file nor environment set it (parsed
-            like any other value); None: the setting is required.
-        help: what it means, for `--help`.
-    """
+    """One row of a program's settings: `key` None is environment only; `default` None is required."""
 
     key: str | None
     env: str
@@ -211,120 +140,55 @@ class Setting:
 
     @property
     def names(self) -> str:
-        """How errors name the setting: the key and, if it differs, the variable."""
-        if self.key is None or self.key == self.env:
-            return self.env
-        return f"{self.key} ({self.env})"
+        """How messages name the setting: the key and, if it differs, the variable."""
+        return self.env if self.key in (None, self.env) else f"{self.key} ({self.env})"
 
 
-def describe(name: str, reason: str) -> str:
-    """Join a setting's name and a parser's reason into one message."""
-    return f"{name} {reason}" if reason.startswith("must ") else f"{name}: {reason}"
-
-
-def parse_value(name: str, parser: Callable[[str], Any], text: str) -> Any:
-    """Run `parser` on `text` (stripped).
-
-    Raises:
-        ConfigError: naming `name`, with the parser's reason.
-    """
+def _parse(name: str, row: Setting, text: str) -> Any:
     try:
-        return parser(text.strip())
+        return row.parser(text.strip())
     except ValueError as exc:
-        raise ConfigError(describe(name, str(exc))) from None
+        raise ConfigError(f"{name}{exc}") from None
 
 
-def merge_settings(
-    settings: Iterable[Setting], from_file: Mapping[str, str], environ: Mapping[str, str], source: object
+def load_settings(
+    rows: Iterable[Setting], from_file: Mapping[str, str], environ: Mapping[str, str], source: object
 ) -> dict[str, Any]:
-    """Parse every setting: environment over `from_file` (keyed by file key) over default.
-
-    Args:
-        settings: the program's table.
-        from_file: the file's values by key; an empty mapping if there is no file.
-        environ: the environment.
-        source: the file, for the unknown-keys message.
-
-    Returns:
-        The parsed values, by dataclass field.
+    """Each row's value by field: the environment's, else `from_file`'s (by key), else the default.
 
     Raises:
-        ConfigError: an unknown key in the file, a required setting missing, or a
-            bad value (named by the variable or the key it came from).
+        ConfigError: an unknown key in the file (`source`), a required setting unset, or a bad value.
     """
-    rows = tuple(settings)
-    unknown = sorted(set(from_file) - {row.key for row in rows if row.key is not None})
+    rows = tuple(rows)
+    unknown = sorted(set(from_file) - {row.key for row in rows})
     if unknown:
         raise ConfigError(f"unknown config keys in {source}: {', '.join(unknown)}")
     values: dict[str, Any] = {}
     for row in rows:
         if row.env in environ:
-            values[row.field] = parse_value(row.env, row.parser, environ[row.env])
+            values[row.field] = _parse(row.env, row, environ[row.env])
         elif row.key is not None and row.key in from_file:
-            values[row.field] = parse_value(row.key, row.parser, from_file[row.key])
+            values[row.field] = _parse(row.key, row, from_file[row.key])
         elif row.default is None:
             raise ConfigError(f"{row.names} is not set: it must be {row.help}")
         else:
-            values[row.field] = parse_value(row.names, row.parser, row.default)
+            values[row.field] = _parse(row.names, row, row.default)
     return values
 
 
-def require_together(settings: Iterable[Setting], values: Mapping[str, Any], what: str) -> None:
-    """Check that the settings are either all set (not None) or all unset.
-
-    Raises:
-        ConfigError: naming the ones that are missing.
-    """
-    rows = tuple(settings)
-    missing = [row.names for row in rows if values.get(row.field) is None]
-    if missing and len(missing) < len(rows):
+def require_together(rows: Sequence[Setting], config: object, what: str) -> None:
+    """Refuse a config where some, but not all, of `rows` are set (not None)."""
+    missing = [row.names for row in rows if getattr(config, row.field) is None]
+    if 0 < len(missing) < len(rows):
         together = ", ".join(row.names for row in rows[:-1]) + f" and {rows[-1].names}"
         raise ConfigError(f"{what} needs {together} together, or none of them: missing {', '.join(missing)}")
 
 
-def _shown_default(default: str | None) -> str:
-    if default is None:
-        return "(required)"
-    return default or "(none)"
-
-
-def format_settings(settings: Iterable[Setting]) -> str:
-    """Render the settings table for `--help`: key, environment variable, default, meaning."""
-    rows = tuple(settings)
-    same = all(row.key == row.env for row in rows)
-    header = ("key = environment variable",) if same else ("key", "environment variable")
-    cells = [((row.env,) if same else (row.key or "-", row.env)) + (_shown_default(row.default),) for row in rows]
-    table = [(*header, "default"), *cells]
-    widths = [max(len(cell[column]) for cell in table) for column in range(len(header) + 1)]
-    indent = sum(widths) + 2 * len(widths)
-    meanings = ["meaning", *(row.help for row in rows)]
-    lines = []
-    for cell, meaning in zip(table, meanings, strict=True):
-        left = "".join(text.ljust(width + 2) for text, width in zip(cell, widths, strict=True))
-        wrapped = textwrap.wrap(meaning, max(HELP_WIDTH - indent, 30)) or [""]
-        lines.append(left + wrapped[0])
-        lines.extend(" " * indent + more for more in wrapped[1:])
+def help_epilog(intro: str, rows: Iterable[Setting]) -> str:
+    """`intro`, then one line per setting: key, environment variable, default, meaning."""
+    lines = [intro, ""]
+    for row in rows:
+        default = "(required)" if row.default is None else row.default or "(none)"
+        names = row.env if row.key == row.env else f"{row.key or '-'}  {row.env}"
+        lines.append(f"  {names}  [{default}]\n      {row.help}")
     return "\n".join(lines)
-
-
-def argument_parser(
-    prog: str,
-    description: str,
-    settings: Iterable[Setting],
-    settings_intro: str,
-    default_config: Path,
-    footer: str = "",
-) -> argparse.ArgumentParser:
-    """A program's command line: its description, `--config PATH`, and the settings table in `--help`."""
-    epilog = f"{settings_intro}\n\n{format_settings(settings)}" + (f"\n\n{footer}" if footer else "")
-    parser = argparse.ArgumentParser(
-        prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="PATH",
-        help=f"{default_config.name} to read (default: {default_config}, if present)",
-    )
-    return parser

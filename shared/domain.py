@@ -1,4 +1,4 @@
-# Strategy: the bet as both sides see it, as text, before the server turns it
+# Contract: the bet as both sides see it, as text, before the server turns it
 # into a stored `Bet`. One validation function is shared by the client (to stop
 # at a bad CSV row before sending it) and the server (to refuse a bad batch
 # before storing any of it); and the name an agency's certificate carries.
@@ -27,21 +27,15 @@ class BetFields(NamedTuple):
     number: str
 
 
-FIELD_NAMES = BetFields._fields
-FIELD_COUNT = len(FIELD_NAMES)
+FIELD_COUNT = len(BetFields._fields)
 
 
 def validate_bet(bet: BetFields) -> None:
-    """Check that a bet can be stored.
+    """Check that a bet can be stored; InvalidBet names the first field that breaks a rule.
 
-    Rules: every field is text that UTF-8 can carry (no lone surrogates, which
-    is how Python represents undecodable bytes in os.environ); names are not
-    blank; the document is ASCII digits; the birthdate is a real calendar date
-    written ``YYYY-MM-DD``; the number is ASCII digits, at most
-    `MAX_NUMBER_DIGITS` of them.
-
-    Raises:
-        InvalidBet: naming the first field that breaks a rule.
+    Names are not blank and are UTF-8 text (no lone surrogates: undecodable bytes in
+    os.environ); the document is ASCII digits; the birthdate a real ``YYYY-MM-DD``
+    date; the number ASCII digits, at most `MAX_NUMBER_DIGITS` of them.
     """
     first_name, last_name, document, birthdate, number = bet
     if not first_name.strip():

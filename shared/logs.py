@@ -1,27 +1,14 @@
-# Strategy: log lines are an interface that other tools parse, so exactly one
-# function builds them:
-#
-#   action: NAME | result: success|fail|in_progress | key: value | key: value
-#
-# `Result` is the closed set of result words; passing anything else is a type
-# error. Values are made safe here, so callers may log peer-supplied text (an
-# echoed message, a server's Error detail) as it is:
-#
-#   - "|" (it would add a field) and "%" (the escape character itself);
-#   - every C0 and C1 control character and DEL (line breaks, ESC, backspace,
-#     NUL, TAB: they could add a line, or redraw one in a terminal);
-#   - the bidirectional controls U+202A..U+202E, U+2066..U+2069 (they reorder
-#     what a terminal shows), the line and paragraph separators U+2028/U+2029,
-#     and lone surrogates (not encodable);
-#
-# are percent-encoded: "%XX" for a code point below 0x100, "%uXXXX" above.
-# Every "%" in a value starts an escape, so `decode_value` gives back exactly
-# the original text. Look-alikes such as "│" are ordinary text and stay.
+# Contract: log lines are an interface other tools parse, so exactly one function
+# builds them: `action: NAME | result: success|fail|in_progress | key: value ...`.
+# `Result` is the closed set of result words. Values are made safe here, so
+# callers may log peer-supplied text as it is: "|", "%", every C0/C1 control and
+# DEL, the bidirectional controls, U+2028/U+2029 and lone surrogates are
+# percent-encoded ("%XX" below 0x100, "%uXXXX" above). Every "%" in a value starts
+# an escape, so the original text can always be recovered.
 from __future__ import annotations
 
 import enum
 import logging
-import re
 
 LOG_FORMAT = "%(asctime)s %(levelname)-8s %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -41,7 +28,6 @@ UNSAFE_CODE_POINTS = frozenset(
     + [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029, *range(0xD800, 0xE000)]
 )
 _UNSAFE = str.maketrans({code: _escape(code) for code in UNSAFE_CODE_POINTS})
-_ESCAPE = re.compile(r"%(?:u([0-9A-F]{4})|([0-9A-F]{2}))")
 
 
 class Result(enum.StrEnum):
@@ -68,17 +54,6 @@ def format_action(action: str, outcome: Result, **details: object) -> str:
 def escape_value(value: object) -> str:
     """`str(value)` with every unsafe code point percent-encoded (see the header)."""
     return str(value).translate(_UNSAFE)
-
-
-def decode_value(text: str) -> str:
-    """The original text of a value that `escape_value` encoded.
-
-    Raises:
-        ValueError: a "%" that does not start an escape (the text was not encoded here).
-    """
-    if text.count("%") != len(_ESCAPE.findall(text)):
-        raise ValueError(f"not an escaped log value: {text!r}")
-    return _ESCAPE.sub(lambda match: chr(int(match.group(1) or match.group(2), 16)), text)
 
 
 def log_action(logger: logging.Logger, level: int, action: str, outcome: Result, **details: object) -> None:

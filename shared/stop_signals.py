@@ -1,4 +1,4 @@
-# Strategy: catch SIGTERM and SIGINT from the first moment a program runs, not
+# Contract: catch SIGTERM and SIGINT from the first moment a program runs, not
 # from the moment its event loop is ready. In a container the program is PID 1,
 # and PID 1 ignores any signal it has no handler for: a `docker stop` that lands
 # during start-up would otherwise wait out its grace period and end in SIGKILL.

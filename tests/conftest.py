@@ -95,8 +95,10 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     workdir = tmp_path / "server"
     workdir.mkdir()
 
-    def start(agencies: int = 3, env: dict[str, str] | None = None, port: int = 0) -> ServerProcess:
-        server = ServerProcess(workdir, agencies=agencies, env=env, port=port)
+    def start(
+        agencies: int = 3, env: dict[str, str] | None = None, port: int = 0, constants: dict[str, object] | None = None
+    ) -> ServerProcess:
+        server = ServerProcess(workdir, agencies=agencies, env=env, port=port, constants=constants)
         started.append(server)
         return server.wait_listening()
 

@@ -25,13 +25,10 @@ from shared.protocol._wire import (
     BETS_FRAME_OVERHEAD,
     HEADER_SIZE,
     MAX_FRAME_SIZE,
-    MAX_PAYLOAD_SIZE,
     START_BYTE,
     VERSION,
     bet_wire_size,
-    decode_payload,
     encode,
-    parse_header,
     split_winners,
 )
 
@@ -42,7 +39,6 @@ __all__ = [
     "EMPTY_DIGEST",
     "HEADER_SIZE",
     "MAX_FRAME_SIZE",
-    "MAX_PAYLOAD_SIZE",
     "START_BYTE",
     "VERSION",
     "Bets",
@@ -61,8 +57,6 @@ __all__ = [
     "WinnersQuery",
     "bet_wire_size",
     "canonical_bet",
-    "decode_payload",
     "encode",
-    "parse_header",
     "split_winners",
 ]

@@ -1,4 +1,4 @@
-# Strategy: an incremental frame decoder over a byte buffer ("bring your own
+# Contract: an incremental frame decoder over a byte buffer ("bring your own
 # I/O"). The owner feeds it whatever bytes arrived and asks for the next message:
 #
 #   - next_message() returns a message, or None when more bytes are needed;

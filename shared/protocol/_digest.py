@@ -1,21 +1,11 @@
-# Strategy: the resume digest, defined once for both sides. The server keeps
-# one per agency over the bets it has stored; the client computes one over the
-# same number of rows of its file before it trusts `Welcome.stored`. They agree
-# only if both hashed the same bets, in the same order, in the same form.
-#
-# The form is the STORED one: what bets.csv holds and gives back. Each bet adds
-# first_name, last_name, document, birthdate, number, each as its length in
-# Unicode code points (decimal digits), ":" and its text, where
-#   - the names have "\r\n" and "\r" turned into "\n" (the storage contract
-#     writes the file without newline="", so a name's "\r\n" reads back as "\n");
-#   - the birthdate is the ISO date (YYYY-MM-DD), as validate_bet requires it;
-#   - the number has no leading zeros (the contract stores int(number)).
-# The length before each field makes the text decodable one way only, so two
-# different sequences of bets never hash the same text. The text is hashed as
-# UTF-8. The agency id is left out: the digest is always of one agency's bets.
-# A batch is built as one string and encoded once: the server hashes every bet
-# it stores, so this is on its hot path.
-# Pure: no I/O, no logging.
+# Contract: the resume digest, defined once for both sides (pure: no I/O, no
+# logging). The server keeps one per agency over its stored bets; the client
+# computes one over as many rows of its file; they agree only if both hashed the
+# same bets in the same order and form. The form is the STORED one (what bets.csv
+# gives back): each field as its length in code points, ":" and its text, names
+# with "\r\n" and "\r" as "\n", the ISO birthdate, the number without leading
+# zeros; the length prefix makes the text decodable one way only. Hashed as
+# UTF-8, without the agency id. A batch is encoded once: the server's hot path.
 from __future__ import annotations
 
 import hashlib

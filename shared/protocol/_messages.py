@@ -1,23 +1,15 @@
-# Strategy: every message is a frozen dataclass that says what it means, with
-# no bytes in sight. The codec (`_wire.py`) maps each class to its `MessageType`
-# and back; code that handles messages dispatches on the class, never on bytes.
-#
-# Conversation (C = agency client, S = server):
+# Contract: every message is a frozen dataclass that says what it means, with no
+# bytes in sight (the codec, _wire.py, maps each class to its MessageType).
 #
 #   C: Hello(agency)            S: Welcome(stored, done, contest, digest)
 #   C: Bets(start, bets)        S: BetsAck(stored) | Error(code, detail)
-#   ... more Bets ...
 #   C: Done()                   S: DoneAck()
 #   C: WinnersQuery()           S: Winners(documents, more=True)* Winners(..., more=False)
 #
-# `stored` is how many of the agency's bets the server has on disk: a client
-# resumes its upload from there. `start` is the index, within the agency's own
-# file, of a batch's first bet; the server stores a batch only when `start`
-# equals `stored`, which is what makes a retried batch impossible to store twice.
-# `stored` is trusted only together with what it covers: `contest` names the
-# server's contest (its data directory's one contest), and `digest` is the
-# resume digest (_digest.py) of those `stored` bets, which the client checks
-# against the same rows of its file before it skips them.
+# `stored`: the agency's bets on disk, where a client resumes; the server stores
+# a batch only when its `start` equals `stored`, so a retried batch is never
+# stored twice. `contest` and `digest` (_digest.py) let the client check, before
+# skipping them, that those `stored` bets are its own file's first rows.
 from __future__ import annotations
 
 import enum

@@ -1,40 +1,20 @@
-# Strategy: the byte layout, and nothing else. `encode` turns a message into one
+# Contract: the byte layout, and nothing else. `encode` turns a message into one
 # frame; `parse_header` and `decode_payload` turn a frame back into a message and
-# raise a typed ProtocolError for anything malformed. No sockets, no logging.
-#
-# Frame (all integers big-endian):
-#
-#   offset  size  field
-#   0       1     START_BYTE (0x9E)
-#   1       1     VERSION
-#   2       1     message type (MessageType)
-#   3       2     payload length, at most MAX_PAYLOAD_SIZE
-#   5       n     payload
-#
-# Text travels as a "text list": u16 count, then count u16 lengths, then the
-# fields' UTF-8 text back to back. Lengths count Unicode code points, so the
-# whole text decodes in one call and is then cut at the lengths; a field can hold
-# any character at all (commas, pipes, quotes, newlines), since no separator is
-# ever looked for.
+# raise ProtocolError (VersionMismatch for another version) for anything
+# malformed. Never touches a socket, never logs. Frame (big-endian):
+#   START_BYTE u8 | VERSION u8 | MessageType u8 | payload length u16 | payload
+# Text travels as a "text list": u16 count, count u16 lengths (in code points),
+# then the UTF-8 text back to back; no separator is ever looked for, so a field
+# may hold any character.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import accumulate, pairwise
 from typing import Any, assert_never
 
 from shared.domain import FIELD_COUNT, BetFields
-from shared.errors import (
-    BadFieldValue,
-    BadHeader,
-    FrameTooLarge,
-    InvalidUtf8,
-    TrailingBytes,
-    TruncatedPayload,
-    UnknownMessageType,
-    VersionMismatch,
-    WrongFieldCount,
-)
+from shared.errors import ProtocolError, VersionMismatch
 from shared.protocol._digest import DIGEST_SIZE
 from shared.protocol._messages import (
     CONTEST_ID_SIZE,
@@ -56,8 +36,7 @@ from shared.protocol._messages import (
 #: so no ASCII or UTF-8 text line can begin with it (that is how the server tells
 #: a protocol client from a netcat health check).
 START_BYTE = 0x9E
-#: Protocol version; bumped on any incompatible change (2: TLS identity, contest id and resume digest;
-#: 3: the resume digest's canonical form is length-prefixed text, hashed once per batch).
+#: Protocol version; bumped on any incompatible change.
 VERSION = 3
 _HEADER = struct.Struct(">BBBH")
 HEADER_SIZE = _HEADER.size
@@ -96,7 +75,7 @@ def document_wire_size(document: str) -> int:
 
 def _frame(kind: MessageType, payload: bytes) -> bytes:
     if len(payload) > MAX_PAYLOAD_SIZE:
-        raise FrameTooLarge(f"{kind.name} payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_SIZE}")
+        raise ProtocolError(f"frame too large: {kind.name} payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_SIZE}")
     return _HEADER.pack(START_BYTE, VERSION, kind, len(payload)) + payload
 
 
@@ -105,9 +84,8 @@ def _pack_text_list(fields: Sequence[str]) -> bytes:
     try:
         lengths = _U16.pack(count) + struct.pack(f">{count}H", *map(len, fields))
     except struct.error as exc:
-        # A count or a length past u16 is far past MAX_FRAME_SIZE too: report
-        # it as the FrameTooLarge that `encode` documents, not a struct.error.
-        raise FrameTooLarge(f"a text list of {count} fields does not fit in a frame") from exc
+        # A count or a length past u16 is far past MAX_FRAME_SIZE too.
+        raise ProtocolError(f"frame too large: a text list of {count} fields does not fit in a frame") from exc
     return lengths + "".join(fields).encode("utf-8")
 
 
@@ -133,11 +111,7 @@ def _payload(message: Message) -> bytes:
 
 
 def encode(message: Message) -> bytes:
-    """Encode one message as one frame.
-
-    Raises:
-        FrameTooLarge: the message does not fit in MAX_FRAME_SIZE.
-    """
+    """Encode one message as one frame; ProtocolError if it does not fit in MAX_FRAME_SIZE."""
     return _frame(message.TYPE, _payload(message))
 
 
@@ -145,152 +119,112 @@ def encode(message: Message) -> bytes:
 
 
 def check_header_prefix(data: bytes | bytearray) -> None:
-    """Check as much of a frame header as `data` holds (its start byte, then its version).
-
-    The decoder calls this as bytes arrive, so a text line or a wrong version
-    is refused after one or two bytes, before a whole header is buffered.
+    """Check as much of a header as `data` holds, so a text line or another version is refused early.
 
     Raises:
-        BadHeader: the start byte or the version is wrong.
+        ProtocolError: a wrong start byte; VersionMismatch: a wrong version.
     """
     if data and data[0] != START_BYTE:
-        raise BadHeader(f"start byte 0x{data[0]:02x}, expected 0x{START_BYTE:02x}")
+        raise ProtocolError(f"bad header: start byte 0x{data[0]:02x}, expected 0x{START_BYTE:02x}")
     if len(data) > 1 and data[1] != VERSION:
-        raise VersionMismatch(f"protocol version {data[1]}, expected {VERSION}")
+        raise VersionMismatch(f"bad header: protocol version {data[1]}, expected {VERSION}")
 
 
 def parse_header(header: bytes | bytearray) -> tuple[MessageType, int]:
-    """Check a frame header and return (message type, payload length).
-
-    The length is checked here, before anyone reads or allocates the payload.
-
-    Raises:
-        BadHeader, UnknownMessageType, FrameTooLarge.
-    """
+    """Check a frame header (length included, before anyone reads the payload); (type, length)."""
     check_header_prefix(header)
     _, _, kind, length = _HEADER.unpack(header)
     try:
         message_type = MessageType(kind)
     except ValueError:
-        raise UnknownMessageType(f"unknown message type {kind}") from None
+        raise ProtocolError(f"bad header: unknown message type {kind}") from None
     if length > MAX_PAYLOAD_SIZE:
-        raise FrameTooLarge(f"declared payload of {length} bytes exceeds {MAX_PAYLOAD_SIZE}")
+        raise ProtocolError(f"frame too large: declared payload of {length} bytes exceeds {MAX_PAYLOAD_SIZE}")
     return message_type, length
 
 
 def _unpack_fixed(layout: struct.Struct, payload: bytes, what: str) -> tuple[Any, ...]:
     if len(payload) < layout.size:
-        raise TruncatedPayload(f"{what} needs {layout.size} bytes, got {len(payload)}")
+        raise ProtocolError(f"truncated payload: {what} needs {layout.size} bytes, got {len(payload)}")
     if len(payload) > layout.size:
-        raise TrailingBytes(f"{what} has {len(payload) - layout.size} bytes too many")
+        raise ProtocolError(f"trailing bytes: {what} has {len(payload) - layout.size} bytes too many")
     return layout.unpack(payload)
 
 
 def _unpack_text_list(payload: bytes, offset: int) -> list[str]:
     """Decode the text list that runs from `offset` to the end of `payload`."""
     if len(payload) < offset + _U16.size:
-        raise TruncatedPayload("payload ends before its field count")
+        raise ProtocolError("truncated payload: payload ends before its field count")
     (count,) = _U16.unpack_from(payload, offset)
     text_offset = offset + _U16.size * (1 + count)
     if len(payload) < text_offset:
-        raise TruncatedPayload(f"payload ends before its {count} field lengths")
+        raise ProtocolError(f"truncated payload: payload ends before its {count} field lengths")
     lengths = struct.unpack_from(f">{count}H", payload, offset + _U16.size)
     try:
         text = payload[text_offset:].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidUtf8(f"text at byte {text_offset + exc.start} is not UTF-8") from exc
+        raise ProtocolError(f"invalid UTF-8: text at byte {text_offset + exc.start} is not UTF-8") from exc
     declared = sum(lengths)
     if declared > len(text):
-        raise TruncatedPayload(f"fields declare {declared} characters, payload has {len(text)}")
+        raise ProtocolError(f"truncated payload: fields declare {declared} characters, payload has {len(text)}")
     if declared < len(text):
-        raise TrailingBytes(f"payload has {len(text) - declared} characters after its fields")
+        raise ProtocolError(f"trailing bytes: payload has {len(text) - declared} characters after its fields")
     return [text[a:b] for a, b in pairwise(accumulate(lengths, initial=0))]
 
 
-def _decode_flag(value: int, what: str) -> bool:
+def _leading(layout: struct.Struct, payload: bytes, what: str) -> Any:
+    if len(payload) < layout.size:
+        raise ProtocolError(f"truncated payload: {what} payload ends before its {layout.size}-byte head")
+    return layout.unpack_from(payload)[0]
+
+
+def _flag(value: int, what: str) -> bool:
     if value > 1:
-        raise BadFieldValue(f"{what} flag must be 0 or 1, got {value}")
+        raise ProtocolError(f"bad field value: {what} flag must be 0 or 1, got {value}")
     return bool(value)
 
 
-def _decode_hello(payload: bytes) -> Message:
-    (agency,) = _unpack_fixed(_U32, payload, "Hello")
-    return Hello(agency)
-
-
-def _decode_welcome(payload: bytes) -> Message:
-    stored, done, contest, digest = _unpack_fixed(_WELCOME, payload, "Welcome")
-    return Welcome(stored, _decode_flag(done, "done"), contest, digest)
-
-
-def _decode_bets(payload: bytes) -> Message:
-    if len(payload) < _U32.size:
-        raise TruncatedPayload("Bets payload ends before its start index")
-    (start,) = _U32.unpack_from(payload)
-    fields = _unpack_text_list(payload, _U32.size)
-    if not fields:
-        raise BadFieldValue("a Bets batch must hold at least one bet")
-    if len(fields) % FIELD_COUNT:
-        raise WrongFieldCount(f"{len(fields)} fields is not {FIELD_COUNT} per bet")
-    columns = [iter(fields)] * FIELD_COUNT
-    return Bets(start, tuple(map(BetFields._make, zip(*columns, strict=True))))
-
-
-def _decode_bets_ack(payload: bytes) -> Message:
-    (stored,) = _unpack_fixed(_U32, payload, "BetsAck")
-    return BetsAck(stored)
-
-
-def _decoder_for_empty(message: Message) -> Callable[[bytes], Message]:
-    def decode(payload: bytes) -> Message:
-        if payload:
-            raise TrailingBytes(f"{type(message).__name__} carries no payload, got {len(payload)} bytes")
-        return message
-
-    return decode
-
-
-def _decode_winners(payload: bytes) -> Message:
-    if not payload:
-        raise TruncatedPayload("Winners payload ends before its more flag")
-    more = _decode_flag(payload[0], "more")
-    return Winners(tuple(_unpack_text_list(payload, _U8.size)), more)
-
-
-def _decode_error(payload: bytes) -> Message:
-    if len(payload) < _U16.size:
-        raise TruncatedPayload("Error payload ends before its code")
-    (raw_code,) = _U16.unpack_from(payload)
-    try:
-        code = ErrorCode(raw_code)
-    except ValueError:
-        raise BadFieldValue(f"unknown error code {raw_code}") from None
-    fields = _unpack_text_list(payload, _U16.size)
-    if len(fields) != 1:
-        raise WrongFieldCount(f"Error carries one detail field, got {len(fields)}")
-    return Error(code, fields[0])
-
-
-_DECODERS: dict[MessageType, Callable[[bytes], Message]] = {
-    MessageType.HELLO: _decode_hello,
-    MessageType.WELCOME: _decode_welcome,
-    MessageType.BETS: _decode_bets,
-    MessageType.BETS_ACK: _decode_bets_ack,
-    MessageType.DONE: _decoder_for_empty(Done()),
-    MessageType.DONE_ACK: _decoder_for_empty(DoneAck()),
-    MessageType.WINNERS_QUERY: _decoder_for_empty(WinnersQuery()),
-    MessageType.WINNERS: _decode_winners,
-    MessageType.ERROR: _decode_error,
+_EMPTY = struct.Struct("")
+_NO_PAYLOAD: dict[MessageType, Message] = {
+    MessageType.DONE: Done(),
+    MessageType.DONE_ACK: DoneAck(),
+    MessageType.WINNERS_QUERY: WinnersQuery(),
 }
 
 
 def decode_payload(message_type: MessageType, payload: bytes) -> Message:
-    """Decode the payload of a frame whose header said `message_type`.
-
-    Raises:
-        ProtocolError: a subclass naming what is wrong with the payload.
-    """
-    return _DECODERS[message_type](payload)
+    """Decode the payload of a frame whose header said `message_type`; ProtocolError says what is wrong."""
+    match message_type:
+        case MessageType.HELLO:
+            return Hello(*_unpack_fixed(_U32, payload, "Hello"))
+        case MessageType.BETS_ACK:
+            return BetsAck(*_unpack_fixed(_U32, payload, "BetsAck"))
+        case MessageType.WELCOME:
+            stored, done, contest, digest = _unpack_fixed(_WELCOME, payload, "Welcome")
+            return Welcome(stored, _flag(done, "done"), contest, digest)
+        case MessageType.BETS:
+            start = _leading(_U32, payload, "Bets")
+            fields = _unpack_text_list(payload, _U32.size)
+            if not fields:
+                raise ProtocolError("bad field value: a Bets batch must hold at least one bet")
+            if len(fields) % FIELD_COUNT:
+                raise ProtocolError(f"wrong field count: {len(fields)} fields is not {FIELD_COUNT} per bet")
+            columns = [iter(fields)] * FIELD_COUNT
+            return Bets(start, tuple(map(BetFields._make, zip(*columns, strict=True))))
+        case MessageType.WINNERS:
+            more = _flag(_leading(_U8, payload, "Winners"), "more")
+            return Winners(tuple(_unpack_text_list(payload, _U8.size)), more)
+        case MessageType.ERROR:
+            raw_code = _leading(_U16, payload, "Error")
+            if raw_code not in ErrorCode.__members__.values():
+                raise ProtocolError(f"bad field value: unknown error code {raw_code}")
+            fields = _unpack_text_list(payload, _U16.size)
+            if len(fields) != 1:
+                raise ProtocolError(f"wrong field count: Error carries one detail field, got {len(fields)}")
+            return Error(ErrorCode(raw_code), fields[0])
+        case _:
+            _unpack_fixed(_EMPTY, payload, message_type.name)
+            return _NO_PAYLOAD[message_type]
 
 
 def split_winners(documents: Sequence[str]) -> list[Winners]:

@@ -117,7 +117,8 @@ def test_live_server_survives_fuzz_bursts(
 ) -> None:
     server = start_server(
         agencies=1,
-        env={"SERVER_FRAME_TIMEOUT_S": "2", "SERVER_ECHO_TIMEOUT_S": "2", "SERVER_MAX_CONNECTIONS_PER_IP": "0"},
+        env={"SERVER_FRAME_TIMEOUT_S": "2", "SERVER_MAX_CONNECTIONS_PER_IP": "0"},
+        constants={"lottery_gevent.echo.ECHO_TIMEOUT_S": 2.0},
     )
 
     @settings(

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from lottery_gevent import policy
-from shared.logs import decode_value
 from shared.protocol import Bets, Done, DoneAck, Error, ErrorCode, FrameDecoder, Hello, WinnersQuery, encode
 from tests.rawclient import RawPeer, bet, resume
 from tests.support.constants import patched_server_factory  # noqa: F401  (the start_patched_server fixture)
+from tests.support.logs import decode_value
 from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 from tests.support.wire import read_line, read_message, read_to_eof
 from tools.generate_agencies import Agency

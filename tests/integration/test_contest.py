@@ -140,13 +140,13 @@ def test_the_draw_names_the_agency_it_waits_for(
     start_server: Callable[..., ServerProcess], make_agencies: Callable[..., list[Agency]], tmp_path: Path
 ) -> None:
     files = make_agencies(3, 3000, [1, 1, 1])
-    server = start_server(agencies=3, env={"SERVER_WAIT_LOG_S": "0.2"})
-    fast = {"CLI_CONNECTION_WAITLOG": "200ms"}
+    server = start_server(agencies=3, constants={"lottery_gevent.lottery.WAIT_LOG_S": 0.2})
+    fast = {"client_gevent.lottery_mode.WAIT_LOG_S": 0.2}
     killed = ClientProcess(tmp_path, 3, server.port, files[2].path, env={"CLI_BATCH_MAXAMOUNT": "1"})
     server.wait_for_line(r"action: apuesta_recibida \| result: success .*agency: 3")
     killed.signal(signal.SIGKILL)  # one bet per batch: it dies with most of its 3,000 bets unsent
     assert killed.wait(WAIT_S) == -signal.SIGKILL
-    waiting = [ClientProcess(tmp_path, k, server.port, files[k - 1].path, env=fast) for k in (1, 2)]
+    waiting = [ClientProcess(tmp_path, k, server.port, files[k - 1].path, constants=fast) for k in (1, 2)]
 
     line = server.wait_for_line(r"action: draw_wait \| result: in_progress \| done: 2 \| pending: 1", WAIT_S)
     assert line.endswith("action: draw_wait | result: in_progress | done: 2 | pending: 1 | waiting_for: 3")

@@ -1,4 +1,4 @@
-# Strategy: run a project program as a child process and read its log as it
+# Contract: run a project program as a child process and read its log as it
 # comes. The tests and the benchmarks (bench/) both use these classes, so a
 # server is started, awaited and read in one way everywhere.
 #
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import json
 import os
 import re
 import signal
@@ -67,6 +68,13 @@ def actions(lines: Sequence[str], name: str | None = None) -> list[dict[str, str
     """The parsed action lines, optionally only those of action `name`."""
     parsed = [fields for fields in map(parse_action, lines) if fields is not None]
     return [fields for fields in parsed if name is None or fields["action"] == name]
+
+
+def python_m(module: str, constants: Mapping[str, object] | None, args: Sequence[str] | None) -> list[str]:
+    """The argv after the interpreter that runs `module`, with `constants` set first (tests/support/launch.py)."""
+    if not constants:
+        return ["-m", module, *(args or [])]
+    return ["-m", "tests.support.launch", module, json.dumps(dict(constants)), *(args or [])]
 
 
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -255,6 +263,8 @@ class ServerProcess(LoggedProcess):
         args: extra command-line arguments.
         port: SERVER_PORT (0: any free port; `wait_listening` learns which).
         interpreter_args: put before ``-m lottery_gevent`` (e.g. ``-m cProfile -o OUT``).
+        constants: module constants to set before the main runs, such as
+            ``{"lottery_gevent.lottery.WAIT_LOG_S": 0.2}``.
     """
 
     def __init__(
@@ -265,6 +275,7 @@ class ServerProcess(LoggedProcess):
         args: Sequence[str] | None = None,
         port: int = 0,
         interpreter_args: Sequence[str] = (),
+        constants: Mapping[str, object] | None = None,
     ) -> None:
         settings = {
             "SERVER_IP": "127.0.0.1",
@@ -273,7 +284,7 @@ class ServerProcess(LoggedProcess):
             "LOGGING_LEVEL": "INFO",
             **(env or {}),
         }
-        argv = [sys.executable, *interpreter_args, "-m", "lottery_gevent", *(args or [])]
+        argv = [sys.executable, *interpreter_args, *python_m("lottery_gevent", constants, args)]
         super().__init__(argv, workdir, settings)
         self.port = 0
 
@@ -296,7 +307,7 @@ class ServerProcess(LoggedProcess):
 
 
 class ClientProcess(LoggedProcess):
-    """``python -m client_gevent`` as agency `agency`, talking to 127.0.0.1:`port`."""
+    """``python -m client_gevent`` as agency `agency`, talking to 127.0.0.1:`port` (`constants`: as ServerProcess)."""
 
     def __init__(
         self,
@@ -306,6 +317,7 @@ class ClientProcess(LoggedProcess):
         bets_file: Path | None = None,
         env: Mapping[str, str] | None = None,
         args: Sequence[str] | None = None,
+        constants: Mapping[str, object] | None = None,
     ) -> None:
         settings = {
             "CLI_ID": str(agency),
@@ -314,7 +326,7 @@ class ClientProcess(LoggedProcess):
             **({"CLI_BETS_FILE": str(bets_file)} if bets_file is not None else {}),
             **(env or {}),
         }
-        super().__init__([sys.executable, "-m", "client_gevent", *(args or [])], workdir, settings)
+        super().__init__([sys.executable, *python_m("client_gevent", constants, args)], workdir, settings)
 
 
 def winners_reported(client: LoggedProcess) -> int | None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client_gevent.batching import BetTooLarge, batches
+from client_gevent.batching import batches
 from client_gevent.bets_source import CsvBets
 from client_gevent.config import ClientConfig
 from shared.domain import BetFields
@@ -97,25 +97,10 @@ def test_a_single_bet_that_fills_a_frame_alone_is_sent() -> None:
     assert check([bet(1), whole, bet(2)], 100) == [[bet(1)], [whole], [bet(2)]]
 
 
-def test_a_single_bet_too_large_for_any_frame_raises() -> None:
-    huge = sized_bet(7, MAX_FRAME_SIZE - BETS_FRAME_OVERHEAD + 1)
-    with pytest.raises(BetTooLarge, match="10000007"):
-        list(batches([huge], 100))
-
-
-def test_bets_before_a_bad_one_are_batched_and_nothing_after_it() -> None:
-    huge = sized_bet(99, MAX_FRAME_SIZE)
-
-    def source() -> Iterator[BetFields]:
-        yield from (bet(n) for n in range(5))
-        yield huge
-        raise AssertionError("read past the bad bet")
-
-    out = []
-    with pytest.raises(BetTooLarge):
-        for batch in batches(source(), 2):
-            out.append(batch)
-    assert out == [[bet(0), bet(1)], [bet(2), bet(3)]]
+def test_a_bet_too_large_for_any_frame_travels_alone() -> None:
+    # The bets source refuses such a row first (test_bets_source); batching never drops one.
+    huge = sized_bet(7, MAX_FRAME_SIZE)
+    assert list(batches([bet(1), huge, bet(2)], 100)) == [[bet(1)], [huge], [bet(2)]]
 
 
 def test_batching_is_lazy() -> None:
@@ -149,7 +134,6 @@ def test_unicode_names_property_against_the_real_encoder(names: list[str]) -> No
 
 def test_default_max_amount_never_hits_8_kib_on_the_real_dataset(real_dataset: Path) -> None:
     max_amount = ClientConfig(client_id=1).batch_max_amount
-    assert max_amount == 125
     total = 0
     files = sorted(real_dataset.glob("agency-*.csv"))
     assert len(files) == 5

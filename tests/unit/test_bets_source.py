@@ -104,6 +104,7 @@ def test_a_directory_is_not_a_bets_file(tmp_path: Path) -> None:
         ("Ana,Lorca,123,2000-01-01,siete", "number"),
         (" ,Lorca,123,2000-01-01,1", "first_name"),
         ('Ana,"Lo"rca,123,2000-01-01,1', "unreadable row"),
+        ("A" * 8192 + ",Lorca,10000007,2000-01-01,1", "the bet of document 10000007 needs 8"),  # over one frame
     ],
 )
 def test_a_bad_row_names_file_and_line_and_stops_there(tmp_path: Path, bad: str, reason: str) -> None:
@@ -172,8 +173,12 @@ def test_single_bet_yields_once() -> None:
 
 @pytest.mark.parametrize(
     "bet",
-    [ROWS[0]._replace(document="3090-4465"), ROWS[0]._replace(first_name="Santi\udcc3")],
-    ids=["bad-document", "undecodable-environment"],
+    [
+        ROWS[0]._replace(document="3090-4465"),
+        ROWS[0]._replace(first_name="Santi\udcc3"),
+        ROWS[0]._replace(first_name="A" * 8192),
+    ],
+    ids=["bad-document", "undecodable-environment", "larger-than-a-frame"],
 )
 def test_single_bet_invalid_is_a_clear_error(bet: BetFields) -> None:
     with pytest.raises(BetsFileError, match="<environment>"):

@@ -8,17 +8,14 @@ import pytest
 
 from client_gevent.config import (
     DEFAULT_CONFIG_PATH,
-    MODES,
     SETTINGS,
     SINGLE_BET_VARIABLES,
     ClientConfig,
-    ConfigError,
-    Duration,
     load_config,
-    parse_duration,
 )
-from shared import config as shared_config
+from shared.config import Duration, go_duration
 from shared.domain import BetFields
+from shared.errors import ConfigError
 from shared.logs import Result, format_action
 from tests.support.scripts import help_text
 
@@ -59,7 +56,7 @@ def yaml_file(tmp_path: Path, text: str) -> Path:
     ],
 )
 def test_go_durations(text: str, seconds: float) -> None:
-    duration = parse_duration(text)
+    duration = go_duration(text)
     assert duration.seconds == pytest.approx(seconds)
     assert duration.text == text
     assert str(duration) == text
@@ -70,13 +67,8 @@ def test_go_durations(text: str, seconds: float) -> None:
     ["", "5", "s", "ms", "5x", "1m30", "5 s", " 5s", "five", "1e3s", ".s", ".", "1.5.5s", "5S", "5sec", "-5s", "1h-2m"],
 )
 def test_bad_durations(text: str) -> None:
-    with pytest.raises(ValueError, match=rf"^must be a duration such as 150ms, 5s or 1m30s, got {text!r}$"):
-        parse_duration(text)
-
-
-def test_durations_live_in_shared_config() -> None:
-    assert parse_duration is shared_config.parse_duration is shared_config.go_duration
-    assert Duration is shared_config.Duration
+    with pytest.raises(ValueError, match=rf"^ must be a duration such as 150ms, 5s or 1m30s, got {text!r}$"):
+        go_duration(text)
 
 
 # --- files, defaults, environment ---------------------------------------------------
@@ -136,7 +128,6 @@ def test_environment_overrides_every_key(tmp_path: Path) -> None:
         "CLI_BATCH_MAXAMOUNT": "33",
         "CLI_CONNECTION_RETRYTIMEOUT": "2s",
         "CLI_CONNECTION_REPLYTIMEOUT": "3s",
-        "CLI_CONNECTION_WAITLOG": "250ms",
         "CLI_MODE": "echo",
         "CLI_BETS_FILE": "/data/mine.csv",
         **TLS,
@@ -155,7 +146,6 @@ def test_environment_overrides_every_key(tmp_path: Path) -> None:
         bets_file=Path("/data/mine.csv"),
         retry_timeout=Duration("2s", 2.0),
         reply_timeout=Duration("3s", 3.0),
-        wait_log=Duration("250ms", 0.25),
         tls_ca=Path("/run/secrets/ca.pem"),
         tls_cert=Path("/run/secrets/a.pem"),
         tls_key=Path("/run/secrets/a.key"),
@@ -375,11 +365,15 @@ def test_the_config_line_of_a_single_bet(tmp_path: Path) -> None:
 # --- the table and --help ---------------------------------------------------------------
 
 
-def test_the_table_names_every_variable_once() -> None:
+def test_the_table_and_the_dataclass_agree() -> None:
+    # Parsed, the table's defaults are the dataclass defaults (the address row sets host and port).
+    defaults = {row.field: row.parser(row.default) for row in SETTINGS if row.default}
+    defaults["server_host"], defaults["server_port"] = defaults.pop("server_address")
+    config = ClientConfig(client_id=1)
+    assert all(getattr(config, field) == value for field, value in defaults.items())
+    fields = {row.field for row in SETTINGS} - {"server_address"} | {"server_host", "server_port"}
+    assert set(ClientConfig.__dataclass_fields__) - fields == {"single_bet", "allow_empty"}
     assert len({row.env for row in SETTINGS}) == len(SETTINGS)
-    assert {row.key for row in SETTINGS if row.key is None} == {None}
-    assert [row.env for row in SETTINGS if row.key is None] == ["CLI_ID", "CLI_MODE", "CLI_BETS_FILE"]
-    assert MODES == ("lottery", "echo")
 
 
 def test_help_lists_every_setting() -> None:
@@ -387,7 +381,7 @@ def test_help_lists_every_setting() -> None:
     for row in SETTINGS:
         (line,) = [line for line in lines if row.env in line.split()[1:2]]
         default = "(required)" if row.default is None else row.default or "(none)"
-        assert line.split()[:3] == [row.key or "-", row.env, default], line
+        assert line.split()[:3] == [row.key or "-", row.env, f"[{default}]"], line
     text = "\n".join(lines)
     assert "--allow-empty" in text and "--config" in text
     assert all(name in text for name in SINGLE_BET_VARIABLES)

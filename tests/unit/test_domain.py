@@ -6,17 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain import FIELD_COUNT, FIELD_NAMES, MAX_NUMBER_DIGITS, BetFields, validate_bet
+from shared.domain import MAX_NUMBER_DIGITS, BetFields, validate_bet
 from shared.errors import InvalidBet, LotteryError
 from shared.protocol import MAX_FRAME_SIZE, Bets, Error, ErrorCode, FrameDecoder, encode
 from tests.unit.properties import deterministic
 
 GOOD = BetFields("Santiago Lionel", "Lorca", "30904465", "1999-03-17", "7574")
-
-
-def test_field_names_are_the_wire_and_csv_order() -> None:
-    assert FIELD_NAMES == ("first_name", "last_name", "document", "birthdate", "number")
-    assert FIELD_COUNT == 5
 
 
 @pytest.mark.parametrize(

@@ -12,16 +12,15 @@ from hypothesis import strategies as st
 
 from shared.logs import (
     DATE_FORMAT,
-    LEVELS,
     LOG_FORMAT,
     UNSAFE_CODE_POINTS,
     Result,
-    decode_value,
     escape_value,
     format_action,
     log_action,
     setup_logging,
 )
+from tests.support.logs import decode_value
 from tests.support.processes import parse_action
 from tests.unit.properties import deterministic
 
@@ -198,4 +197,3 @@ def test_setup_logging_sets_the_shared_format(level: str, restore_root_logger: N
     assert handler.formatter is not None
     assert handler.formatter._fmt == LOG_FORMAT == "%(asctime)s %(levelname)-8s %(message)s"
     assert handler.formatter.datefmt == DATE_FORMAT == "%Y-%m-%d %H:%M:%S"
-    assert set(LEVELS) == {"CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"}

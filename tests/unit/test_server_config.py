@@ -23,16 +23,10 @@ EVERY_KEY: dict[str, tuple[str, str, Any]] = {
     "SERVER_MAX_CONNECTIONS": ("3", "max_connections", 3),
     "SERVER_IDLE_TIMEOUT_S": ("4", "idle_timeout_s", 4.0),
     "SERVER_FRAME_TIMEOUT_S": ("5", "frame_timeout_s", 5.0),
-    "SERVER_ECHO_MAX_BYTES": ("6", "echo_max_bytes", 6),
-    "SERVER_ECHO_TIMEOUT_S": ("7", "echo_timeout_s", 7.0),
-    "SERVER_STOP_TIMEOUT_S": ("8", "stop_timeout_s", 8.0),
-    "SERVER_FSYNC": ("0", "fsync", False),
     "SERVER_HELLO_TIMEOUT_S": ("0.25", "hello_timeout_s", 0.25),
-    "SERVER_MAX_REFUSALS": ("1", "max_refusals", 1),
     "SERVER_MAX_CONNECTIONS_PER_IP": ("0", "max_connections_per_ip", 0),
     "SERVER_MAX_BETS_PER_AGENCY": ("10", "max_bets_per_agency", 10),
     "SERVER_DATA_DIR": ("/var/lib/lottery", "data_dir", Path("/var/lib/lottery")),
-    "SERVER_WAIT_LOG_S": ("30", "wait_log_s", 30.0),
     "SERVER_TLS_CERT": ("/run/secrets/server.pem", "tls_cert", Path("/run/secrets/server.pem")),
     "SERVER_TLS_KEY": ("/run/secrets/server.key", "tls_key", Path("/run/secrets/server.key")),
     "SERVER_TLS_CA": ("/run/secrets/ca.pem", "tls_ca", Path("/run/secrets/ca.pem")),
@@ -48,21 +42,14 @@ def ini(tmp_path: Path, body: str) -> Path:
 
 def test_every_key_has_a_default(tmp_path: Path) -> None:
     assert load_config(ini(tmp_path, ""), {}) == ServerConfig()
-    assert ServerConfig().agencies == 5
-    assert ServerConfig().port == 12345
 
 
-def test_the_new_defaults() -> None:
-    config = ServerConfig()
-    assert (config.hello_timeout_s, config.max_refusals, config.max_connections_per_ip) == (5.0, 8, 64)
-    assert (config.max_bets_per_agency, config.wait_log_s, config.data_dir) == (1_000_000, 5.0, Path("."))
-    assert (config.tls_cert, config.tls_key, config.tls_ca, config.tls_enabled) == (None, None, None, False)
-
-
-def test_the_table_covers_every_field_once() -> None:
-    assert sorted(row.field for row in SETTINGS) == sorted(ServerConfig.__dataclass_fields__)
+def test_the_table_and_the_dataclass_agree() -> None:
+    # The table's default texts, parsed, are the dataclass defaults, field for field, each key once.
+    fields = ServerConfig.__dataclass_fields__
+    assert [row.field for row in SETTINGS] == list(fields)
+    assert {row.field: row.parser(row.default or "") for row in SETTINGS} == vars(ServerConfig())
     assert all(row.key == row.env for row in SETTINGS)  # each key is its own environment variable
-    assert len({row.key for row in SETTINGS}) == len(SETTINGS)
 
 
 def test_the_committed_file() -> None:
@@ -79,11 +66,11 @@ def test_file_values(tmp_path: Path) -> None:
     path = ini(
         tmp_path,
         "SERVER_PORT = 5000\nSERVER_IP = server\nSERVER_LISTEN_BACKLOG = 7\n"
-        "LOGGING_LEVEL = debug\nSERVER_AGENCIES = 3\nSERVER_FSYNC = off\nSERVER_IDLE_TIMEOUT_S = 2.5\n",
+        "LOGGING_LEVEL = debug\nSERVER_AGENCIES = 3\nSERVER_IDLE_TIMEOUT_S = 2.5\n",
     )
     config = load_config(path, {})
     assert config == ServerConfig(
-        port=5000, ip="server", listen_backlog=7, logging_level="DEBUG", agencies=3, fsync=False, idle_timeout_s=2.5
+        port=5000, ip="server", listen_backlog=7, logging_level="DEBUG", agencies=3, idle_timeout_s=2.5
     )
 
 
@@ -96,12 +83,15 @@ def test_keys_are_case_insensitive_in_the_file(tmp_path: Path) -> None:
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
-    path = ini(tmp_path, "SERVER_PORT = 5000\nSERVER_AGENCIES = 3\nSERVER_MAX_REFUSALS = 2\n")
-    env = {"SERVER_PORT": "6000", "LOGGING_LEVEL": "warning", "SERVER_FSYNC": "false", "UNRELATED": "x"}
-    env["SERVER_MAX_REFUSALS"] = "3"
+    path = ini(tmp_path, "SERVER_PORT = 5000\nSERVER_AGENCIES = 3\nSERVER_MAX_BETS_PER_AGENCY = 2\n")
+    env = {"SERVER_PORT": "6000", "LOGGING_LEVEL": "warning", "SERVER_MAX_BETS_PER_AGENCY": "3", "UNRELATED": "x"}
     config = load_config(path, env)
-    assert (config.port, config.agencies, config.logging_level, config.fsync) == (6000, 3, "WARNING", False)
-    assert config.max_refusals == 3
+    assert (config.port, config.agencies, config.logging_level, config.max_bets_per_agency) == (6000, 3, "WARNING", 3)
+
+
+def test_a_removed_setting_in_the_file_is_an_unknown_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"unknown config keys in .*: SERVER_FSYNC$"):
+        load_config(ini(tmp_path, "SERVER_FSYNC = false\n"), {})
 
 
 def test_every_key_can_come_from_the_environment(tmp_path: Path) -> None:
@@ -134,11 +124,11 @@ def test_port_zero_means_any_free_port(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("SERVER_PORT", "http", "SERVER_PORT must be a whole number, got 'http'"),
+        ("SERVER_PORT", "http", "SERVER_PORT: port must be a whole number, got 'http'"),
         ("SERVER_PORT", "99999", "SERVER_PORT: port 99999 is out of range 0..65535"),
         ("SERVER_PORT", "65536", "SERVER_PORT: port 65536 is out of range 0..65535"),
         ("SERVER_PORT", "-1", "SERVER_PORT: port -1 is out of range 0..65535"),
-        ("SERVER_PORT", "", "SERVER_PORT must be a whole number, got ''"),
+        ("SERVER_PORT", "", "SERVER_PORT: port must be a whole number, got ''"),
         ("SERVER_IP", "", "SERVER_IP must be an address or hostname, got ''"),
         ("SERVER_IP", "two words", "SERVER_IP must be an address or hostname, got 'two words'"),
         ("SERVER_LISTEN_BACKLOG", "0", "SERVER_LISTEN_BACKLOG must be at least 1, got 0"),
@@ -150,19 +140,12 @@ def test_port_zero_means_any_free_port(tmp_path: Path) -> None:
         ("SERVER_IDLE_TIMEOUT_S", "0", "SERVER_IDLE_TIMEOUT_S must be a positive number of seconds, got '0'"),
         ("SERVER_IDLE_TIMEOUT_S", "-1", "SERVER_IDLE_TIMEOUT_S must be a positive number of seconds, got '-1'"),
         ("SERVER_FRAME_TIMEOUT_S", "nan", "SERVER_FRAME_TIMEOUT_S must be a positive number of seconds, got 'nan'"),
-        ("SERVER_ECHO_TIMEOUT_S", "inf", "SERVER_ECHO_TIMEOUT_S must be a positive number of seconds, got 'inf'"),
-        ("SERVER_STOP_TIMEOUT_S", "soon", "SERVER_STOP_TIMEOUT_S must be a positive number of seconds, got 'soon'"),
-        ("SERVER_ECHO_MAX_BYTES", "0", "SERVER_ECHO_MAX_BYTES must be at least 1, got 0"),
-        ("SERVER_FSYNC", "maybe", "SERVER_FSYNC must be true or false (or yes/no, on/off, 1/0), got 'maybe'"),
         ("SERVER_HELLO_TIMEOUT_S", "0", "SERVER_HELLO_TIMEOUT_S must be a positive number of seconds, got '0'"),
         ("SERVER_HELLO_TIMEOUT_S", "5s", "SERVER_HELLO_TIMEOUT_S must be a positive number of seconds, got '5s'"),
-        ("SERVER_MAX_REFUSALS", "0", "SERVER_MAX_REFUSALS must be at least 1, got 0"),
-        ("SERVER_MAX_REFUSALS", "many", "SERVER_MAX_REFUSALS must be a whole number, got 'many'"),
         ("SERVER_MAX_CONNECTIONS_PER_IP", "-1", "SERVER_MAX_CONNECTIONS_PER_IP must be at least 0, got -1"),
         ("SERVER_MAX_BETS_PER_AGENCY", "0", "SERVER_MAX_BETS_PER_AGENCY must be at least 1, got 0"),
         ("SERVER_MAX_BETS_PER_AGENCY", "1e6", "SERVER_MAX_BETS_PER_AGENCY must be a whole number, got '1e6'"),
         ("SERVER_DATA_DIR", "", "SERVER_DATA_DIR must be a path, got ''"),
-        ("SERVER_WAIT_LOG_S", "0", "SERVER_WAIT_LOG_S must be a positive number of seconds, got '0'"),
     ],
 )
 def test_a_bad_value_names_its_key(tmp_path: Path, key: str, value: str, message: str) -> None:
@@ -175,7 +158,7 @@ def test_a_bad_value_names_its_key(tmp_path: Path, key: str, value: str, message
 
 
 def test_values_are_stripped(tmp_path: Path) -> None:
-    assert load_config(ini(tmp_path, ""), {"SERVER_MAX_REFUSALS": " 4 "}).max_refusals == 4
+    assert load_config(ini(tmp_path, ""), {"SERVER_AGENCIES": " 4 "}).agencies == 4
 
 
 # --- TLS: all three paths or none --------------------------------------------------------
@@ -245,25 +228,19 @@ def test_a_missing_explicit_file(tmp_path: Path) -> None:
 # --- the shared parsers ---------------------------------------------------------------------
 
 
-def test_one_config_error_for_both_programs() -> None:
-    from client_gevent.config import ConfigError as ClientConfigError
-
-    assert ConfigError is shared_config.ConfigError is ClientConfigError
-
-
 @pytest.mark.parametrize(
     ("parser", "text", "message"),
     [
-        (shared_config.port, "99999", "port 99999 is out of range 1..65535"),
-        (shared_config.port, "0", "port 0 is out of range 1..65535"),
-        (shared_config.listen_port, "99999", "port 99999 is out of range 0..65535"),
-        (shared_config.int_in(1, 65535), "99999", "99999 is out of range 1..65535"),
-        (shared_config.int_in(1), "abc", "must be a whole number, got 'abc'"),
-        (shared_config.int_in(1), "١", "must be a whole number, got '١'"),  # no Unicode digits
-        (shared_config.host_port, "127.0.0.1:99999", "port 99999 is out of range 1..65535"),
-        (shared_config.host_port, "server", "must be host:port (IPv6 as [::1]:12345), got 'server'"),
-        (shared_config.host_port, "::1:80", "must be host:port (IPv6 as [::1]:12345), got '::1:80'"),
-        (shared_config.host_port, "server:http", "port must be a whole number, got 'http'"),
+        (shared_config.port, "99999", ": port 99999 is out of range 1..65535"),
+        (shared_config.port, "0", ": port 0 is out of range 1..65535"),
+        (shared_config.listen_port, "99999", ": port 99999 is out of range 0..65535"),
+        (shared_config.int_in(1, 65535), "99999", ": 99999 is out of range 1..65535"),
+        (shared_config.int_in(1), "abc", " must be a whole number, got 'abc'"),
+        (shared_config.int_in(1), "١", " must be a whole number, got '١'"),  # no Unicode digits
+        (shared_config.host_port, "127.0.0.1:99999", ": port 99999 is out of range 1..65535"),
+        (shared_config.host_port, "server", " must be host:port (IPv6 as [::1]:12345), got 'server'"),
+        (shared_config.host_port, "::1:80", " must be host:port (IPv6 as [::1]:12345), got '::1:80'"),
+        (shared_config.host_port, "server:http", ": port must be a whole number, got 'http'"),
     ],
 )
 def test_parser_messages(parser: Callable[[str], object], text: str, message: str) -> None:
@@ -272,11 +249,9 @@ def test_parser_messages(parser: Callable[[str], object], text: str, message: st
     assert str(caught.value) == message
 
 
-def test_optional_path_and_boolean() -> None:
+def test_optional_path() -> None:
     assert shared_config.optional_path("") is None
     assert shared_config.optional_path("a/b") == Path("a/b")
-    assert [shared_config.boolean(text) for text in ("1", "TRUE", "yes", "On")] == [True] * 4
-    assert [shared_config.boolean(text) for text in ("0", "false", "NO", "off")] == [False] * 4
 
 
 # --- --help ----------------------------------------------------------------------------------
@@ -286,11 +261,5 @@ def test_help_lists_every_setting() -> None:
     lines = help_text("lottery_gevent")
     for row in SETTINGS:
         (line,) = [line for line in lines if line.split()[:1] == [row.key]]
-        assert line.split()[1] == (row.default or "(none)"), line
+        assert line.split()[1] == f"[{row.default or '(none)'}]", line
     assert any("--config" in line for line in lines)
-
-
-def test_the_settings_table_wraps_long_meanings() -> None:
-    table = shared_config.format_settings(SETTINGS)
-    assert max(len(line) for line in table.splitlines()) <= shared_config.HELP_WIDTH
-    assert table.splitlines()[0].split() == ["key", "=", "environment", "variable", "default", "meaning"]
