@@ -109,11 +109,7 @@ CONFIG = ServerConfig(hello_timeout_s=5, idle_timeout_s=60, frame_timeout_s=10)
 
 
 def test_the_deadline_is_hello_then_idle_and_refusals_never_move_it(monkeypatch: pytest.MonkeyPatch) -> None:
-<<<<<<< HEAD:tests/unit/test_policy.py
     monkeypatch.setattr(policy, "MAX_REFUSALS", 3)
-=======
-    monkeypatch.setattr("lottery_gevent.limits.MAX_REFUSALS", 3, raising=False)
->>>>>>> wt-config:tests/unit/test_limits.py
     clock = FakeClock()
     rules = ConnectionPolicy(CONFIG, lambda: 0, accepted_at=clock.now - 1, clock=clock)
     assert rules.remaining_s() == 4  # the Hello timeout counts from the accept
