@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import configparser
-import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -96,31 +95,6 @@ class ServerConfig:
         """True when agencies must speak TLS with a certificate from tls_ca."""
         return self.tls_cert is not None
 
-    # Until the core branch lands (then delete these and read the constants where they are used):
-    # the settings that became module constants, for the server code that still reads them here.
-    @property
-    def echo_max_bytes(self) -> int:
-        return int(_constant("lottery_gevent.echo", "ECHO_MAX_BYTES", 1024))
-
-    @property
-    def echo_timeout_s(self) -> float:
-        return float(_constant("lottery_gevent.echo", "ECHO_TIMEOUT_S", 5.0))
-
-    @property
-    def stop_timeout_s(self) -> float:
-        return float(_constant("lottery_gevent.server", "STOP_TIMEOUT_S", 2.0))
-
-    @property
-    def max_refusals(self) -> int:
-        return int(_constant("lottery_gevent.limits", "MAX_REFUSALS", 8))
-
-    @property
-    def wait_log_s(self) -> float:
-        return float(_constant("lottery_gevent.lottery", "WAIT_LOG_S", 5.0))
-
-
-def _constant(module: str, name: str, default: float) -> Any:
-    return getattr(importlib.import_module(module), name, default)
 
 
 def _read_ini(file: Path) -> dict[str, str]:

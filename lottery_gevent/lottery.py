@@ -31,16 +31,14 @@ class Lottery:
     Args:
         store: the bet store, already open (it knows who was done before a restart).
         agencies: how many agencies take part (ids 1..agencies); zero: the draw never runs.
-        wait_log_s: overrides WAIT_LOG_S.
     """
 
-    def __init__(self, store: BetStore, agencies: int, wait_log_s: float | None = None) -> None:
+    def __init__(self, store: BetStore, agencies: int) -> None:
         self._store = store
         self._agencies = agencies
         #: Agencies not done yet: the draw starts when this empties.
         self._pending = set(range(1, agencies + 1)) - store.done_agencies()
         self._draw: gevent.Greenlet | None = None
-        self._wait_log_s = wait_log_s
         self._reporter: gevent.Greenlet | None = None
         #: Set to {agency: [winning documents]} by the draw, or to its exception.
         self._barrier: AsyncResult = AsyncResult()
@@ -55,7 +53,7 @@ class Lottery:
         """Start the draw now if a previous run already saw every agency done; else report who is missing."""
         self._draw_if_complete()
         if self._draw is None and self._pending:
-            self._reporter = gevent.spawn(self._report_pending, self._wait_log_s or WAIT_LOG_S)
+            self._reporter = gevent.spawn(self._report_pending, WAIT_LOG_S)
 
     def mark_done(self, agency: int) -> None:
         """Record the agency as done (durably, idempotently); start the draw if it was the last.

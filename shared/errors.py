@@ -83,8 +83,3 @@ class InvalidBet(LotteryError):
             quoted += f"... ({len(value)} characters)"
         super().__init__(f"invalid {field} {quoted}: {reason}")
 
-
-# Until the core branch lands: old names still imported by shared/transport.py and the
-# server, bound to what they become (delete once nothing imports them).
-BadHeader = FrameTooLarge = LineTooLong = UnknownMessageType = ProtocolError
-TlsSetupFailed = ConfigError

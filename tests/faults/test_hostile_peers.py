@@ -20,7 +20,6 @@ import pytest
 from lottery_gevent import policy
 from shared.protocol import Bets, Done, DoneAck, Error, ErrorCode, FrameDecoder, Hello, WinnersQuery, encode
 from tests.rawclient import RawPeer, bet, resume
-from tests.support.constants import patched_server_factory  # noqa: F401  (the start_patched_server fixture)
 from tests.support.logs import decode_value
 from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 from tests.support.wire import read_line, read_message, read_to_eof
@@ -179,11 +178,11 @@ def test_silent_sockets_are_cut_off_and_logged_at_info(
     assert server.stop() == 0
 
 
-def test_refused_frames_do_not_keep_connections_alive(start_patched_server: Callable[..., ServerProcess]) -> None:
+def test_refused_frames_do_not_keep_connections_alive(start_server: Callable[..., ServerProcess]) -> None:
     # A refused frame every 0.5 s must not keep sockets past a 2 s idle timeout.
     peers = 20
     env = {**NO_ADDRESS_CAP, "SERVER_IDLE_TIMEOUT_S": "2"}
-    server = start_patched_server({"lottery_gevent.policy.MAX_REFUSALS": 1_000_000}, agencies=peers, env=env)
+    server = start_server(agencies=peers, env=env, constants={"lottery_gevent.policy.MAX_REFUSALS": 1_000_000})
     sockets = [connect(server.port) for _ in range(peers)]
     stop = threading.Event()
     try:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.rawclient import RawPeer
-from tests.support.constants import patched_server_factory  # noqa: F401  (the start_patched_server fixture)
 from tests.support.processes import ClientProcess, ServerProcess
 from tests.support.wire import read_to_eof
 
@@ -39,9 +38,9 @@ def test_health_probe_adds_no_info_line(start_server: Callable[..., ServerProces
     assert len(server.lines) == before + 1
 
 
-def test_inline_echo_is_bounded(start_patched_server: Callable[..., ServerProcess]) -> None:
+def test_inline_echo_is_bounded(start_server: Callable[..., ServerProcess]) -> None:
     constants = {"lottery_gevent.echo.ECHO_MAX_BYTES": 16, "lottery_gevent.echo.ECHO_TIMEOUT_S": 0.5}
-    server = start_patched_server(constants, agencies=0)
+    server = start_server(agencies=0, constants=constants)
     assert _echo(server.port, b"x" * 40 + b"\n") == b""
     server.wait_for_line(r"action: receive_message \| result: fail .*longer than 16 bytes")
     # A peer that never finishes its line is cut off by the timeout, quietly (DEBUG only).

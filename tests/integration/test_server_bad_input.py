@@ -54,10 +54,10 @@ def _header(kind: int, length: int, start: int = START_BYTE, version: int = VERS
     ("raw", "error_name"),
     [
         (_header(MessageType.HELLO, 4, version=7) + b"\0\0\0\1", "VersionMismatch"),
-        (_header(99, 0), "UnknownMessageType"),
-        (_header(MessageType.BETS, 60_000), "FrameTooLarge"),
-        (_header(MessageType.HELLO, 5) + b"\0\0\0\1\0", "TrailingBytes"),
-        (_header(MessageType.BETS, 4) + b"\0\0\0\0", "TruncatedPayload"),
+        (_header(99, 0), "unknown message type"),
+        (_header(MessageType.BETS, 60_000), "frame too large"),
+        (_header(MessageType.HELLO, 5) + b"\0\0\0\1\0", "trailing bytes"),
+        (_header(MessageType.BETS, 4) + b"\0\0\0\0", "truncated payload"),
     ],
 )
 def test_malformed_frames_are_refused_and_close_the_connection(

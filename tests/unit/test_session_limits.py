@@ -20,6 +20,7 @@ from lottery_gevent.config import ServerConfig
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.policy import ConnectionPolicy, server_log_limiter
 from lottery_gevent.registry import AgencyRegistry
+from lottery_gevent.server import STOP_TIMEOUT_S
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
 from shared.protocol import (
@@ -47,7 +48,7 @@ def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Parts]:
     store = BetStore(durable=False)
     store.open()
     config = ServerConfig(ip="127.0.0.1", port=0, agencies=2, max_bets_per_agency=5)
-    yield Parts(config, store, Lottery(store, 2), AgencyRegistry(config.stop_timeout_s))
+    yield Parts(config, store, Lottery(store, 2), AgencyRegistry(STOP_TIMEOUT_S))
     store.close()
 
 
