@@ -153,7 +153,10 @@ def _branch_files(repo: Path, base: str, exercise: str) -> dict[str, tuple[str, 
     """Path -> (mode, content) of what the exercise's commit adds or replaces."""
 
     def show(path: str) -> bytes:
-        return subprocess.run(["git", "show", f"{base}:{path}"], cwd=repo, capture_output=True, check=True).stdout
+        result = subprocess.run(["git", "show", f"{base}:{path}"], cwd=repo, capture_output=True, check=False)
+        if result.returncode != 0:
+            raise BranchError(f"{base} has no {path}, which the exercise branches are made from")
+        return result.stdout
 
     files = {target: ("100644", show(source)) for target, source in COPIED.items()}
     echo_check = show(ECHO_CHECK).decode()
@@ -220,13 +223,12 @@ def make_branches(repo: Path, base: str, force: bool = False) -> dict[str, str]:
         current = ""
     if current in EXERCISES:
         raise BranchError(f"{current} is checked out; switch to another branch first")
-    made = {}
+    # Every commit first, then the refs: a failure while building leaves no branch half made.
+    made = {exercise: make_commit(repo, base_commit, exercise) for exercise in EXERCISES}
     zero = "0" * len(base_commit)
-    for exercise in EXERCISES:
-        commit = make_commit(repo, base_commit, exercise)
-        # The old value makes the update atomic: it fails if the branch moved meanwhile.
+    for exercise, commit in made.items():
+        # The old value makes each update atomic: it fails if the branch moved meanwhile.
         _git(repo, "update-ref", f"refs/heads/{exercise}", commit, existing.get(exercise, zero))
-        made[exercise] = commit
     return made
 
 
@@ -249,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base", help="the commit to build on (default: main, else HEAD)")
     parser.add_argument("--force", action="store_true", help="replace existing ej1..ej8 branches")
     args = parser.parse_args(argv)
-    repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel"))
     try:
+        repo = Path(_git(Path.cwd(), "rev-parse", "--show-toplevel"))
         made = make_branches(repo, args.base or default_base(repo), args.force)
     except BranchError as exc:
         print(f"exercise-branches: {exc}", file=sys.stderr)

@@ -193,3 +193,30 @@ def test_a_server_alone_for_the_echo_check(repo: Path, tmp_path: Path) -> None:
     server, clients = _service_checks(generated_compose(tree, 0), 0)
     assert clients == []
     assert "SERVER_AGENCIES=0" in server["environment"]
+
+
+def test_branches_are_made_without_a_configured_git_identity(repo: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    bare = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env = {**bare, "HOME": str(home), "XDG_CONFIG_HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "PYTHONPATH": str(repo)}
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.exercise_branches"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=GIT_TIMEOUT_S,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert git(repo, "rev-parse", "ej8^").strip() == git(repo, "rev-parse", "main").strip()
+
+
+def test_a_base_without_the_skeleton_sources_is_refused_and_nothing_is_made(repo: Path) -> None:
+    git(repo, "stash", "-q", "--include-untracked")
+    git(repo, "rm", "-q", "docker/client.Dockerfile")
+    git(repo, "commit", "-q", "-m", "no client image")
+    refused = run_tool(repo)
+    assert refused.returncode == 1
+    assert "docker/client.Dockerfile" in refused.stderr
+    assert git(repo, "branch", "--list", "ej*") == ""
