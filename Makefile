@@ -10,6 +10,7 @@
 #                 requirements-dev.txt installed: works where PEP 668 forbids system-wide pip installs
 #   PORT          the port `make run` serves on (127.0.0.1; 0: any free port)
 #   NEW_CONTEST   1 (default): `make run` archives the last contest and starts a new one; 0 resumes it
+#   FORCE         1: `make exercise-branches` replaces existing ej1..ej8 branches
 # REQUIRE_DOCKER=1 (as in CI) makes the Docker end-to-end tests fail, not skip, without an engine.
 
 VENV ?= .venv
@@ -155,6 +156,10 @@ docker-compose-down: ## stop (SIGTERM, 1 s grace) and remove the containers and 
 docker-compose-logs: ## follow the containers' logs
 	docker compose -f $(COMPOSE_FILE) logs -f
 .PHONY: docker-compose-logs
+
+exercise-branches: python-env ## make local branches ej1..ej8 for the course's tests, one commit each on main (FORCE=1 replaces them)
+	$(PYTHON) -m tools.exercise_branches $(if $(filter 1,$(FORCE)),--force)
+.PHONY: exercise-branches
 
 validate-echo: ## check the running server's inline echo from inside its network
 	sh validar-echo-server.sh

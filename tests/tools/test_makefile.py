@@ -40,6 +40,7 @@ TARGETS = (
     "docker-compose-down",
     "docker-compose-logs",
     "validate-echo",
+    "exercise-branches",
 )
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
