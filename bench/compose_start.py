@@ -19,13 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from bench.data import COURSE_ZIP
+from bench.data import COURSE_WINNERS, COURSE_ZIP
 from bench.runs import Record, alternate, section
 from tests.docker.compose import ComposeProject, actions_of, build_images, docker, parse_stamp
 from tools.credentials import CONTAINER_UID, ensure_credentials
 
-#: The course data's winners per agency (../shared/data/README.md).
-WINNERS = {1: 2, 2: 3, 3: 3, 4: 2, 5: 0}
+WINNERS = dict(enumerate(COURSE_WINNERS, start=1))
 CLIENTS = [f"client{agency}" for agency in WINNERS]
 CONTEST_TIMEOUT_S = 300.0
 FLOOR_IMAGE = "busybox:latest"

@@ -26,6 +26,7 @@ from tools.generate_agencies import WINNING_NUMBER, generate
 #: The course's data: the copy `make data` keeps, else the one beside the project.
 _COPY, COURSE_ZIP = REPO_ROOT / ".data" / "dataset.zip", REPO_ROOT.parent / "shared" / "data" / "dataset.zip"
 COURSE_ZIP = _COPY if _COPY.exists() else COURSE_ZIP
+#: Bets and winners per agency in the course data (../shared/data/README.md).
 COURSE_SIZES, COURSE_WINNERS = (26_936, 25_518, 16_014, 9_238, 991), (2, 3, 3, 2, 0)
 SEED = 2026
 #: In the idle benchmark, every this-many-th agency's one bet wins.

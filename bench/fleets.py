@@ -44,14 +44,8 @@ _BATCH_LINE = re.compile(r"action: apuesta_recibida \| result: success \| cantid
 
 
 def load(
-    plan: Mapping[str, Any],
-    agencies: int,
-    connections: int,
-    tls_dir: Path | None,
-    server_env: Mapping[str, str],
-    expected: Mapping[int, list[str]],
-    sizes: Mapping[int, int],
-    on_listening: Listener | None = None,
+    plan: Mapping[str, Any], agencies: int, connections: int, tls_dir: Path | None, server_env: Mapping[str, str],
+    expected: Mapping[int, list[str]], sizes: Mapping[int, int], on_listening: Listener | None = None,
     meanwhile: Callable[[ServerProcess, LoggedProcess], Record] | None = None,
 ) -> tuple[dict[str, Any], Record]:
     """A durable server for `agencies` (`connections` plus 100 allowed), then the load generator with `plan`;

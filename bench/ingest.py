@@ -39,10 +39,7 @@ def _children_cpu_s() -> float:
 
 
 def ingest_once(
-    dataset: Dataset,
-    column: str,
-    tls_dir: Path,
-    interpreter_args: Sequence[str] = (),
+    dataset: Dataset, column: str, tls_dir: Path, interpreter_args: Sequence[str] = (),
     on_listening: Callable[[ServerProcess], None] | None = None,
 ) -> Record:
     """One server and one client per agency over `dataset`, as `column` (durable, nondurable or tls)."""

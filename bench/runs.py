@@ -19,11 +19,7 @@ SECTIONS = Path(__file__).resolve().parent / "sections.toml"
 
 
 def alternate(
-    title: str,
-    columns: Sequence[str],
-    runs: int,
-    measure: Callable[[str], Record],
-    log: Callable[[str], None],
+    title: str, columns: Sequence[str], runs: int, measure: Callable[[str], Record], log: Callable[[str], None],
     before: Callable[[], Record] | None = None,
 ) -> list[Record]:
     """`runs` runs of `measure(column)` for every column; `before()` adds columns of its own first (a floor)."""
@@ -33,9 +29,7 @@ def alternate(
         order = list(columns) if index % 2 == 0 else list(reversed(columns))
         figures.update({column: measure(column) for column in order})
         records.append({"order": order, "figures": figures, "ok": all(entry["ok"] for entry in figures.values())})
-        log(
-            f"{title} run {index + 1}/{runs}: " + ", ".join(f"{key} ok={entry['ok']}" for key, entry in figures.items())
-        )
+        log(f"{title} run {index + 1}/{runs}: " + ", ".join(f"{key} ok={e['ok']}" for key, e in figures.items()))
     return records
 
 
