@@ -28,6 +28,7 @@ from bench import compose_start, fleets, ingest, render
 from bench.data import ingest_dataset
 from bench.host import describe, git_commit, raise_fd_limit
 from bench.profiling import profile
+from bench.runs import failed
 from tests.support.processes import REPO_ROOT
 from tools.credentials import ensure_credentials
 
@@ -68,7 +69,7 @@ def _guarded(key: str, measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return measure()
     except Exception as exc:  # noqa: BLE001 - recorded in results.json and on the page, and fails the invocation
         _log(f"{key} failed: {type(exc).__name__}: {exc}")
-        return {"key": key, "title": key, "error": f"{type(exc).__name__}: {exc}", "runs": []}
+        return failed(key, exc)
 
 
 def measure(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:

@@ -48,3 +48,10 @@ def section(key: str, config: Mapping[str, Any], runs: list[Record]) -> Record:
     with open(SECTIONS, "rb") as file:
         layout = tomllib.load(file)[key]
     return {"key": key, **_formatted(layout, config), "config": dict(config), "runs": runs}
+
+
+def failed(key: str, exc: Exception) -> Record:
+    """The section of a benchmark that raised: its title and the error's first line, no runs."""
+    with open(SECTIONS, "rb") as file:
+        title = tomllib.load(file)[key]["title"]
+    return {"key": key, "title": title, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0]}", "runs": []}

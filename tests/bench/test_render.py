@@ -10,7 +10,7 @@ import yaml
 
 from bench import render
 from bench.compose_start import FLOOR_IMAGE, floor_project
-from bench.runs import SECTIONS, alternate, section
+from bench.runs import SECTIONS, alternate, failed, section
 from tools.compose_generator import render as compose_file
 
 pytestmark = pytest.mark.bench
@@ -67,12 +67,12 @@ def test_targets_are_met_missed_or_wrong() -> None:
 
 
 def test_a_failed_benchmark_is_a_missed_target_and_an_empty_section() -> None:
-    failed = {"key": "compose", "title": "Compose start to finish", "error": "DockerError: no engine", "runs": []}
+    broken = failed("compose", RuntimeError("no engine\ndocker said more"))
 
-    assert "| Compose start to finish | — | failed: DockerError: no engine | **missed** | — |" in render._targets(
-        _results(failed)
-    )
-    assert render.section_lines(failed)[-2] == "Not measured: DockerError: no engine"
+    targets = render._targets(_results(broken))
+
+    assert "| Compose start to finish | — | failed: RuntimeError: no engine | **missed** | — |" in targets
+    assert render.section_lines(broken)[-2] == "Not measured: RuntimeError: no engine"
 
 
 def test_every_figure_a_section_names_is_one_it_shows() -> None:
