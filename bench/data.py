@@ -1,50 +1,46 @@
-# Strategy: the inputs of every benchmark, with the answers known in advance.
-#
-#   - `ingest_dataset`: the course's five agency files when
-#     ../shared/data/dataset.zip exists, otherwise generated files of exactly the
-#     same shape (same bets per agency, same winners per agency);
-#   - `generated_dataset`: N equal agencies from tools.generate_agencies;
-#   - `idle_bet`: the single bet each idle agency sends, a winner for every
-#     IDLE_WINNER_EVERY-th agency, so the idle benchmark's answers can be checked.
-#
-# Expected winners are documents, not counts: for generated files the generator
-# returns them; for the course files they are read off the files (the rows whose
-# number is the winning one), and checked against the course's published counts.
+"""The benchmarks' inputs: agency files with their answers known in advance, and TLS credentials.
+
+Guarantees: the course's five agency files when ../shared/data/dataset.zip exists, else generated
+files of the same shape (bets and winners per agency); generated sets use one seed, so every day
+sees the same bytes; expected winners are documents, never counts. The one place the bench imports
+the client's file reader and the product's TLS helpers (a move is one import to fix). Never writes
+outside the directory it is given.
+"""
+
 from __future__ import annotations
 
-import csv
 import shutil
+import ssl
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from client_gevent.batching import batches
+from client_gevent.bets_source import CsvBets
 from shared.domain import BetFields
+from shared.transport import client_tls_context
 from tests.support.processes import REPO_ROOT
 from tools.generate_agencies import WINNING_NUMBER, generate
 
-#: The course's real data, beside the project root (absent on some machines).
-COURSE_ZIP = REPO_ROOT.parent / "shared" / "data" / "dataset.zip"
-#: Bets per agency in the course data (78,697 in all).
-COURSE_SIZES = (26_936, 25_518, 16_014, 9_238, 991)
-#: Winners per agency in the course data.
-COURSE_WINNERS = (2, 3, 3, 2, 0)
-#: Seed of every generated file set, so runs on different days see the same bytes.
+#: The course's data: the copy `make data` keeps, else the one beside the project.
+_COPY, COURSE_ZIP = REPO_ROOT / ".data" / "dataset.zip", REPO_ROOT.parent / "shared" / "data" / "dataset.zip"
+COURSE_ZIP = _COPY if _COPY.exists() else COURSE_ZIP
+#: Bets and winners per agency in the course data (../shared/data/README.md).
+COURSE_SIZES, COURSE_WINNERS = (26_936, 25_518, 16_014, 9_238, 991), (2, 3, 3, 2, 0)
 SEED = 2026
-#: In the idle benchmark, every this-many-th agency's single bet wins.
+#: In the idle benchmark, every this-many-th agency's one bet wins.
 IDLE_WINNER_EVERY = 7
+TLS_SETTINGS = "SERVER_TLS_* and CLI_TLS_*, one contest's credentials, a certificate per agency"
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Agency files and what the draw must give each agency."""
+    """Agency files, each agency's winning documents in file order, and its bet count."""
 
-    #: Where the data came from, for the report.
     source: str
-    #: agency -> its CSV file.
     files: dict[int, Path]
-    #: agency -> its winning documents, in file order.
     winners: dict[int, list[str]]
-    #: agency -> its number of bets.
     sizes: dict[int, int]
 
     @property
@@ -53,74 +49,77 @@ class Dataset:
 
     @property
     def directory(self) -> Path:
-        """Where the agency-K.csv files are."""
         return next(iter(self.files.values())).parent
 
 
-def _winning_documents(path: Path) -> tuple[int, list[str]]:
-    with open(path, newline="", encoding="utf-8") as file:
-        rows = [row for row in csv.reader(file) if row]
-    return len(rows), [row[2] for row in rows if row[4] == str(WINNING_NUMBER)]
+def read_bets(path: Path) -> list[BetFields]:
+    """An agency file parsed and validated as the client does it (BetsFileError on a bad row)."""
+    return list(CsvBets(path).rows())
 
 
-def course_dataset(directory: Path) -> Dataset:
-    """Unzip the course data into `directory`.
-
-    Raises:
-        ValueError: the zip does not hold the agency files the course describes.
-    """
-    with zipfile.ZipFile(COURSE_ZIP) as archive:
-        archive.extractall(directory)
-    files, winners, sizes = {}, {}, {}
-    for agency in range(1, len(COURSE_SIZES) + 1):
-        files[agency] = directory / f"agency-{agency}.csv"
-        sizes[agency], winners[agency] = _winning_documents(files[agency])
-    if tuple(sizes.values()) != COURSE_SIZES or tuple(map(len, winners.values())) != COURSE_WINNERS:
-        raise ValueError(f"{COURSE_ZIP} does not hold the course data: sizes {sizes}, winners {winners}")
-    return Dataset(f"course dataset ({COURSE_ZIP.name})", files, winners, sizes)
-
-
-def shaped_dataset(directory: Path, sizes: tuple[int, ...], winner_counts: tuple[int, ...]) -> Dataset:
-    """Generate agency K with sizes[K-1] bets and winner_counts[K-1] winners (K = 1..len(sizes))."""
-    files, winners, counts = {}, {}, {}
-    for agency, (size, wins) in enumerate(zip(sizes, winner_counts, strict=True), start=1):
-        # generate() writes agencies 1..K; only agency K is kept (ids, and so documents, stay distinct).
-        scratch = directory / f"gen-{agency}"
-        made = generate(scratch, agency, size, [0] * (agency - 1) + [wins], SEED)[-1]
-        files[agency] = directory / made.path.name
-        made.path.replace(files[agency])
-        shutil.rmtree(scratch)
-        winners[agency], counts[agency] = made.winners, size
-    return Dataset(f"generated, shaped like the course data (seed {SEED})", files, winners, counts)
+def batched(path: Path, size: int) -> Iterator[list[BetFields]]:
+    """An agency file's bets in the client's batches of at most `size` (and one frame)."""
+    return batches(read_bets(path), size)
 
 
 def ingest_dataset(directory: Path, *, scale: float = 1.0) -> Dataset:
-    """The ingest benchmark's data in `directory`: the course files if present and `scale` is 1, else
-    generated ones, `scale` times the course's size."""
+    """The course files (if present and `scale` is 1), else generated ones of their shape, `scale` times as big.
+
+    Raises:
+        ValueError: the zip does not hold the course data.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[int, Path] = {}
+    winners: dict[int, list[str]] = {}
+    sizes: dict[int, int] = {}
     if scale == 1.0 and COURSE_ZIP.exists():
-        return course_dataset(directory)
-    sizes = tuple(max(int(size * scale), wins) for size, wins in zip(COURSE_SIZES, COURSE_WINNERS, strict=True))
-    return shaped_dataset(directory, sizes, COURSE_WINNERS)
+        with zipfile.ZipFile(COURSE_ZIP) as archive:
+            archive.extractall(directory)
+        for agency in range(1, len(COURSE_SIZES) + 1):
+            bets = read_bets(files.setdefault(agency, directory / f"agency-{agency}.csv"))
+            sizes[agency], winners[agency] = len(bets), [b.document for b in bets if b.number == str(WINNING_NUMBER)]
+        if tuple(sizes.values()) != COURSE_SIZES or tuple(map(len, winners.values())) != COURSE_WINNERS:
+            raise ValueError(f"{COURSE_ZIP} does not hold the course data: sizes {sizes}, winners {winners}")
+        return Dataset(f"course dataset ({COURSE_ZIP.name})", files, winners, sizes)
+    for agency, (size, wins) in enumerate(zip(COURSE_SIZES, COURSE_WINNERS, strict=True), start=1):
+        # generate() writes agencies 1..K; only agency K is kept, so documents stay distinct.
+        made = generate(directory / "scratch", agency, max(int(size * scale), wins), [0] * (agency - 1) + [wins], SEED)
+        files[agency] = made[-1].path.replace(directory / made[-1].path.name)
+        winners[agency], sizes[agency] = made[-1].winners, made[-1].bets
+        shutil.rmtree(directory / "scratch")
+    return Dataset(f"generated, shaped like the course data (seed {SEED})", files, winners, sizes)
 
 
 def generated_dataset(directory: Path, agencies: int, bets: int) -> Dataset:
-    """`agencies` agencies of `bets` bets each, with the generator's default spread of winners."""
-    made = generate(directory, agencies, bets, None, SEED)
-    return Dataset(
-        f"generated ({agencies} x {bets}, seed {SEED})",
-        {agency.agency: agency.path for agency in made},
-        {agency.agency: agency.winners for agency in made},
-        {agency.agency: agency.bets for agency in made},
-    )
+    """`agencies` agencies of `bets` bets each, with the generator's spread of winners."""
+    made = {agency.agency: agency for agency in generate(directory, agencies, bets, None, SEED)}
+    files, winners = {k: a.path for k, a in made.items()}, {k: a.winners for k, a in made.items()}
+    return Dataset(f"generated ({agencies} x {bets}, seed {SEED})", files, winners, dict.fromkeys(made, bets))
 
 
 def idle_bet(agency: int) -> BetFields:
-    """The one bet idle agency `agency` sends."""
+    """The one bet idle agency `agency` sends; every IDLE_WINNER_EVERY-th one wins."""
     number = WINNING_NUMBER if agency % IDLE_WINNER_EVERY == 0 else agency % WINNING_NUMBER
     return BetFields("Ana María", "Núñez", str(50_000_000 + agency), "1990-05-17", str(number))
 
 
 def idle_winners(agency: int) -> list[str]:
-    """What the draw must answer idle agency `agency`."""
     bet = idle_bet(agency)
     return [bet.document] if bet.number == str(WINNING_NUMBER) else []
+
+
+def server_tls_env(directory: Path | None) -> dict[str, str]:
+    """The server's TLS settings for the credentials in `directory` (None: plaintext, no settings)."""
+    names = {"CERT": "server.pem", "KEY": "server.key", "CA": "ca.pem"} if directory else {}
+    return {f"SERVER_TLS_{key}": str(Path(directory or ".") / name) for key, name in names.items()}
+
+
+def client_tls_env(directory: Path, agency: int) -> dict[str, str]:
+    names = {"CA": "ca.pem", "CERT": f"agency-{agency}.pem", "KEY": f"agency-{agency}.key"}
+    return {f"CLI_TLS_{key}": str(directory / name) for key, name in names.items()}
+
+
+def agency_context(directory: Path, agency: int) -> ssl.SSLContext:
+    """Agency `agency`'s client TLS context (the load generator plays many agencies)."""
+    certificate, key = directory / f"agency-{agency}.pem", directory / f"agency-{agency}.key"
+    return client_tls_context(directory / "ca.pem", certificate, key)

@@ -1,53 +1,36 @@
-# Strategy: the ingest benchmark. Each run measures, on the same data and the
-# same machine state, the in-process floor (bench.floor) and then one ingest
-# per variant (durable, non-durable, and durable over TLS: bench.tls), in an
-# order that alternates from run to run.
-#
-# An ingest is one `python -m lottery_gevent` and one `python -m client_gevent`
-# per agency, all on 127.0.0.1. Its wall time runs from just before the server
-# is started to the exit of the last client, so process start-up is included
-# (the issue's target says so). The server's CPU seconds and peak RSS are read
-# from /proc after the last client exits and before the server is stopped.
+"""The ingest: the course data through one server process and one client process per agency,
+durable, non-durable and over TLS, beside the in-process floor measured in the same run.
+
+Guarantees: wall time runs from just before the server starts to the last client's exit (process
+start-up included, as the target says); the server's CPU and peak RSS are read after the last
+client exits and before the server is stopped; a run is correct only if every client exited 0 with
+its winner count, bets.csv holds each agency's bets and the floor's draw found the expected winners.
+Never leaves a process or a file behind.
+"""
+
 from __future__ import annotations
 
-import functools
+import collections
+import contextlib
+import itertools
+import math
+import os
 import resource
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from bench import tls
-from bench._procs import cpu_seconds, memory_kib
-from bench.data import Dataset
-from bench.floor import BATCH, measure_floor
-from bench.spec import Ratio, Record, Target, Variant, run_variants
+from bench.data import TLS_SETTINGS, Dataset, client_tls_env, read_bets, server_tls_env
+from bench.host import cpu_seconds, memory_kib
+from bench.runs import Record, alternate, section
+from lottery_gevent import contract
 from tests.support.processes import ClientProcess, ServerProcess, winners_reported
 
-#: Longest any single ingest may take before it is declared failed.
-INGEST_TIMEOUT_S = 180.0
-
-DURABLE = Variant("durable", "durable", {"SERVER_FSYNC": "true"})
-VARIANTS = (
-    DURABLE,
-    Variant("nondurable", "non-durable", {"SERVER_FSYNC": "false"}),
-    tls.twin(DURABLE, "tls", "durable, TLS"),
-)
-RATIOS = (
-    Ratio("durable_over_floor", "durable ingest / no-fsync floor", "durable.wall_s", "floor.total_s"),
-    Ratio("nondurable_over_floor", "non-durable ingest / no-fsync floor", "nondurable.wall_s", "floor.total_s"),
-    Ratio("durable_over_durable_floor", "durable ingest / durable floor", "durable.wall_s", "floor.durable_total_s"),
-    Ratio("durability_cost", "**durability cost**: durable / non-durable wall", "durable.wall_s", "nondurable.wall_s"),
-    Ratio("durability_cpu", "durable / non-durable server CPU", "durable.server_cpu_s", "nondurable.server_cpu_s"),
-    Ratio("tls_cost", "**TLS cost**: TLS / plaintext durable wall", "tls.wall_s", "durable.wall_s"),
-    Ratio("tls_cpu", "TLS / plaintext durable server CPU", "tls.server_cpu_s", "durable.server_cpu_s"),
-)
-TARGETS = (
-    Target("durable ingest, server start to last client exit", "durable.wall_s", 1.2, " s"),
-    Target("durable ingest / no-fsync floor, same run", "ratio.durable_over_floor", 2.0, "×", digits=2),
-    Target("durable / non-durable ingest, same run", "ratio.durability_cost", 1.25, "×", digits=2),
-    Target("TLS / plaintext durable ingest, same run", "ratio.tls_cost", 1.15, "×", digits=2, source="issue 10"),
-)
+#: Bets per batch and per store_bets call: the client's default batch.maxAmount.
+BATCH = 125
+TIMEOUT_S = 180.0
+COLUMNS = ("durable", "nondurable", "tls")
 
 
 def _children_cpu_s() -> float:
@@ -56,75 +39,95 @@ def _children_cpu_s() -> float:
 
 
 def ingest_once(
-    dataset: Dataset,
-    variant: Variant,
-    *,
-    interpreter_args: Sequence[str] = (),
+    dataset: Dataset, column: str, tls_dir: Path, interpreter_args: Sequence[str] = (),
     on_listening: Callable[[ServerProcess], None] | None = None,
-    timeout: float = INGEST_TIMEOUT_S,
 ) -> Record:
-    """Run the server and one client process per agency over `dataset`; measure it.
-
-    Args:
-        variant: its server_env goes to the server, its client_env to every client
-            (bench.tls placeholders filled in: each client gets its own agency's).
-        interpreter_args: for the server's interpreter (a profiler).
-        on_listening: called once the server listens, before any client starts.
-    """
+    """One server and one client per agency over `dataset`, as `column` (durable, nondurable or tls)."""
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        workdir = Path(tmp) / "server"
-        workdir.mkdir()
+        (Path(tmp) / "server").mkdir()
         clients: list[ClientProcess] = []
-        client_env: Mapping[str, str] = {"CLI_BATCH_MAXAMOUNT": str(BATCH), **variant.client_env}
-        server_env = tls.resolve(variant.server_env)
+        if column == "nondurable":
+            interpreter_args = ("-m", "bench.nofsync_server")
+        env = server_tls_env(tls_dir if column == "tls" else None)
         started = time.perf_counter()
-        server = ServerProcess(workdir, len(dataset.files), server_env, interpreter_args=interpreter_args)
+        server = ServerProcess(Path(tmp) / "server", len(dataset.files), env, interpreter_args=interpreter_args)
         try:
-            server.wait_listening(timeout)
+            server.wait_listening(TIMEOUT_S)
             ready = time.perf_counter()
             if on_listening is not None:
                 on_listening(server)
-            # Only the clients are reaped between these two readings (the server after).
-            children_before = _children_cpu_s()
+            children_before = _children_cpu_s()  # only the clients are reaped until the next reading
             for agency, path in dataset.files.items():
-                env = tls.resolve(client_env, agency)
+                env = client_tls_env(tls_dir, agency) if column == "tls" else {}
+                env["CLI_BATCH_MAXAMOUNT"] = str(BATCH)
                 clients.append(ClientProcess(Path(tmp), agency, server.port, path, env))
-            codes = [client.wait(timeout) for client in clients]
+            codes = [client.wait(TIMEOUT_S) for client in clients]
             finished = time.perf_counter()
             clients_cpu = _children_cpu_s() - children_before
             cpu, peak = cpu_seconds(server.pid), memory_kib(server.pid, "VmHWM")
-            server_exit = server.stop()
-            stored = server.stored_counts()
+            ok = server.stop() == 0 and codes == [0] * len(clients) and dict(server.stored_counts()) == dataset.sizes
         finally:
             for client in clients:
                 client.kill()
             server.kill()
     reported = {agency: winners_reported(client) for agency, client in zip(dataset.files, clients, strict=True)}
-    figures = {
+    ok = ok and reported == {agency: len(docs) for agency, docs in dataset.winners.items()}
+    return {
         "wall_s": finished - started,
         "server_ready_s": ready - started,
         "server_cpu_s": cpu,
         "clients_cpu_s": clients_cpu,
         "server_peak_rss_kib": peak,
-        "bets": dataset.bets,
         "bets_per_s": dataset.bets / (finished - started),
-        "exits_ok": server_exit == 0 and codes == [0] * len(clients),
-        "winners_ok": reported == {agency: len(docs) for agency, docs in dataset.winners.items()},
-        "rows_ok": dict(stored) == dataset.sizes,
+        "ok": ok,
     }
-    return {**figures, "ok": figures["exits_ok"] and figures["winners_ok"] and figures["rows_ok"]}
 
 
-def _floor(dataset: Dataset) -> Record:
+def _store_all(bets: Mapping[int, list[contract.Bet]], workdir: Path, fsync: bool) -> None:
+    workdir.mkdir()
+    with contextlib.chdir(workdir):  # the contract writes ./bets.csv
+        fd = os.open(contract.STORAGE_FILEPATH, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            for agency_bets in bets.values():
+                for start in range(0, len(agency_bets), BATCH):
+                    contract.store_bets(agency_bets[start : start + BATCH])
+                    if fsync:
+                        os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def floor(dataset: Dataset) -> Record:
+    """The Python work no server can avoid, each stage timed alone: no sockets, greenlets or processes."""
     with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
-        return {"floor": measure_floor(dataset.files, dataset.winners, Path(tmp))}
+        marks = [time.perf_counter()]
+        parsed = {agency: read_bets(path) for agency, path in dataset.files.items()}
+        marks.append(time.perf_counter())
+        built = {agency: [contract.Bet(agency, *fields) for fields in rows] for agency, rows in parsed.items()}
+        marks.append(time.perf_counter())
+        _store_all(built, Path(tmp) / "plain", fsync=False)
+        marks.append(time.perf_counter())
+        _store_all(built, Path(tmp) / "durable", fsync=True)
+        marks.append(time.perf_counter())
+        winners: dict[int, list[str]] = collections.defaultdict(list)
+        with contextlib.chdir(Path(tmp) / "plain"):
+            for bet in contract.load_bets():
+                if contract.has_won(bet):
+                    winners[bet.agency].append(bet.document)
+        marks.append(time.perf_counter())
+    parse, build, store, store_fsync, draw = (after - before for before, after in itertools.pairwise(marks))
+    return {
+        **{"parse_s": parse, "build_s": build, "store_s": store, "store_fsync_s": store_fsync, "draw_s": draw},
+        "total_s": parse + build + store + draw,
+        "durable_total_s": parse + build + store_fsync + draw,
+        "ok": dict(winners) == {agency: docs for agency, docs in dataset.winners.items() if docs},
+    }
 
 
-def run(dataset: Dataset, runs: int, log: Callable[[str], None], variants: Sequence[Variant] = VARIANTS) -> Record:
-    """`runs` runs of the floor and every variant: the ingest part of results.json."""
+def run(dataset: Dataset, runs: int, tls_dir: Path, log: Callable[[str], None]) -> Record:
+    """`runs` runs of the floor and every column: the ingest's section of results.json."""
     config = {"dataset": dataset.source, "bets": dataset.bets, "agencies": len(dataset.files), "batch": BATCH}
-    measure = functools.partial(ingest_once, dataset)
-    before = functools.partial(_floor, dataset)
-    return run_variants(
-        "ingest", config, variants, runs, measure, ratios=RATIOS, targets=TARGETS, before=before, log=log
-    )
+    config |= {"calls": sum(math.ceil(size / BATCH) for size in dataset.sizes.values()), "tls": TLS_SETTINGS}
+    measure = lambda column: ingest_once(dataset, column, tls_dir)  # noqa: E731
+    records = alternate("ingest", COLUMNS, runs, measure, log, lambda: {"floor": floor(dataset)})
+    return section("ingest", config, records)

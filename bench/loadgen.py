@@ -1,268 +1,222 @@
-"""The load generator: many agencies as greenlets in one process, each talking through
-client_gevent.connection.ServerConnection (the client's own peer), timed.
+"""The load generator: many agencies as greenlets in one process, each through the client's peer.
 
-    python -m bench.loadgen scale|idle|crowd --port P --out FILE [--data DIR] --agencies N [...]
+    python -m bench.loadgen PLAN   (a Plan as JSON; bench.fleets writes it)
 
-scale: agency K uploads DIR/agency-K.csv (frames encoded before the clock starts),
-    timing each batch from its first byte sent to its ack; then Done and the winners.
-idle:  every agency identifies, sends one bet (bench.data.idle_bet) and, all but the
-    last, Done and the winners query, where it blocks. The generator then prints
-    {"event": "ready", ...} and waits for a line on stdin; on it, the last agency
-    sends Done and its query, and it times how long until every agency is answered.
-crowd: agency 2N+1 uploads (a warm-up), then 1..N one after the other, alone; then
-    --bad-peers connections open, half silent, half trickling a Hello one byte every
-    --trickle-every seconds (slowloris), and N+1..2N upload beside them. Each upload
-    of 1..2N is timed from connect to DoneAck.
-
-At most --connect-concurrency agencies connect (idle: set up) at once. All is bounded
-by --timeout. The result, per-agency documents and errors included, is written as
-JSON to --out; exit code 0 once it is written, whatever the agencies' outcome.
+scale: agencies 1..N upload at once (messages and certificates loaded before the clock starts),
+each batch timed from send to ack, then Done and the winners. idle: each agency identifies, sends
+one bet and, all but the last, Done and the winners query, where it blocks; then {"event": "ready"}
+is printed and, on a line on stdin, the last sends Done and its query. crowd: agency 2N+1 warms up,
+1..N upload alone, then bad_peers raw sockets open (half trickle a Hello) and N+1..2N upload beside
+them. Guarantees: at most `concurrency` agencies connect (idle: set up) at once; all is bounded by
+timeout_s; the result goes to `out` as JSON, with exit code 0 whatever the agencies got.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import functools
 import json
-import ssl
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.socket
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
-from bench import tls
-from bench._procs import raise_fd_limit
-from bench.data import idle_bet
-from client_gevent.batching import batches
-from client_gevent.bets_source import CsvBets
+from bench.data import agency_context, batched, idle_bet
+from bench.host import raise_fd_limit
 from client_gevent.connection import ServerConnection
 from shared.errors import LotteryError, UnexpectedReply
-from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Welcome, WinnersQuery, encode
+from shared.protocol import Bets, BetsAck, Done, DoneAck, Hello, Welcome, encode
 
 HOST = "127.0.0.1"
-#: What the trickling peers would say, if they ever finished their frame.
+#: Who the trickling peers claim to be, if they ever finished their Hello.
 UNKNOWN_AGENCY = 999
-Frames = list[tuple[int, bytes]]
 
 
-@dataclass
-class Outcome:
-    """What one agency got."""
-
-    winners: list[str] | None = None
-    error: str | None = None
-    latencies_s: list[float] = field(default_factory=list)
-    answered_at: float | None = None
-
-
-def _connect(port: int, timeout: float, context: ssl.SSLContext | None = None) -> ServerConnection:
-    """Every connection the generator opens; over TLS with `context` (bench.tls.agency_context)."""
-    return ServerConnection.open(HOST, port, timeout, context)
-
-
-def _guarded(outcome: Outcome, work: Callable[[], None]) -> None:
-    try:
-        work()
-    except (LotteryError, OSError) as exc:
-        outcome.error = f"{type(exc).__name__}: {exc}"
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # scale, idle or crowd
+    agencies: int  # crowd: uploads on each side
+    port: int
+    out: str
+    data: str = "."  # directory of agency-K.csv files
+    tls: str | None = None  # credentials directory: connect over TLS
+    batch: int = 100
+    concurrency: int = 250
+    bad_peers: int = 0
+    trickle_every_s: float = 0.4
+    timeout_s: float = 300.0
 
 
-def _join(jobs: list[gevent.Greenlet], timeout: float) -> bool:
-    """Wait for every job; kill the rest after `timeout`. True if all finished in time."""
-    done = gevent.joinall(jobs, timeout=timeout)
-    if len(done) < len(jobs):
-        gevent.killall(jobs, block=True, timeout=5)
-        return False
-    return True
+class Fleet:
+    """The agencies of one plan: what each got (winners or error) and when."""
+
+    def __init__(self, plan: Plan, agencies: range, preload: bool) -> None:
+        self.plan, self.agencies = plan, agencies
+        self.winners: dict[int, list[str] | None] = dict.fromkeys(agencies)
+        self.errors: dict[int, str] = {}
+        self.latencies_s: list[float] = []
+        self.answered_at: list[float] = []
+        self.contexts = {k: agency_context(Path(plan.tls), k) for k in agencies} if plan.tls and preload else {}
+
+    def connect(self, agency: int) -> ServerConnection:
+        """Agency `agency`'s connection, over TLS with its own certificate if the plan says TLS."""
+        context = self.contexts.get(agency) or (agency_context(Path(self.plan.tls), agency) if self.plan.tls else None)
+        return ServerConnection.open(HOST, self.plan.port, self.plan.timeout_s, context)
+
+    def guarded(self, agency: int, work: Callable[[int], None]) -> bool:
+        """Run `work(agency)`; an error is the agency's outcome, not the generator's. True if it succeeded."""
+        try:
+            work(agency)
+        except (LotteryError, OSError) as exc:
+            self.errors[agency] = f"{type(exc).__name__}: {exc}"
+            return False
+        return True
+
+    def spawn(self, work: Callable[[int], None]) -> list[gevent.Greenlet]:
+        return [gevent.spawn(self.guarded, agency, work) for agency in self.agencies]
+
+    def join(self, greenlets: list[gevent.Greenlet]) -> bool:
+        """Wait for `greenlets` up to timeout_s, then kill the rest; True if all finished in time."""
+        if len(gevent.joinall(greenlets, timeout=self.plan.timeout_s)) < len(greenlets):
+            gevent.killall(greenlets, block=True, timeout=5)
+            return False
+        return True
+
+    def messages(self, agency: int) -> list[tuple[int, Bets]]:
+        """The agency's Bets messages, each with the stored count its ack must report."""
+        upload, start = [], 0
+        for bets in batched(Path(self.plan.data) / f"agency-{agency}.csv", self.plan.batch):
+            upload.append((start + len(bets), Bets(start, tuple(bets))))
+            start += len(bets)
+        return upload
+
+    def upload(self, conn: ServerConnection, agency: int, messages: list[tuple[int, Bets]]) -> None:
+        welcome = conn.request(Hello(agency), Welcome)
+        if welcome.stored != 0 or welcome.done:
+            raise UnexpectedReply(f"fresh server reports {welcome}")
+        for stored, message in messages:
+            sent_at = time.perf_counter()
+            ack = conn.request(message, BetsAck)
+            self.latencies_s.append(time.perf_counter() - sent_at)
+            if ack.stored != stored:
+                raise UnexpectedReply(f"ack of {ack.stored} bets, expected {stored}")
+        conn.request(Done(), DoneAck)
+
+    def report(self, in_time: bool, **figures: Any) -> dict[str, Any]:
+        return {**figures, "finished_in_time": in_time, "winners": self.winners, "errors": self.errors}
 
 
-def _report(outcomes: dict[int, Outcome], finished_in_time: bool, **figures: Any) -> dict[str, Any]:
-    return {
-        **figures,
-        "finished_in_time": finished_in_time,
-        "winners": {agency: outcome.winners for agency, outcome in outcomes.items()},
-        "errors": {agency: outcome.error for agency, outcome in outcomes.items() if outcome.error},
-    }
+def scale(plan: Plan) -> dict[str, Any]:
+    fleet = Fleet(plan, range(1, plan.agencies + 1), preload=True)
+    uploads = {agency: fleet.messages(agency) for agency in fleet.agencies}
+    connecting = BoundedSemaphore(plan.concurrency)
 
-
-def _encoded_batches(path: Path, batch: int) -> Frames:
-    """The agency's Bets frames, encoded, with the stored count each ack must report."""
-    frames, start = [], 0
-    for bets in batches(CsvBets(path).rows(), batch):
-        frames.append((start + len(bets), encode(Bets(start, tuple(bets)))))
-        start += len(bets)
-    return frames
-
-
-def _upload(conn: ServerConnection, agency: int, frames: Frames, outcome: Outcome) -> None:
-    """Hello, every batch (each ack timed and checked), Done."""
-    welcome = conn.request(Hello(agency), Welcome)
-    if welcome.stored != 0 or welcome.done:
-        raise UnexpectedReply(f"fresh server reports {welcome}")
-    for stored, frame in frames:
-        sent_at = time.perf_counter()
-        conn.send_bytes(frame)
-        ack = conn.expect(BetsAck)
-        outcome.latencies_s.append(time.perf_counter() - sent_at)
-        if ack.stored != stored:
-            raise UnexpectedReply(f"ack of {ack.stored} bets, expected {stored}")
-    conn.request(Done(), DoneAck)
-
-
-def run_scale(args: argparse.Namespace) -> dict[str, Any]:
-    port, timeout = args.port, args.timeout
-    agencies = range(1, args.agencies + 1)
-    frames = {agency: _encoded_batches(args.data / f"agency-{agency}.csv", args.batch) for agency in agencies}
-    # Like the frames, each agency's certificate is loaded before the clock starts (TLS twin only).
-    contexts = {agency: tls.agency_context(agency) for agency in agencies}
-    outcomes = {agency: Outcome() for agency in frames}
-    connecting = BoundedSemaphore(args.connect_concurrency)
-
-    def agency_job(agency: int) -> None:
+    def job(agency: int) -> None:
         with connecting:
-            conn = _connect(port, timeout, contexts[agency])
+            conn = fleet.connect(agency)
         with conn:
-            _upload(conn, agency, frames[agency], outcomes[agency])
-            outcomes[agency].winners = conn.query_winners()
-            outcomes[agency].answered_at = time.perf_counter()
+            fleet.upload(conn, agency, uploads[agency])
+            fleet.winners[agency] = conn.query_winners()
 
     started = time.perf_counter()
-    jobs = [gevent.spawn(_guarded, outcomes[agency], lambda agency=agency: agency_job(agency)) for agency in frames]
-    in_time = _join(jobs, timeout)
-    latencies = [latency for outcome in outcomes.values() for latency in outcome.latencies_s]
-    return _report(outcomes, in_time, elapsed_s=time.perf_counter() - started, latencies_s=latencies)
+    in_time = fleet.join(fleet.spawn(job))
+    return fleet.report(in_time, elapsed_s=time.perf_counter() - started, latencies_s=fleet.latencies_s)
 
 
-def _wait_for_go() -> None:
-    """Block this greenlet (not the loop) until a line arrives on stdin."""
-    gevent.get_hub().threadpool.apply(sys.stdin.readline)
+def idle(plan: Plan) -> dict[str, Any]:
+    fleet, last = Fleet(plan, range(1, plan.agencies + 1), preload=False), plan.agencies
+    setting_up, all_set_up, go, set_up, go_at = BoundedSemaphore(plan.concurrency), Event(), Event(), [0], [0.0]
 
-
-def run_idle(args: argparse.Namespace) -> dict[str, Any]:
-    port, agencies, timeout = args.port, args.agencies, args.timeout
-    outcomes = {agency: Outcome() for agency in range(1, agencies + 1)}
-    setting_up = BoundedSemaphore(args.connect_concurrency)
-    all_set_up, go = Event(), Event()
-    set_up = 0
-    go_at: list[float] = []
-
-    def agency_job(agency: int) -> None:
-        nonlocal set_up
-        last = agency == agencies
+    def job(agency: int) -> None:
         with contextlib.ExitStack() as stack:
             try:
                 with setting_up:
-                    conn = stack.enter_context(_connect(port, timeout, tls.agency_context(agency)))
+                    conn = stack.enter_context(fleet.connect(agency))
                     conn.request(Hello(agency), Welcome)
                     conn.request(Bets(0, (idle_bet(agency),)), BetsAck)
-                    if not last:
+                    if agency != last:
                         conn.request(Done(), DoneAck)
-                        conn.send_message(WinnersQuery())
             finally:
-                set_up += 1
-                if set_up == agencies:
+                set_up[0] += 1
+                if set_up[0] == last:
                     all_set_up.set()
-            if last:
+            if agency == last:
                 go.wait()
-                go_at.append(time.perf_counter())
+                go_at[0] = time.perf_counter()
                 conn.request(Done(), DoneAck)
-                conn.send_message(WinnersQuery())
-            outcomes[agency].winners = conn.read_winners()
-            outcomes[agency].answered_at = time.perf_counter()
+            # Sends the query, then blocks on the answer (no other greenlet runs in between).
+            fleet.winners[agency] = conn.query_winners()
+            fleet.answered_at.append(time.perf_counter())
 
     started = time.perf_counter()
-    jobs = [gevent.spawn(_guarded, outcomes[agency], lambda agency=agency: agency_job(agency)) for agency in outcomes]
-    all_set_up.wait(timeout)
+    greenlets = fleet.spawn(job)
+    all_set_up.wait(plan.timeout_s)
     setup_s = time.perf_counter() - started
-    errors = sum(1 for outcome in outcomes.values() if outcome.error)
-    print(json.dumps({"event": "ready", "setup_s": setup_s, "errors": errors}), flush=True)
-    _wait_for_go()
+    print(json.dumps({"event": "ready", "setup_s": setup_s}), flush=True)
+    gevent.get_hub().threadpool.apply(sys.stdin.readline)  # blocks this greenlet, not the loop
     go.set()
-    in_time = _join(jobs, timeout)
-    answers = [outcome.answered_at for outcome in outcomes.values() if outcome.answered_at is not None]
-    answer_s = (max(answers) - go_at[0]) if answers and go_at else None
-    return _report(outcomes, in_time, setup_s=setup_s, answer_s=answer_s)
+    in_time = fleet.join(greenlets)
+    answer_s = max(fleet.answered_at) - go_at[0] if fleet.answered_at and go_at[0] else None
+    return fleet.report(in_time, setup_s=setup_s, answer_s=answer_s)
 
 
-def _trickle(peers: list[ServerConnection], frame: bytes, every_s: float, stop: Event) -> None:
-    """Send `frame` one byte at a time, far too slowly, on every peer until stopped."""
-    for offset in range(len(frame)):
-        for peer in peers:
-            try:
-                peer.send_bytes(frame[offset : offset + 1])
-            except LotteryError:
-                pass  # cut off by the server: what it should do
-        if stop.wait(every_s):
-            return
-
-
-def run_crowd(args: argparse.Namespace) -> dict[str, Any]:
-    uploads, timeout = args.agencies, args.timeout
-    #: Agency 2N+1 warms the server up, untimed; 1..N upload alone, N+1..2N beside the bad peers.
-    agencies = range(1, 2 * uploads + 2)
-    frames = {agency: _encoded_batches(args.data / f"agency-{agency}.csv", args.batch) for agency in agencies}
-    outcomes = {agency: Outcome() for agency in frames}
+def crowd(plan: Plan) -> dict[str, Any]:
+    n, fleet = plan.agencies, Fleet(plan, range(1, 2 * plan.agencies + 2), preload=False)
+    uploads = {agency: fleet.messages(agency) for agency in fleet.agencies}
     durations: dict[int, float] = {}
     window: dict[str, float] = {}
 
     def upload(agency: int) -> None:
-        started = time.perf_counter()
-        with _connect(args.port, timeout, tls.agency_context(agency)) as conn:
-            _upload(conn, agency, frames[agency], outcomes[agency])
-        durations[agency] = time.perf_counter() - started
+        with fleet.connect(agency) as conn:
+            fleet.upload(conn, agency, uploads[agency])
 
-    def uploads_of(first: int, last: int) -> None:
+    def upload_each(first: int, last: int) -> None:
         for agency in range(first, last + 1):
-            _guarded(outcomes[agency], functools.partial(upload, agency))
+            started = time.perf_counter()
+            if fleet.guarded(agency, upload):
+                durations[agency] = time.perf_counter() - started
+
+    def trickle(peers: list[gevent.socket.socket], stop: Event) -> None:
+        frame = encode(Hello(UNKNOWN_AGENCY))
+        for offset in range(len(frame)):
+            for peer in peers:
+                with contextlib.suppress(OSError):  # cut off by the server: what it should do
+                    peer.sendall(frame[offset : offset + 1])
+            if stop.wait(plan.trickle_every_s):
+                return
 
     def crowd_job() -> None:
-        uploads_of(2 * uploads + 1, 2 * uploads + 1)
-        uploads_of(1, uploads)
+        upload_each(2 * n + 1, 2 * n + 1)
+        upload_each(1, n)
         stop = Event()
-        with contextlib.ExitStack() as peers:
+        with contextlib.ExitStack() as stack:
             opened = time.perf_counter()
-            bad = [peers.enter_context(_connect(args.port, timeout)) for _ in range(args.bad_peers)]
-            trickler = gevent.spawn(
-                _trickle, bad[len(bad) // 2 :], encode(Hello(UNKNOWN_AGENCY)), args.trickle_every, stop
-            )
-            uploads_of(uploads + 1, 2 * uploads)
+            bad = [
+                stack.enter_context(gevent.socket.create_connection((HOST, plan.port))) for _ in range(plan.bad_peers)
+            ]
+            trickler = gevent.spawn(trickle, bad[len(bad) // 2 :], stop)
+            upload_each(n + 1, 2 * n)
             window["loaded_window_s"] = time.perf_counter() - opened
             stop.set()
             trickler.join()
 
-    in_time = _join([gevent.spawn(crowd_job)], timeout)
-    alone = [durations[agency] for agency in range(1, uploads + 1) if agency in durations]
-    loaded = [durations[agency] for agency in range(uploads + 1, 2 * uploads + 1) if agency in durations]
-    return _report(outcomes, in_time, alone_s=alone, loaded_s=loaded, **window)
+    in_time = fleet.join([gevent.spawn(crowd_job)])
+    alone = [durations[agency] for agency in range(1, n + 1) if agency in durations]
+    loaded = [durations[agency] for agency in range(n + 1, 2 * n + 1) if agency in durations]
+    return fleet.report(in_time, alone_s=alone, loaded_s=loaded, **window)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("scale", "idle", "crowd"))
-    parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--agencies", type=int, required=True, help="crowd: uploads on each side")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--data", type=Path, help="scale, crowd: directory of agency-K.csv files")
-    parser.add_argument("--batch", type=int, default=100, help="scale, crowd: bets per batch")
-    parser.add_argument("--connect-concurrency", type=int, default=250)
-    parser.add_argument("--bad-peers", type=int, default=500, help="crowd: silent + trickling connections")
-    parser.add_argument("--trickle-every", type=float, default=0.4, help="crowd: seconds between bytes")
-    parser.add_argument("--timeout", type=float, default=300.0, help="bound on the whole run, in seconds")
-    args = parser.parse_args(argv)
-    needed = max(args.agencies, args.bad_peers if args.mode == "crowd" else 0) + 64
-    if raise_fd_limit() < needed:
-        parser.error(f"{needed} file descriptors are needed, more than this process's limit")
-    if args.mode != "idle" and args.data is None:
-        parser.error(f"{args.mode} needs --data")
-    result = {"scale": run_scale, "idle": run_idle, "crowd": run_crowd}[args.mode](args)
-    args.out.write_text(json.dumps(result), encoding="utf-8")
+def main() -> int:
+    plan = Plan(**json.loads(sys.argv[1]))
+    raise_fd_limit()
+    result = {"scale": scale, "idle": idle, "crowd": crowd}[plan.mode](plan)
+    Path(plan.out).write_text(json.dumps(result), encoding="utf-8")
     return 0
 
 

@@ -1,60 +1,52 @@
-# Strategy: where the server spends its time, in extra runs that are never
-# timed (``python3 -m bench --only profile`` runs them alone).
-#
-# py-spy (when installed) attaches to the running server once it listens. With
-# --gil it samples only the thread holding the GIL (where the Python CPU goes);
-# without it, every thread that is not sleeping, so the fsyncs on gevent's thread
-# pool show too. Two durable ingests are profiled (one per view), and one idle
-# run with --gil. cProfile (the fallback, from the standard library) runs the
-# server under ``python -m cProfile`` and sees the main thread only, where all
-# greenlets run; its overhead inflates call-heavy code. A profile is data: the
-# top functions by own and by total share, and the profiled run's own figures.
+"""Where the server spends its time, in extra runs that are never timed.
+
+py-spy (on PATH or beside this interpreter) attaches to the server once it listens: with --gil it
+samples the thread holding the GIL (where the Python CPU goes); without, every thread not sleeping,
+so fsyncs on the thread pool show too. Two durable ingests (one per view) and one idle run are
+profiled; cProfile, the fallback, runs one ingest's server under ``python -m cProfile`` (the main
+thread only; its overhead inflates call-heavy code). Guarantees: a profile is data (the top
+functions by own and by total share, and the profiled run's figures); the profiler is always reaped.
+"""
+
 from __future__ import annotations
 
 import collections
-import functools
 import pstats
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import fleets
 from bench.data import Dataset
-from bench.ingest import VARIANTS as INGEST_VARIANTS
 from bench.ingest import ingest_once
-from bench.spec import Record
+from bench.runs import Record
 from tests.support.processes import REPO_ROOT, LoggedProcess, ServerProcess
 
-#: Samples per second for py-spy.
+PYSPY = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
 PYSPY_RATE = 500
-#: Functions kept per table.
 TOP = 15
-_PYSPY_READY = "Sampling process"
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
-#: A hot spot: function, file, own share, total share (None if unknown).
+GIL = "py-spy `--gil`: samples of whichever server thread holds the GIL, i.e. where its Python CPU goes"
+BUSY = "py-spy, every server thread that is not sleeping (running, runnable, or in a disk wait such as fsync)"
+CPROFILE = "cProfile, the server's main thread only (every greenlet); shares are of own time"
+#: A hot spot: function, file, own share, total share (None: unknown).
 Spot = tuple[str, str, float, float | None]
 
 
-def _short_file(path: str) -> str:
-    """A file as the report shows it: relative to the repo, or the stdlib/site-package tail."""
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except (ValueError, OSError):
-        pass
-    for marker in ("site-packages/", "python3.11/"):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    return path
+def _short(path: str) -> str:
+    """A file as its package path (site-packages, stdlib), else relative to the repository; "~": a built-in."""
+    if marker := next((marker for marker in ("site-packages/", "python3.11/") if marker in path), None):
+        return path.split(marker, 1)[1]
+    if Path(path).is_absolute() and Path(path).is_relative_to(REPO_ROOT):
+        return str(Path(path).relative_to(REPO_ROOT))
+    return "(built-in)" if path == "~" else path
 
 
 def parse_pyspy_raw(text: str) -> tuple[int, float | None, list[Spot]]:
-    """Aggregate py-spy's raw (collapsed stacks) output by function.
-
-    Returns:
-        samples, the main thread's share of them, every function by own share.
-    """
+    """py-spy's raw (collapsed stacks) output by function: samples, the main thread's share, every spot."""
     own: collections.Counter[tuple[str, str]] = collections.Counter()
     total: collections.Counter[tuple[str, str]] = collections.Counter()
     samples = main = 0
@@ -62,100 +54,68 @@ def parse_pyspy_raw(text: str) -> tuple[int, float | None, list[Spot]]:
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
-        count = int(count_text)
-        thread, *frames = stack.split(";")
+        count, (thread, *frames) = int(count_text), stack.split(";")
         samples += count
         main += count if thread.endswith(": MainThread") else 0
-        keys = []
-        for frame in frames:
-            match = _FRAME.match(frame)
-            keys.append((match["function"], _short_file(match["file"])) if match else (frame, ""))
-        if keys:
-            own[keys[-1]] += count
-            total.update(dict.fromkeys(set(keys), count))
-    if samples == 0:
-        return 0, None, []
+        keys = [(m["function"], _short(m["file"])) if (m := _FRAME.match(f)) else (f, "") for f in frames]
+        own.update({keys[-1]: count} if keys else {})
+        total.update(dict.fromkeys(set(keys), count))
     ranked = sorted(total, key=lambda key: (own[key], total[key]), reverse=True)
-    return samples, main / samples, [(*key, own[key] / samples, total[key] / samples) for key in ranked]
+    spots: list[Spot] = [(*key, own[key] / samples, total[key] / samples) for key in ranked]
+    return samples, main / samples if samples else None, spots
 
 
-def parse_cprofile(path: Path) -> tuple[int, list[Spot]]:
-    """Hot spots by own time from a cProfile dump (inclusive time is unreliable across greenlets)."""
-    entries = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
-    own_time = sum(entry[2] for entry in entries.values()) or 1.0
-    calls = sum(entry[1] for entry in entries.values())
-    ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)
-    return calls, [
-        (function, _short_file(file) if file != "~" else "(built-in)", entry[2] / own_time, None)
-        for (file, _line, function), entry in ranked
-    ]
-
-
-def _profile(view: str, workload: str, samples: int, main: float | None, spots: list[Spot], run: Record) -> Record:
+def _record(view: str, samples: int, main: float | None, spots: list[Spot], run: Record, what: str) -> Record:
     project = [spot for spot in spots if spot[1].startswith(("lottery_gevent/", "shared/"))]
-    by_total = sorted(project, key=lambda spot: spot[3] or 0.0, reverse=True)
-    return {
-        "view": view,
-        "workload": workload,
-        "samples": samples,
-        "main_thread_share": main,
-        "by_own": spots[:TOP],
-        "by_total": by_total[:TOP] if spots and spots[0][3] is not None else [],
-        "run": run,
-    }
+    by_total = sorted(project, key=lambda spot: spot[3] or 0.0, reverse=True)[:TOP] if view == GIL else []
+    share = f"; main thread (event loop and every greenlet): {main:.0%}" if main is not None else ""
+    summary = f"{samples:,} samples{share}. Profiled: {what}; correct: {'yes' if run['ok'] else '**no**'}."
+    by_own = [] if what.startswith("idle") else spots[:TOP]
+    title = f"{view}; {what.split(':')[0]}"
+    return {"title": title, "summary": summary, "ok": run["ok"], "by_own": by_own, "by_total": by_total}
 
 
-def _pyspy_pass(workload: Callable[..., Record], name: str, gil: bool) -> Record:
-    """One py-spy recording of the server during `workload(on_listening=...)`.
+Workload = Callable[[Callable[[ServerProcess], None]], Record]
 
-    Raises:
-        RuntimeError: py-spy wrote nothing.
-    """
+
+def _pyspy(workload: Workload, view: str, what: Callable[[Record], str]) -> Record:
+    """One py-spy recording of the server during `workload(on_listening)`."""
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-        out = Path(tmp) / "profile.out"
-        spies: list[LoggedProcess] = []
+        out, spies = Path(tmp) / "profile.out", []
 
         def attach(server: ServerProcess) -> None:
-            argv = ["py-spy", "record", "--pid", str(server.pid), "--rate", str(PYSPY_RATE), "--format", "raw"]
-            argv += ["--function", "--threads", "--nonblocking", "--output", str(out), *(["--gil"] if gil else [])]
+            argv = [str(PYSPY), "record", "--pid", str(server.pid), "--rate", str(PYSPY_RATE), "--format", "raw"]
+            argv += ["--function", "--threads", "--nonblocking", "--output", str(out)] + ["--gil"] * (view == GIL)
             spies.append(LoggedProcess(argv, Path(tmp), {}))
-            spies[0].wait_for_line(lambda line: _PYSPY_READY in line, 30.0)
+            spies[0].wait_for_line(lambda line: "Sampling process" in line, 30.0)
 
         try:
-            run = workload(on_listening=attach)
+            run = workload(attach)
             spies[0].wait(30.0)
             if not out.exists():
                 raise RuntimeError("py-spy wrote nothing:\n" + "\n".join(spies[0].lines[-10:]))
-            samples, main, spots = parse_pyspy_raw(out.read_text(encoding="utf-8"))
+            return _record(view, *parse_pyspy_raw(out.read_text(encoding="utf-8")), run, what(run))
         finally:
             for spy in spies:
                 spy.kill()
-    return _profile("py-spy --gil" if gil else "py-spy", name, samples, main, spots, run)
 
 
-def choose_profiler(requested: str) -> str:
-    if requested == "auto":
-        return "py-spy" if shutil.which("py-spy") else "cprofile"
-    return requested
-
-
-def profile(dataset: Dataset, idle_agencies: int | None, profiler: str = "auto") -> list[Record]:
-    """The profiles: two durable ingests with py-spy (GIL, then every busy thread) and, if
-    `idle_agencies`, one idle run; or one ingest under cProfile.
+def profile(dataset: Dataset, idle_agencies: int, profiler: str, tls_dir: Path) -> list[Record]:
+    """The profiles (py-spy when `profiler` is auto and it is installed, else cProfile).
 
     Raises:
         RuntimeError: the profiler produced nothing.
     """
-    durable = INGEST_VARIANTS[0]
-    if choose_profiler(profiler) == "cprofile":
+    ingest: Callable[[Record], str] = lambda run: f"one durable ingest: {run['wall_s']:.3f} s wall"  # noqa: E731
+    if profiler == "cprofile" or (profiler == "auto" and not PYSPY):
         with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
-            out = Path(tmp) / "profile.out"
-            run = ingest_once(dataset, durable, interpreter_args=["-m", "cProfile", "-o", str(out)])
-            calls, spots = parse_cprofile(out)
-        return [_profile("cprofile", "ingest", calls, 1.0, spots, run)]
-    ingest = functools.partial(ingest_once, dataset, durable)
-    profiles = [_pyspy_pass(ingest, "ingest", gil=True), _pyspy_pass(ingest, "ingest", gil=False)]
-    if idle_agencies:
-        idle = functools.partial(fleets.idle_once, idle_agencies, fleets.VARIANTS[0])
-        profiles.append(_pyspy_pass(idle, "idle", gil=True))
-    return profiles
+            run = ingest_once(dataset, "durable", tls_dir, ("-m", "cProfile", "-o", f"{tmp}/profile.out"))
+            entries = pstats.Stats(f"{tmp}/profile.out").stats  # type: ignore[attr-defined]
+        own, calls = sum(entry[2] for entry in entries.values()) or 1.0, sum(entry[1] for entry in entries.values())
+        ranked = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)
+        spots: list[Spot] = [(name, _short(file), entry[2] / own, None) for (file, _, name), entry in ranked]
+        return [_record(CPROFILE, calls, 1.0, spots, run, ingest(run))]
+    on_ingest = lambda attach: ingest_once(dataset, "durable", tls_dir, on_listening=attach)  # noqa: E731
+    on_idle = lambda attach: fleets.idle_once(idle_agencies, None, attach)  # noqa: E731
+    idle: Callable[[Record], str] = lambda run: f"idle: {idle_agencies:,} agencies, set-up {run['setup_s']:.2f} s"  # noqa: E731
+    return [_pyspy(on_ingest, GIL, ingest), _pyspy(on_ingest, BUSY, ingest), _pyspy(on_idle, GIL, idle)]
