@@ -31,12 +31,7 @@ FIELD_COUNT = len(BetFields._fields)
 
 
 def validate_bet(bet: BetFields) -> None:
-    """Check that a bet can be stored; InvalidBet names the first field that breaks a rule.
-
-    Names are not blank and are UTF-8 text (no lone surrogates: undecodable bytes in
-    os.environ); the document is ASCII digits; the birthdate a real ``YYYY-MM-DD``
-    date; the number ASCII digits, at most `MAX_NUMBER_DIGITS` of them.
-    """
+    """Check that a bet can be stored; InvalidBet names the first field that breaks a rule."""
     first_name, last_name, document, birthdate, number = bet
     if not first_name.strip():
         raise InvalidBet("first_name", first_name, "must not be empty")

@@ -1,11 +1,9 @@
 # Contract: catch SIGTERM and SIGINT from the first moment a program runs, not
-# from the moment its event loop is ready. In a container the program is PID 1,
-# and PID 1 ignores any signal it has no handler for: a `docker stop` that lands
-# during start-up would otherwise wait out its grace period and end in SIGKILL.
-#
-# `StopSignals()` records any stop signal with a plain Python handler; `attach`
-# hands the signals over to gevent's loop and replays what was recorded, so a
-# signal is never lost and is always handled the same way.
+# from the moment its event loop is ready: in a container the program is PID 1,
+# which ignores a signal it has no handler for, so a `docker stop` during
+# start-up would end in SIGKILL. `StopSignals()` records stop signals with a
+# plain handler; `attach` hands them to gevent's loop and replays what was
+# recorded, so a signal is never lost and always handled the same way.
 from __future__ import annotations
 
 import signal

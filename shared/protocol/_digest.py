@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-from shared.domain import BetFields
-
 #: Bytes of a digest (SHA-256).
 DIGEST_SIZE = 32
 
@@ -22,22 +20,15 @@ def _normalise_name(name: str) -> str:
 
 
 def _canonical_text(bet: Sequence[str]) -> str:
-    first_name, last_name, document, birthdate, number = bet
+    first_name, last_name, document, date, number = bet
     first = _normalise_name(first_name)
     last = _normalise_name(last_name)
     num = number.lstrip("0") or "0"
-    return (
-        f"{len(first)}:{first}{len(last)}:{last}{len(document)}:{document}{len(birthdate)}:{birthdate}{len(num)}:{num}"
-    )
+    return f"{len(first)}:{first}{len(last)}:{last}{len(document)}:{document}{len(date)}:{date}{len(num)}:{num}"
 
 
 def canonical_bet(bet: Sequence[str]) -> bytes:
-    """The bytes one bet adds to a digest (see the module header).
-
-    Args:
-        bet: first_name, last_name, document, birthdate, number, as text: a bet
-            that validate_bet accepts, or a row as the storage contract wrote it.
-    """
+    """The bytes one bet (as validate_bet accepts it, or as bets.csv holds it) adds to a digest."""
     return _canonical_text(bet).encode("utf-8")
 
 
@@ -49,23 +40,15 @@ class BetsDigest:
     def __init__(self) -> None:
         self._hash = hashlib.sha256()
 
-    def update(self, bet: BetFields | Sequence[str]) -> None:
-        """Add one bet (in the form `canonical_bet` takes)."""
+    def update(self, bet: Sequence[str]) -> None:
         self._hash.update(canonical_bet(bet))
 
-    def update_many(self, bets: Iterable[BetFields | Sequence[str]]) -> None:
+    def update_many(self, bets: Iterable[Sequence[str]]) -> None:
         """Add bets in order, hashing them in one call."""
         self._hash.update("".join(map(_canonical_text, bets)).encode("utf-8"))
 
     def digest(self) -> bytes:
-        """The DIGEST_SIZE bytes of the bets added so far."""
         return self._hash.digest()
-
-    def copy(self) -> BetsDigest:
-        """An independent digest in the same state."""
-        clone = BetsDigest.__new__(BetsDigest)
-        clone._hash = self._hash.copy()
-        return clone
 
 
 #: The digest of no bets at all.

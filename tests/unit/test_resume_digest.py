@@ -77,12 +77,11 @@ def test_field_boundaries_matter() -> None:
     )
 
 
-def test_order_matters_and_copies_are_independent() -> None:
+def test_order_matters_and_digest_does_not_end_the_hash() -> None:
     first = BetsDigest()
     first.update(ROWS[0])
-    snapshot = first.copy()
+    assert first.digest() == digest_of(ROWS[:1])
     first.update(ROWS[1])
-    assert snapshot.digest() == digest_of(ROWS[:1])
     assert first.digest() == digest_of(ROWS[:2]) != digest_of([ROWS[1], ROWS[0]])
 
 
