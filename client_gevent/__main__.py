@@ -1,11 +1,8 @@
 """Run an agency client: ``python -m client_gevent [--config PATH]``.
 
-The work runs in its own greenlet; SIGTERM or SIGINT kills that greenlet at
-whatever it is doing (uploading, waiting for winners, sleeping in the echo
-loop), which closes its socket, and the process exits 0.
-
-Exit codes: 0 on success or on a stop signal, 1 if the job failed, 2 for a bad
-configuration.
+The work runs in its own greenlet; SIGTERM or SIGINT kills it wherever it is,
+which closes its socket. Exit codes: 0 on success or on a stop signal, 1 if the
+job failed, 2 for a bad configuration.
 """
 
 from __future__ import annotations
@@ -45,11 +42,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, metavar="PATH", help=f"default: {DEFAULT_CONFIG_PATH}, if present")
-    parser.add_argument(
-        "--allow-empty",
-        action="store_true",
-        help="an empty bets file is not an error (the agency then sends no bets)",
-    )
+    parser.add_argument("--allow-empty", action="store_true", help="an empty bets file is not an error (no bets sent)")
     return parser.parse_args(argv)
 
 
@@ -98,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def exit_now(code: int) -> None:
-    """End the process with `code` once its output is flushed, skipping the interpreter's teardown.
-
-    Nothing is left to release, and tearing down gevent, ssl and yaml costs every agency tens of
-    milliseconds at the end of a contest, where all of them finish together.
-    """
+    """End the process once its output is flushed, skipping a teardown of gevent, ssl and yaml that releases nothing."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

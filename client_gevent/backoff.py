@@ -51,14 +51,7 @@ class Backoff:
         ceiling = min(MAX_DELAY_S, BASE_DELAY_S * GROWTH**self._attempt)
         delay = min(ceiling * self._rng.uniform(0.5, 1.0), self._window - elapsed)
         self._attempt += 1
-        log_action(
-            logger,
-            logging.INFO,
-            action,
-            Result.IN_PROGRESS,
-            client_id=self._client_id,
-            retry_in_s=f"{delay:.2f}",
-            error=error,
-        )
+        details = {"client_id": self._client_id, "retry_in_s": f"{delay:.2f}", "error": error}
+        log_action(logger, logging.INFO, action, Result.IN_PROGRESS, **details)
         gevent.sleep(delay)
         return True

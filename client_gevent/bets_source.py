@@ -5,8 +5,7 @@
 # anything from it on is sent. `check` looks at the file before the first
 # connection; `prefix` computes the resume digest of its first rows (resume.py).
 # Bytes that are not UTF-8 are decoded with "surrogateescape", so the error
-# names the row they are on (validate_bet refuses a lone surrogate), not the
-# 8 KiB chunk the text layer was decoding.
+# names their row (validate_bet refuses a lone surrogate), not a decoding chunk.
 from __future__ import annotations
 
 import csv
@@ -28,25 +27,12 @@ class BetsFileError(LotteryError):
         super().__init__(f"{where}: {reason}")
 
 
-def _valid(bet: BetFields, path: Path, line: int | None) -> BetFields:
-    try:
-        validate_bet(bet)
-    except InvalidBet as exc:
-        raise BetsFileError(path, line, str(exc)) from exc
-    size = BETS_FRAME_OVERHEAD + bet_wire_size(bet)
-    if size > MAX_FRAME_SIZE:
-        raise BetsFileError(
-            path, line, f"the bet of document {bet.document} needs {size} bytes; a frame holds {MAX_FRAME_SIZE}"
-        )
-    return bet
-
-
 class CsvBets:
     """The bets of one agency file; `line` is where the last row read ends (for error messages)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.line = 0
+        self.line: int | None = 0
 
     def check(self, *, allow_empty: bool = False) -> None:
         """Before connecting: the file is readable and starts with a valid row (or is empty, if allowed)."""
@@ -105,34 +91,28 @@ class CsvBets:
     def _bet(self, row: list[str]) -> BetFields:
         if len(row) != FIELD_COUNT:
             raise BetsFileError(self.path, self.line, f"{len(row)} fields, expected {FIELD_COUNT}")
-        return _valid(BetFields._make(row), self.path, self.line)
+        bet = BetFields._make(row)
+        try:
+            validate_bet(bet)
+        except InvalidBet as exc:
+            raise BetsFileError(self.path, self.line, str(exc)) from exc
+        size = BETS_FRAME_OVERHEAD + bet_wire_size(bet)
+        if size > MAX_FRAME_SIZE:
+            reason = f"the bet of document {bet.document} needs {size} bytes; a frame holds {MAX_FRAME_SIZE}"
+            raise BetsFileError(self.path, self.line, reason)
+        return bet
 
 
-class SingleBet:
-    """One bet given in the environment (NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO, NUMERO)."""
+class SingleBet(CsvBets):
+    """One bet given in the environment (NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO, NUMERO): a file of one row."""
 
     def __init__(self, bet: BetFields) -> None:
+        super().__init__(Path("<environment>"))
         self.bet = bet
-        self.path = Path("<environment>")
+        self.line = None  # errors name the bet, not a line
 
-    def rows(self, skip: int = 0) -> Iterator[BetFields]:
-        """Yield the bet, unless the server already stores it; raises BetsFileError if invalid."""
-        _valid(self.bet, self.path, None)
-        if skip == 0:
-            yield self.bet
-
-    def check(self, *, allow_empty: bool = False) -> None:
-        """Validate the bet before connecting; raises BetsFileError if invalid."""
-        for _ in self.rows():
-            return
-
-    def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
-        """The resume digest of the first `count` bets (0 or 1 here), and how many were read."""
-        digest = BetsDigest()
-        read = 1 if count or to_end else 0
-        if count:
-            digest.update(self.bet)
-        return digest.digest(), read
+    def _records(self) -> Iterator[list[str]]:
+        yield list(self.bet)
 
 
 BetsSource = CsvBets | SingleBet

@@ -53,22 +53,10 @@ SETTINGS = (
     Setting("loop.period", "CLI_LOOP_PERIOD", "loop_period", go_duration, "5s", "echo mode: pause between messages"),
     Setting("log.level", "CLI_LOG_LEVEL", "log_level", log_level, "INFO", "CRITICAL, ERROR, WARNING, INFO or DEBUG"),
     Setting("batch.maxAmount", "CLI_BATCH_MAXAMOUNT", "batch_max_amount", int_in(1, 10_000), "125", "bets per batch"),
-    Setting(
-        "connection.retryTimeout",
-        "CLI_CONNECTION_RETRYTIMEOUT",
-        "retry_timeout",
-        go_duration,
-        "30s",
-        "give up after failing to reach the server for this long",
-    ),
-    Setting(
-        "connection.replyTimeout",
-        "CLI_CONNECTION_REPLYTIMEOUT",
-        "reply_timeout",
-        go_duration,
-        "30s",
-        "longest wait for a reply (not the winners: they wait for every agency)",
-    ),
+    Setting("connection.retryTimeout", "CLI_CONNECTION_RETRYTIMEOUT", "retry_timeout", go_duration, "30s",
+            "give up after failing to reach the server for this long"),
+    Setting("connection.replyTimeout", "CLI_CONNECTION_REPLYTIMEOUT", "reply_timeout", go_duration, "30s",
+            "longest wait for a reply (not the winners: they wait for every agency)"),
     *TLS_SETTINGS,
 )
 
@@ -146,12 +134,7 @@ def _read_yaml(path: Path) -> dict[str, str]:
 def load_config(
     path: Path | None, environ: Mapping[str, str] = os.environ, *, allow_empty: bool = False
 ) -> ClientConfig:
-    """The client config from `path` (None: the default file, if it exists) and `environ`.
-
-    Raises:
-        ConfigError: naming the key whose value is missing or invalid; also for an
-            unknown key in the file, or TLS paths only partly given.
-    """
+    """The client config from `path` (None: the default file, if it exists) and `environ`; ConfigError names the key."""
     file = path if path is not None else DEFAULT_CONFIG_PATH
     from_file = _read_yaml(file) if path is not None or file.exists() else {}
     values = load_settings(SETTINGS, from_file, environ, file)

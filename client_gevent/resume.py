@@ -7,9 +7,7 @@
 # server never got) is an UnexpectedReply: the run ends with nothing sent.
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Protocol
-
+from client_gevent.bets_source import CsvBets
 from shared.errors import UnexpectedReply
 from shared.protocol import Welcome
 
@@ -20,13 +18,7 @@ WHAT_TO_DO = (
 )
 
 
-class _Prefixed(Protocol):
-    path: Path
-
-    def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]: ...
-
-
-def check_resume(welcome: Welcome, source: _Prefixed, agency: int) -> None:
+def check_resume(welcome: Welcome, source: CsvBets, agency: int) -> None:
     """Check that the Welcome's stored bets are the first rows of `source`.
 
     Raises:
