@@ -13,12 +13,12 @@ from shared.errors import InvalidBet, ServerRefused
 from shared.protocol import Bets, ErrorCode
 
 
-def build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
-    """Check the quota and validate every bet of a batch, then build them.
+def store_batch(store: BetStore, agency: int, batch: Bets, quota: int) -> list[Bet]:
+    """Check the quota, validate every bet, append and wait until durable; the bets stored.
 
     Raises:
-        ServerRefused: QUOTA_EXCEEDED, the batch would end past bet number `quota`.
-        InvalidBet: naming the bet.
+        ServerRefused: QUOTA_EXCEEDED (the batch would end past bet number `quota`), OUT_OF_SEQUENCE.
+        InvalidBet (naming the bet), StorageFailure.
     """
     end = batch.start + len(batch.bets)
     if end > quota:
@@ -34,16 +34,5 @@ def build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
         except InvalidBet as exc:
             raise InvalidBet(exc.field, exc.value, f"{exc.reason} (bet #{batch.start + index})") from exc
         bets.append(Bet(agency, *fields))
-    return bets
-
-
-def store_batch(store: BetStore, agency: int, batch: Bets, quota: int) -> list[Bet]:
-    """Validate, append and wait until durable; the bets stored.
-
-    Raises:
-        ServerRefused: QUOTA_EXCEEDED, OUT_OF_SEQUENCE.
-        InvalidBet, StorageFailure.
-    """
-    bets = build_bets(agency, batch, quota)
     store.wait_durable(store.append(agency, batch.start, bets))
     return bets

@@ -30,9 +30,8 @@ def serve_inline_echo(stream: Stream, ip: str) -> None:
         log_action(logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=exc)
         return
     except (Timeout, PeerClosed) as exc:
-        log_action(
-            logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"echo not completed: {exc}"
-        )
+        reason = f"echo not completed: {exc}"
+        log_action(logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=reason)
         return
     message = line.decode("utf-8", "replace").rstrip("\r\n")
     log_action(logger, logging.INFO, "receive_message", Result.SUCCESS, ip=ip, msg=message)

@@ -17,12 +17,7 @@ logger = logging.getLogger(__name__)
 
 
 class EndSession(gevent.GreenletExit):  # type: ignore[misc]
-    """Thrown into a session's greenlet to end it (takeover, shutdown).
-
-    Attributes:
-        reason: for the log and the peer.
-        code: the Error code the peer is told, when it can be told cleanly.
-    """
+    """Thrown into a session's greenlet to end it (takeover, shutdown); `code` is what the peer is told."""
 
     def __init__(self, reason: str, code: ErrorCode) -> None:
         super().__init__(reason)
@@ -31,11 +26,7 @@ class EndSession(gevent.GreenletExit):  # type: ignore[misc]
 
 
 class AgencyRegistry:
-    """Which greenlet speaks for each agency.
-
-    Args:
-        takeover_timeout_s: how long an older session gets to end when superseded.
-    """
+    """Which greenlet speaks for each agency; a superseded one gets `takeover_timeout_s` to end."""
 
     def __init__(self, takeover_timeout_s: float) -> None:
         self._takeover_timeout_s = takeover_timeout_s
