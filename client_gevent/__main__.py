@@ -74,8 +74,7 @@ def run(config: ClientConfig) -> int:
         log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, client_id=config.client_id)
         log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, client_id=config.client_id)
         return 0
-    code: int = worker.get()  # re-raises if the worker crashed: that is a bug, let it show
-    return code
+    return int(worker.get())  # re-raises if the worker crashed: that is a bug, let it show
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,13 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     return run(config)
 
 
-def exit_now(code: int) -> None:
-    """End the process once its output is flushed, skipping a teardown of gevent, ssl and yaml that releases nothing."""
+if __name__ == "__main__":
+    code = main()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    exit_now(main())
+    os._exit(code)  # skips a teardown of gevent, ssl and yaml that would release nothing

@@ -49,9 +49,8 @@ class CsvBets:
             if index > skip:
                 yield self._bet(row)
         if index < skip:
-            raise BetsFileError(
-                self.path, None, f"has {index} bets, but the server already stores {skip} of this agency"
-            )
+            reason = f"has {index} bets, but the server already stores {skip} of this agency"
+            raise BetsFileError(self.path, None, reason)
 
     def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
         """The resume digest of the first `count` bets, and how many were read (all of them if `to_end`)."""
@@ -74,19 +73,15 @@ class CsvBets:
             raise BetsFileError(self.path, None, f"cannot open: {exc.strerror or exc}") from exc
         with file:
             reader = csv.reader(file, strict=True)
-            while True:
-                try:
-                    row = next(reader, None)
-                except csv.Error as exc:
-                    # line_num already counts the line the parser stopped on.
-                    raise BetsFileError(self.path, reader.line_num, f"unreadable row: {exc}") from exc
-                except OSError as exc:  # a directory, an unreadable device
-                    raise BetsFileError(self.path, None, f"cannot read: {exc.strerror or exc}") from exc
-                self.line = reader.line_num
-                if row is None:
-                    return
-                if row:
-                    yield row
+            try:
+                for row in reader:
+                    self.line = reader.line_num
+                    if row:
+                        yield row
+            except csv.Error as exc:  # line_num already counts the line the parser stopped on
+                raise BetsFileError(self.path, reader.line_num, f"unreadable row: {exc}") from exc
+            except OSError as exc:  # a directory, an unreadable device
+                raise BetsFileError(self.path, None, f"cannot read: {exc.strerror or exc}") from exc
 
     def _bet(self, row: list[str]) -> BetFields:
         if len(row) != FIELD_COUNT:

@@ -110,21 +110,17 @@ class Duration:
 
 
 # Go accepts both micro signs: U+00B5 (µ) and U+03BC (μ).
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION_PART = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
+_DURATION = re.compile(f"0|(?:{_DURATION_PART})+")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def go_duration(text: str) -> Duration:
     """A Go duration string such as ``150ms``, ``5s`` or ``1m30s`` (never negative)."""
-    if text == "0":
-        return Duration(text, 0.0)
-    position, total = 0, 0.0
-    while match := _DURATION_PART.match(text, position):
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not text or position < len(text):
+    if not _DURATION.fullmatch(text):
         raise ValueError(f" must be a duration such as 150ms, 5s or 1m30s, got {text!r}")
-    return Duration(text, total)
+    parts = re.findall(_DURATION_PART, text)
+    return Duration(text, sum((float(number) * _UNIT_SECONDS[unit] for number, unit in parts), 0.0))
 
 
 @dataclass(frozen=True)
@@ -140,7 +136,7 @@ class Setting:
 
     @property
     def names(self) -> str:
-        """How messages name the setting: the key and, if it differs, the variable."""
+        """The key and, if it differs, the variable: how messages name the setting."""
         return self.env if self.key in (None, self.env) else f"{self.key} ({self.env})"
 
 
@@ -156,8 +152,7 @@ def load_settings(
 ) -> dict[str, Any]:
     """Each row's value by field: the environment's, else `from_file`'s (by key), else the default.
 
-    Raises:
-        ConfigError: an unknown key in the file (`source`), a required setting unset, or a bad value.
+    Raises ConfigError for an unknown key in the file (`source`), a required setting unset, or a bad value.
     """
     rows = tuple(rows)
     unknown = sorted(set(from_file) - {row.key for row in rows})

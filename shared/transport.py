@@ -38,20 +38,14 @@ class RawSocket(Protocol):
     """What a Stream needs from a socket."""
 
     def send(self, data: bytes | memoryview, /) -> int: ...
-
     def recv(self, size: int, flags: int = 0, /) -> bytes: ...
-
     def settimeout(self, timeout: float | None, /) -> None: ...
-
     def close(self) -> None: ...
 
 
 @contextlib.contextmanager
 def within(seconds: float | None, what: str) -> Iterator[None]:
-    """Raise Timeout(what) if the block has not ended `seconds` from now (None: no bound).
-
-    One timer, armed once: nothing the peer sends moves it.
-    """
+    """Raise Timeout(what) if the block has not ended `seconds` from now (None: no bound); nothing moves it."""
     if seconds is None:
         yield
         return
@@ -94,8 +88,7 @@ class Stream:
 
     def __init__(self, sock: RawSocket) -> None:
         self._sock = sock
-        #: Bytes read from the peer so far: what log budgets are measured in.
-        self.bytes_received = 0
+        self.bytes_received = 0  # what log budgets are measured in
 
     def __enter__(self) -> Stream:
         return self
@@ -165,7 +158,7 @@ class Stream:
 
 
 def _tls_context(protocol: int, cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
-    """TLS 1.3 or newer, our certificate, the peer's required (for shared.tls, which never wraps a socket)."""
+    """TLS 1.3 or newer, our certificate, the peer's required (ConfigError if a file is bad)."""
     try:
         context = ssl.SSLContext(protocol)
         context.minimum_version = TLS_MINIMUM_VERSION
@@ -178,14 +171,14 @@ def _tls_context(protocol: int, cert: Path, key: Path, ca: Path) -> ssl.SSLConte
 
 
 def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
-    """The server's side: a client certificate signed by `ca` required (ConfigError if a file is bad)."""
+    """The server's side: a client certificate signed by `ca` required."""
     context = _tls_context(ssl.PROTOCOL_TLS_SERVER, cert, key, ca)
     context.num_tickets = 0  # agencies never resume a TLS session
     return context
 
 
 def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
-    """An agency's side: the server's certificate signed by `ca`, for the host dialled (ConfigError: a bad file)."""
+    """An agency's side: the server's certificate signed by `ca`, for the host dialled."""
     context = _tls_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, ca)
     context.check_hostname = True
     return context
