@@ -36,9 +36,7 @@ class CsvBets:
 
     def check(self, *, allow_empty: bool = False) -> None:
         """Before connecting: the file is readable and starts with a valid row (or is empty, if allowed)."""
-        for _ in self.rows():
-            return
-        if not allow_empty:
+        if next(self.rows(), None) is None and not allow_empty:
             raise BetsFileError(self.path, None, "holds no bets (pass --allow-empty if that is intended)")
 
     def rows(self, skip: int = 0) -> Iterator[BetFields]:

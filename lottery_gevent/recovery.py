@@ -36,15 +36,15 @@ class Recovered:
 class _LineFeeder:
     """Hands a binary file's complete lines (a torn tail never) to csv.reader, counting bytes.
 
-    Undecodable bytes are replaced, not raised (a generator that raises ends, hiding
-    the rows after it); `take_invalid_utf8()` reports them.
+    Undecodable bytes are replaced, not raised, and noted in `invalid_utf8`, so that
+    the record they are in is known (and its end, for telling whether more follows).
     """
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
         self.consumed = 0
         self.exhausted = False  # every complete line handed out
-        self._invalid_utf8 = False
+        self.invalid_utf8 = False
 
     def __iter__(self) -> Iterator[str]:
         for raw in self._file:
@@ -54,14 +54,9 @@ class _LineFeeder:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError:
-                self._invalid_utf8 = True
+                self.invalid_utf8 = True
                 yield raw.decode("utf-8", "replace")
         self.exhausted = True
-
-    def take_invalid_utf8(self) -> bool:
-        """True if a line handed out since the last call was not UTF-8."""
-        invalid, self._invalid_utf8 = self._invalid_utf8, False
-        return invalid
 
 
 def stored_form(bet: Bet) -> tuple[str, str, str, str, str]:
@@ -81,41 +76,28 @@ def recover_bets(path: str) -> Recovered:
     digests: dict[int, BetsDigest] = {}
     good_end = 0
     problem: str | None = None
-    problem_complete = False  # a complete bad record: nothing at all may follow it
+    torn = False  # the bad record was cut off by the end of the file
     with open(path, "rb") as file:
         feeder = _LineFeeder(file)
         reader = csv.reader(feeder, strict=True)
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                if problem is not None:
-                    raise ValueError(f"{path}: {problem}, yet more records follow it") from exc
-                problem = f"record ending on line {reader.line_num}: {exc}"
-                problem_complete = not feeder.exhausted
-                continue
-            if problem is not None:
-                raise ValueError(f"{path}: {problem}, yet more records follow it")
-            try:
-                if feeder.take_invalid_utf8():
+        try:
+            for row in reader:
+                if feeder.invalid_utf8:  # recovery stops at the first bad record: never reset
                     raise ValueError("not UTF-8")
                 if len(row) != 6:  # the agency and the five fields of a bet
                     raise ValueError(f"{len(row)} fields, expected 6")
                 bet = Bet(*row)
                 if bet.agency < 1:
                     raise ValueError(f"agency {bet.agency}")
-            except ValueError as exc:
-                problem = f"record ending on line {reader.line_num}: {exc}"
-                problem_complete = True
-                continue
-            counts[bet.agency] += 1
-            digests.setdefault(bet.agency, BetsDigest()).update(stored_form(bet))
-            good_end = feeder.consumed
+                counts[bet.agency] += 1
+                digests.setdefault(bet.agency, BetsDigest()).update(stored_form(bet))
+                good_end = feeder.consumed
+        except (csv.Error, ValueError) as exc:
+            problem = f"record ending on line {reader.line_num}: {exc}"
+            torn = isinstance(exc, csv.Error) and feeder.exhausted
         size = file.seek(0, os.SEEK_END)
-    if problem_complete and feeder.consumed < size:
-        raise ValueError(f"{path}: {problem}, yet a torn record follows it")
+    if problem is not None and not torn and feeder.consumed < size:
+        raise ValueError(f"{path}: {problem}, yet more records follow it")
     if good_end < size:
         os.truncate(path, good_end)
     return Recovered(dict(counts), good_end, size - good_end, digests)

@@ -1,10 +1,10 @@
 # Contract: the one settings loader both programs use. A program lists its
 # settings as `Setting` rows (file key, environment variable, field, parser,
 # default, help); `load_settings` gives each field the environment's value, else
-# the file's, else the default, all through the row's parser, and `help_epilog`
-# prints the same rows for `--help`. A parser raises ValueError whose text reads
-# right after the setting's name (" must be ..." or ": ..."), so the loader joins
-# them without ever looking at the text. Never reads os.environ or a file itself.
+# the file's, else the default, all through the row's parser; `help_epilog`
+# prints the rows for `--help`. A parser's ValueError text reads right after the
+# setting's name (" must be ..." or ": ..."): the loader never looks at it.
+# Never reads os.environ or a file itself.
 from __future__ import annotations
 
 import math
@@ -140,13 +140,6 @@ class Setting:
         return self.env if self.key in (None, self.env) else f"{self.key} ({self.env})"
 
 
-def _parse(name: str, row: Setting, text: str) -> Any:
-    try:
-        return row.parser(text.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{name}{exc}") from None
-
-
 def load_settings(
     rows: Iterable[Setting], from_file: Mapping[str, str], environ: Mapping[str, str], source: object
 ) -> dict[str, Any]:
@@ -161,13 +154,17 @@ def load_settings(
     values: dict[str, Any] = {}
     for row in rows:
         if row.env in environ:
-            values[row.field] = _parse(row.env, row, environ[row.env])
+            name, text = row.env, environ[row.env]
         elif row.key is not None and row.key in from_file:
-            values[row.field] = _parse(row.key, row, from_file[row.key])
-        elif row.default is None:
-            raise ConfigError(f"{row.names} is not set: it must be {row.help}")
+            name, text = row.key, from_file[row.key]
+        elif row.default is not None:
+            name, text = row.names, row.default
         else:
-            values[row.field] = _parse(row.names, row, row.default)
+            raise ConfigError(f"{row.names} is not set: it must be {row.help}")
+        try:
+            values[row.field] = row.parser(text.strip())
+        except ValueError as exc:  # its text reads right after the name (see the header)
+            raise ConfigError(f"{name}{exc}") from None
     return values
 
 

@@ -17,7 +17,6 @@ LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 #: Bytes a log line takes beyond its message: the date, the level, spaces, the newline.
 LINE_OVERHEAD_BYTES = len("2026-01-01 00:00:00 WARNING  \n")
 
-
 #: The code points a value never shows raw (see the header).
 UNSAFE_CODE_POINTS = frozenset(
     [ord("|"), ord("%"), *range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]

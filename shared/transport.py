@@ -201,12 +201,8 @@ def send_message(stream: Stream, message: Message, within_s: float | None = None
 
 
 def receive_message(
-    stream: Stream,
-    decoder: FrameDecoder,
-    frame_s: float | None = None,
-    start_within_s: float | None = None,
-    end_within_s: float | None = None,
-    late: str = "no frame in time",
+    stream: Stream, decoder: FrameDecoder, frame_s: float | None = None, start_within_s: float | None = None,
+    end_within_s: float | None = None, late: str = "no frame in time",
 ) -> Message:
     """One whole message, never reading past it: its first byte within `start_within_s` (else
     Timeout(late)), the rest within `frame_s` of that byte and all within `end_within_s`.
