@@ -1,9 +1,8 @@
 # Contract: where an agency's bets come from, streamed: the CSV file (five
 # columns, no header, UTF-8, LF or CRLF, blank lines ignored) is read row by
 # row, never whole, and every row is validated (shared.domain, and small enough
-# for one frame) before it is handed out, so a bad row stops the upload before
-# anything from it on is sent. `check` looks at the file before the first
-# connection; `prefix` computes the resume digest of its first rows (resume.py).
+# for one frame) before it is handed out, so the upload stops at a bad row.
+# `check` looks at the file before connecting; `prefix` digests its first rows.
 # Bytes that are not UTF-8 are decoded with "surrogateescape", so the error
 # names their row (validate_bet refuses a lone surrogate), not a decoding chunk.
 from __future__ import annotations

@@ -104,8 +104,8 @@ class ClientConfig:
         if self.mode == "echo":
             shown.update(loop_amount=self.loop_amount, loop_period=self.loop_period)
         else:
-            bets = f"single bet ({SINGLE_BET_VARIABLES[0]}..{SINGLE_BET_VARIABLES[-1]})"
-            shown.update(bets_file=bets if self.single_bet else self.bets_file, batch_max_amount=self.batch_max_amount)
+            bets = "single bet (NOMBRE..NUMERO)" if self.single_bet else self.bets_file
+            shown.update(bets_file=bets, batch_max_amount=self.batch_max_amount)
         shown.update(log_level=self.log_level, tls="on" if self.tls_enabled and self.mode == "lottery" else "off")
         return shown
 

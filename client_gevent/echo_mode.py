@@ -1,7 +1,6 @@
-# Contract: the course skeleton's echo loop, kept as a second mode. For each of
-# `loop.amount` messages: connect, send one text line (the server's inline
-# echo), read the line back, close, sleep `loop.period`. A server that is not
-# up yet is retried with backoff, like in lottery mode.
+# Contract: the course skeleton's echo loop, a second mode. For each of
+# `loop.amount` messages: connect, send one text line (the server's inline echo),
+# read it back, close, sleep `loop.period`; a server not up yet is retried with backoff.
 from __future__ import annotations
 
 import logging

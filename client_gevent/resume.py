@@ -1,10 +1,9 @@
 # Contract: whether a Welcome's `stored` may be trusted. The server says how many
-# of this agency's bets its contest holds, and their resume digest
-# (shared/protocol/_digest.py); the agency computes the digest of as many rows
-# of its own file. Equal digests mean the server holds exactly this file's first
-# rows, so skipping them skips nothing and repeats nothing. Anything else (other
-# bets, more bets than the file has, or "done" while the file holds bets the
-# server never got) is an UnexpectedReply: the run ends with nothing sent.
+# of this agency's bets its contest holds, and their resume digest; the agency
+# digests as many rows of its file. Equal digests mean the server holds exactly
+# this file's first rows, so skipping them skips and repeats nothing. Anything
+# else (other bets, more than the file has, or "done" while the file holds bets
+# the server never got) is an UnexpectedReply: the run ends with nothing sent.
 from __future__ import annotations
 
 from client_gevent.bets_source import CsvBets

@@ -1,9 +1,8 @@
-# What makes a batch of bets acceptable, and storing it durably.
-# Guarantees: a batch is stored whole or not at all; it is refused (with the
-# ErrorCode the peer is told) if any bet is invalid, if it would take its
-# agency past the per-agency quota, or if it does not start where the agency's
-# stored bets end; `store_batch` returns only once the batch is durable.
-# Never: talks to the peer, or logs.
+# What makes a batch of bets acceptable, and storing it durably. Guarantees: a
+# batch is stored whole or not at all; it is refused (with the ErrorCode the
+# peer is told) if a bet is invalid, if it would take its agency past the quota,
+# or if it does not start where the agency's stored bets end; `store_batch`
+# returns only once the batch is durable. Never: talks to the peer, or logs.
 from __future__ import annotations
 
 from lottery_gevent.contract import Bet

@@ -3,8 +3,7 @@
 # A crash can tear only the *last* record (no final newline, or an unclosed
 # quote): recovery parses strictly and cuts the file back to the end of the last
 # complete, valid row. Anything wrong before the last record is corruption:
-# recovery refuses (ValueError) rather than delete a complete row. It never
-# rewrites or reorders a row it keeps.
+# recovery refuses (ValueError). It never rewrites or reorders a row it keeps.
 from __future__ import annotations
 
 import collections

@@ -1,8 +1,7 @@
 # Which greenlet speaks for each agency: at most one live session per agency.
-# Guarantees: a newer claim takes over by ending the older session's greenlet
-# first (EndSession(SUPERSEDED); its in-flight batch is stored whole or not at
-# all, since appends never yield midway) and only then returns, so the new
-# session reads the stored count after the old one is gone.
+# Guarantees: a newer claim ends the older session's greenlet first
+# (EndSession(SUPERSEDED); its in-flight batch is stored whole or not at all)
+# and only then returns, so the new session reads the count the old one left.
 # Never: knows sessions (they depend on it, not the other way round).
 from __future__ import annotations
 

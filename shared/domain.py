@@ -1,8 +1,7 @@
-# Contract: the bet as both sides see it, as text, before the server turns it
-# into a stored `Bet`. One validation function is shared by the client (to stop
-# at a bad CSV row before sending it) and the server (to refuse a bad batch
-# before storing any of it); and the name an agency's certificate carries.
-# Nothing here sees bytes or sockets.
+# Contract: the bet as both sides see it, as text, before the server stores it.
+# One validation, shared by the client (to stop at a bad CSV row before sending
+# it) and the server (to refuse a bad batch before storing any of it); and the
+# name an agency's certificate carries. Nothing here sees bytes or sockets.
 from __future__ import annotations
 
 import datetime

@@ -1,8 +1,7 @@
 # Contract: the errors every layer shares, one small tree under LotteryError.
 # Callers catch by type, never by message text. OSError, ssl.SSLError and socket
 # timeouts become these only at the transport boundary (`raise ... from exc`).
-# Server-only errors live in the server (StorageFailure, EndSession); the
-# client's only one lives in client_gevent.bets_source (BetsFileError).
+# Side-only errors live on their side: StorageFailure, EndSession, BetsFileError.
 from __future__ import annotations
 
 

@@ -1,10 +1,9 @@
 # Contract: log lines are an interface other tools parse, so exactly one function
 # builds them: `action: NAME | result: success|fail|in_progress | key: value ...`.
-# `Result` is the closed set of result words. Values are made safe here, so
-# callers may log peer-supplied text as it is: "|", "%", every C0/C1 control and
-# DEL, the bidirectional controls, U+2028/U+2029 and lone surrogates are
-# percent-encoded ("%XX" below 0x100, "%uXXXX" above). Every "%" in a value starts
-# an escape, so the original text can always be recovered.
+# Values are made safe here, so callers may log peer-supplied text as it is: "|",
+# "%", every C0/C1 control and DEL, the bidirectional controls, U+2028/U+2029 and
+# lone surrogates are percent-encoded ("%XX" below 0x100, "%uXXXX" above); every
+# "%" in a value starts an escape, so the original text can always be recovered.
 from __future__ import annotations
 
 import enum

@@ -1,9 +1,8 @@
-# Contract: catch SIGTERM and SIGINT from the first moment a program runs, not
-# from the moment its event loop is ready: in a container the program is PID 1,
-# which ignores a signal it has no handler for, so a `docker stop` during
-# start-up would end in SIGKILL. `StopSignals()` records stop signals with a
-# plain handler; `attach` hands them to gevent's loop and replays what was
-# recorded, so a signal is never lost and always handled the same way.
+# Contract: catch SIGTERM and SIGINT from a program's first moment, not from when
+# its event loop is ready: as PID 1 in a container, it ignores a signal it has no
+# handler for, so a `docker stop` during start-up would end in SIGKILL.
+# `StopSignals()` records stop signals; `attach` hands them to gevent's loop and
+# replays what was recorded: a signal is never lost, always handled the same way.
 from __future__ import annotations
 
 import signal

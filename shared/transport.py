@@ -1,12 +1,11 @@
 # The only module that touches a socket: everything above holds a `Stream`.
-# Guarantees: `send_all` sends every byte (slicing off what each send took);
-# `recv_exact` returns exactly n bytes or raises PeerClosed with what arrived;
-# a frame read never reads past its frame and yields to the loop between
-# chunks, however the peer cuts them (one-byte TLS records included);
-# OSError and TLS errors become shared.errors types only in `_translated`.
-# Peer deadlines are gevent.Timeouts armed once (absolute), never socket
-# timeouts. TLS is shared.tls's stream over this one; its contexts are made
-# here (1.3 floor, peer certificate required, host name checked by clients).
+# Guarantees: `send_all` sends every byte; `recv_exact` returns exactly n bytes
+# or raises PeerClosed with what arrived; a frame read never reads past its
+# frame and yields to the loop between chunks, however the peer cuts them (one-
+# byte TLS records included); OSError and TLS errors become shared.errors types
+# only in `_translated`. Peer deadlines are gevent.Timeouts armed once, never
+# socket timeouts. TLS (shared.tls) is a stream over this one; its contexts are
+# made here (1.3 floor, peer certificate required, host name checked by clients).
 # Never: decides what a message means, or logs.
 from __future__ import annotations
 
@@ -46,12 +45,9 @@ class RawSocket(Protocol):
 @contextlib.contextmanager
 def within(seconds: float | None, what: str) -> Iterator[None]:
     """Raise Timeout(what) if the block has not ended `seconds` from now (None: no bound); nothing moves it."""
-    if seconds is None:
-        yield
-        return
-    if seconds <= 0:
+    if seconds is not None and seconds <= 0:
         raise Timeout(what)
-    with gevent.Timeout(seconds, Timeout(what)):
+    with gevent.Timeout(seconds, Timeout(what)):  # None: a timer that never fires
         yield
 
 
@@ -125,17 +121,15 @@ class Stream:
 
     def recv_exact(self, size: int) -> bytes:
         """Exactly `size` bytes, yielding between chunks; PeerClosed (with `partial`) on an early EOF."""
-        chunk = self.recv_some(size, b"", size)
-        if len(chunk) == size:
-            return chunk
-        chunks = bytearray(chunk)
-        while chunk and len(chunks) < size:
-            gevent.sleep(0)  # buffered TLS records are returned without a switch: let others run
-            chunk = self.recv_some(size - len(chunks), bytes(chunks), size)
+        chunks = b""
+        while len(chunks) < size:
+            if chunks:
+                gevent.sleep(0)  # buffered TLS records are returned without a switch: let others run
+            chunk = self.recv_some(size - len(chunks), chunks, size)
+            if not chunk:
+                raise PeerClosed(chunks, size)
             chunks += chunk
-        if len(chunks) < size:
-            raise PeerClosed(bytes(chunks), size)
-        return bytes(chunks)
+        return chunks
 
     def recv_line(self, max_bytes: int) -> bytes:
         """Up to and including the first newline (or what came before EOF); ProtocolError past `max_bytes`."""
@@ -178,10 +172,8 @@ def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
 
 
 def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
-    """An agency's side: the server's certificate signed by `ca`, for the host dialled."""
-    context = _tls_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, ca)
-    context.check_hostname = True
-    return context
+    """An agency's side: the server's certificate signed by `ca`, for the host dialled (TLS_CLIENT's default)."""
+    return _tls_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, ca)
 
 
 def open_connection(host: str, port: int, timeout: float | None) -> Stream:

@@ -1,8 +1,5 @@
-"""The wire protocol between agencies and the server: a sans-I/O codec.
-
-Bytes in, messages out (`FrameDecoder`); messages in, bytes out (`encode`).
-Nothing in this package touches a socket or a logger.
-"""
+"""The wire protocol between agencies and the server, a sans-I/O codec: bytes in, messages out
+(`FrameDecoder`); messages in, bytes out (`encode`). Nothing here touches a socket or a logger."""
 
 from shared.protocol._decoder import FrameDecoder
 from shared.protocol._digest import DIGEST_SIZE, EMPTY_DIGEST, BetsDigest, canonical_bet

@@ -1,10 +1,9 @@
-# Contract: an incremental frame decoder over a byte buffer ("bring your own
-# I/O"). `feed` whatever bytes arrived; `next_message` returns a message, or None
-# while more bytes are needed; `bytes_needed` says how many more could help, so
-# a reader never reads past the end of a frame. A malformed frame raises
-# ProtocolError as early as the bytes show it (a wrong first byte after one
-# byte, an oversized length once the header is complete, before any payload).
-# After a ProtocolError the stream cannot be resynchronised: close it.
+# Contract: an incremental frame decoder ("bring your own I/O"). `feed` whatever
+# bytes arrived; `next_message` returns a message, or None while more are needed;
+# `bytes_needed` says how many could help, so a reader never reads past a frame.
+# A malformed frame raises ProtocolError as early as the bytes show it (a wrong
+# first byte after one byte, an oversized length before any payload). After a
+# ProtocolError the stream cannot be resynchronised: close it.
 from __future__ import annotations
 
 from shared.protocol._messages import Message, MessageType

@@ -1,11 +1,10 @@
 # Contract: the resume digest, defined once for both sides (pure: no I/O, no
-# logging). The server keeps one per agency over its stored bets; the client
-# computes one over as many rows of its file; they agree only if both hashed the
-# same bets in the same order and form. The form is the STORED one (what bets.csv
-# gives back): each field as its length in code points, ":" and its text, names
-# with "\r\n" and "\r" as "\n", the ISO birthdate, the number without leading
-# zeros; the length prefix makes the text decodable one way only. Hashed as
-# UTF-8, without the agency id. A batch is encoded once: the server's hot path.
+# logging). The server keeps one per agency over its stored bets, the client one
+# over as many rows of its file: they agree only for the same bets in the same
+# order. The form hashed is the STORED one (what bets.csv gives back), as UTF-8,
+# without the agency id: each field as its length in code points, ":" and its
+# text (so it decodes one way only), names with "\r\n" and "\r" as "\n", the ISO
+# birthdate, the number without leading zeros. A batch is encoded at once.
 from __future__ import annotations
 
 import hashlib
