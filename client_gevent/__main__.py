@@ -21,7 +21,7 @@ from pathlib import Path
 import gevent
 
 from client_gevent.backoff import Backoff
-from client_gevent.bets_source import BetsSource, CsvBets, SingleBet
+from client_gevent.bets_source import CsvBets, SingleBet
 from client_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, SINGLE_BET_VARIABLES, ClientConfig, load_config
 from client_gevent.lottery_mode import LotteryAgency
 from shared.config import help_epilog
@@ -46,19 +46,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _work(config: ClientConfig) -> int:
+def run(config: ClientConfig) -> int:
+    """Run the configured mode until done or stopped. Returns the exit code."""
     backoff = Backoff(config.retry_timeout.seconds, config.client_id)
     if config.mode == "echo":
         from client_gevent.echo_mode import run_echo_loop  # only echo mode pays for its imports
 
-        return run_echo_loop(config, backoff)
-    source: BetsSource = SingleBet(config.single_bet) if config.single_bet else CsvBets(config.bets_file)
-    return LotteryAgency(config, source, backoff).run()
-
-
-def run(config: ClientConfig) -> int:
-    """Run the configured mode until done or stopped. Returns the exit code."""
-    worker = gevent.spawn(_work, config)
+        worker = gevent.spawn(run_echo_loop, config, backoff)
+    else:
+        source = SingleBet(config.single_bet) if config.single_bet else CsvBets(config.bets_file)
+        worker = gevent.spawn(LotteryAgency(config, source, backoff).run)
 
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name

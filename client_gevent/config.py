@@ -1,10 +1,9 @@
-# Contract: the agency's settings, read once at the edge. `load_config` gives
-# every field the environment's value (CLI_*), else config.yaml's (dotted keys),
-# else the default, checks every value and returns a frozen ClientConfig;
-# nothing else in the client reads files or os.environ. CLI_ID, CLI_MODE and
-# CLI_BETS_FILE come from the environment only, as the course's tools expect;
-# NOMBRE..NUMERO, all set, make a single bet. Durations are Go duration strings,
-# kept as written for the log. SETTINGS is what --help prints.
+# Contract: the agency's settings, read once at the edge: each field is the
+# environment's value (CLI_*), else config.yaml's (dotted keys), else the default,
+# checked, in a frozen ClientConfig; nothing else in the client reads files or
+# os.environ. CLI_ID, CLI_MODE and CLI_BETS_FILE are environment only, as the
+# course's tools expect; NOMBRE..NUMERO, all set, make a single bet. Durations
+# are Go duration strings, kept as written for the log.
 from __future__ import annotations
 
 import os
@@ -122,21 +121,19 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def _read_yaml(path: Path) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as file:
-            tree = yaml.safe_load(file)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    return _flatten(tree if tree is not None else {})
-
-
 def load_config(
     path: Path | None, environ: Mapping[str, str] = os.environ, *, allow_empty: bool = False
 ) -> ClientConfig:
     """The client config from `path` (None: the default file, if it exists) and `environ`; ConfigError names the key."""
     file = path if path is not None else DEFAULT_CONFIG_PATH
-    from_file = _read_yaml(file) if path is not None or file.exists() else {}
+    from_file: dict[str, str] = {}
+    if path is not None or file.exists():
+        try:
+            with open(file, encoding="utf-8") as handle:
+                tree = yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc}") from exc
+        from_file = _flatten(tree if tree is not None else {})
     values = load_settings(SETTINGS, from_file, environ, file)
     values["server_host"], values["server_port"] = values.pop("server_address")
     if values["bets_file"] is None:

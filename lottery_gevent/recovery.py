@@ -32,6 +32,7 @@ class Recovered:
         return sum(self.counts.values())
 
 
+@dataclass
 class _LineFeeder:
     """Hands a binary file's complete lines (a torn tail never) to csv.reader, counting bytes.
 
@@ -39,14 +40,13 @@ class _LineFeeder:
     the record they are in is known (and its end, for telling whether more follows).
     """
 
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self.consumed = 0
-        self.exhausted = False  # every complete line handed out
-        self.invalid_utf8 = False
+    file: BinaryIO
+    consumed: int = 0
+    exhausted: bool = False  # every complete line handed out
+    invalid_utf8: bool = False
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self._file:
+        for raw in self.file:
             if not raw.endswith(b"\n"):
                 break
             self.consumed += len(raw)

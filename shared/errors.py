@@ -27,8 +27,7 @@ class PeerClosed(LotteryError):
     def __init__(self, partial: bytes = b"", expected: int = 0) -> None:
         self.partial = partial
         self.expected = expected
-        #: True when the peer closed in the middle of a frame.
-        self.mid_frame = bool(partial)
+        self.mid_frame = bool(partial)  # the peer closed in the middle of a frame
         closed = f"after {len(partial)} of {expected} bytes" if partial else "the connection"
         super().__init__(f"peer closed {closed}")
 
