@@ -10,12 +10,6 @@ from client_gevent.bets_source import CsvBets
 from shared.errors import UnexpectedReply
 from shared.protocol import Welcome
 
-#: What the refusal tells the user to do.
-WHAT_TO_DO = (
-    "run this agency with the file it uploaded to that contest, "
-    "or start a new contest on the server (python -m lottery_gevent --new-contest)"
-)
-
 
 def check_resume(welcome: Welcome, source: CsvBets, agency: int) -> None:
     """Check that the Welcome's stored bets are the first rows of `source`.
@@ -35,4 +29,5 @@ def check_resume(welcome: Welcome, source: CsvBets, agency: int) -> None:
         reason = f"{where} holds {stored} bets of this agency that are not the first {stored} rows of {source.path}"
     else:
         return
-    raise UnexpectedReply(f"{reason}; {WHAT_TO_DO}")
+    what_to_do = "run this agency with the file it uploaded to that contest, or start a new contest on the server"
+    raise UnexpectedReply(f"{reason}; {what_to_do} (python -m lottery_gevent --new-contest)")

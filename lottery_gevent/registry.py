@@ -37,11 +37,8 @@ class AgencyRegistry:
         self._owners[agency] = owner
         if old is not None and old is not owner:
             log_action(logger, logging.INFO, "takeover", Result.SUCCESS, agency=agency)
-            old.kill(
-                EndSession("superseded by a newer connection of the same agency", ErrorCode.SUPERSEDED),
-                block=True,
-                timeout=self._takeover_timeout_s,
-            )
+            superseded = EndSession("superseded by a newer connection of the same agency", ErrorCode.SUPERSEDED)
+            old.kill(superseded, block=True, timeout=self._takeover_timeout_s)
 
     def release(self, agency: int, owner: gevent.Greenlet) -> None:
         """Forget `owner` as the agency's session, unless a newer one has claimed it."""

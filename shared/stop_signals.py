@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -20,10 +19,7 @@ class StopSignals:
         self._early: list[int] = []
         self._watchers: list[Any] = []
         for signum in STOP_SIGNALS:
-            signal.signal(signum, self._record)
-
-    def _record(self, signum: int, _frame: FrameType | None) -> None:
-        self._early.append(signum)
+            signal.signal(signum, lambda received, _frame: self._early.append(received))
 
     def attach(self, on_signal: Callable[[int], None]) -> None:
         """From now on call `on_signal(signum)` in the event loop; first for any signal already received."""
