@@ -78,10 +78,8 @@ class ClientConfig:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    #: NOMBRE..NUMERO: send this single bet instead of the file.
-    single_bet: BetFields | None = None
-    #: --allow-empty: an empty bets file is not an error.
-    allow_empty: bool = False
+    single_bet: BetFields | None = None  # NOMBRE..NUMERO: send this single bet instead of the file
+    allow_empty: bool = False  # --allow-empty: an empty bets file is not an error
 
     def __post_init__(self) -> None:
         require_together(TLS_SETTINGS, self, "TLS")

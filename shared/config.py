@@ -37,11 +37,6 @@ def int_in(low: int, high: int | None = None, noun: str = "") -> Callable[[str],
     return parse
 
 
-#: A port to connect to, and one to listen on (0: any free port).
-port = int_in(1, 65535, "port")
-listen_port = int_in(0, 65535, "port")
-
-
 def one_of(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], str]:
     """A parser that accepts one of `choices` (compared in upper case if `upper`)."""
 
@@ -54,6 +49,9 @@ def one_of(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], st
     return parse
 
 
+#: Ready-made parsers: a port to connect to, one to listen on (0: any free port), and a log level.
+port = int_in(1, 65535, "port")
+listen_port = int_in(0, 65535, "port")
 log_level = one_of(LEVELS, upper=True)
 
 

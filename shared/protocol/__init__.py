@@ -2,7 +2,7 @@
 (`FrameDecoder`); messages in, bytes out (`encode`). Nothing here touches a socket or a logger."""
 
 from shared.protocol._decoder import FrameDecoder
-from shared.protocol._digest import DIGEST_SIZE, EMPTY_DIGEST, BetsDigest, canonical_bet
+from shared.protocol._digest import DIGEST_SIZE, EMPTY_DIGEST, BetsDigest
 from shared.protocol._messages import (
     CONTEST_ID_SIZE,
     Bets,
@@ -32,6 +32,5 @@ from shared.protocol._wire import (
 __all__ = [
     "BETS_FRAME_OVERHEAD", "CONTEST_ID_SIZE", "DIGEST_SIZE", "EMPTY_DIGEST", "HEADER_SIZE", "MAX_FRAME_SIZE",
     "START_BYTE", "VERSION", "Bets", "BetsAck", "BetsDigest", "Done", "DoneAck", "Error", "ErrorCode", "FrameDecoder",
-    "Hello", "Message", "MessageType", "Welcome", "Winners", "WinnersQuery", "bet_wire_size", "canonical_bet",
-    "encode", "split_winners",
+    "Hello", "Message", "MessageType", "Welcome", "Winners", "WinnersQuery", "bet_wire_size", "encode", "split_winners",
 ]  # fmt: skip

@@ -26,11 +26,6 @@ def _canonical_text(bet: Sequence[str]) -> str:
     return f"{len(first)}:{first}{len(last)}:{last}{len(document)}:{document}{len(date)}:{date}{len(num)}:{num}"
 
 
-def canonical_bet(bet: Sequence[str]) -> bytes:
-    """The bytes one bet (as validate_bet accepts it, or as bets.csv holds it) adds to a digest."""
-    return _canonical_text(bet).encode("utf-8")
-
-
 class BetsDigest:
     """SHA-256 over the canonical form of a sequence of bets, built incrementally."""
 
@@ -40,7 +35,8 @@ class BetsDigest:
         self._hash = hashlib.sha256()
 
     def update(self, bet: Sequence[str]) -> None:
-        self._hash.update(canonical_bet(bet))
+        """Add one bet: as validate_bet accepts it, or as bets.csv holds it."""
+        self._hash.update(_canonical_text(bet).encode("utf-8"))
 
     def update_many(self, bets: Iterable[Sequence[str]]) -> None:
         """Add bets in order, hashing them in one call."""
