@@ -1,9 +1,7 @@
 """Run an agency client: ``python -m client_gevent [--config PATH]``.
 
-The work runs in its own greenlet; SIGTERM or SIGINT kills it wherever it is,
-which closes its socket. Exit codes: 0 on success or on a stop signal, 1 if the
-job failed, 2 for a bad configuration.
-"""
+The work runs in its own greenlet; SIGTERM or SIGINT kills it wherever it is, closing its socket.
+Exit codes: 0 on success or on a stop signal, 1 if the job failed, 2 for a bad configuration."""
 
 from __future__ import annotations
 

@@ -31,11 +31,9 @@ from shared.errors import ConfigError
 
 __all__ = ["DEFAULT_CONFIG_PATH", "SETTINGS", "ClientConfig", "ConfigError", "Duration", "load_config"]
 
-#: Used when --config is not given.
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yaml")
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yaml")  # when --config is not given
 MODES = ("lottery", "echo")
-#: Environment variables that, all set, make the client send this one bet.
-SINGLE_BET_VARIABLES = ("NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO")
+SINGLE_BET_VARIABLES = ("NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO")  # all set: send this one bet
 
 TLS_SETTINGS = (
     Setting("tls.ca", "CLI_TLS_CA", "tls_ca", optional_path, "", "the contest CA (PEM) that signs the server"),
@@ -96,8 +94,7 @@ class ClientConfig:
 
     def log_fields(self) -> dict[str, object]:
         """The fields of the `config` log line: what this mode actually uses."""
-        shown: dict[str, object] = {"client_id": self.client_id, "server_address": self.server_address}
-        shown["mode"] = self.mode
+        shown: dict[str, object] = dict(client_id=self.client_id, server_address=self.server_address, mode=self.mode)
         if self.mode == "echo":
             shown.update(loop_amount=self.loop_amount, loop_period=self.loop_period)
         else:

@@ -15,8 +15,7 @@ from shared.transport import open_connection
 
 logger = logging.getLogger(__name__)
 
-#: Longest echo reply read back.
-MAX_REPLY_BYTES = 4096
+MAX_REPLY_BYTES = 4096  # the longest echo reply read back
 
 
 def _exchange(config: ClientConfig, message: str) -> str:

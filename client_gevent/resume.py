@@ -14,9 +14,7 @@ from shared.protocol import Welcome
 def check_resume(welcome: Welcome, source: CsvBets, agency: int) -> None:
     """Check that the Welcome's stored bets are the first rows of `source`.
 
-    Raises:
-        UnexpectedReply: they are not (see the module header).
-        BetsFileError: the file cannot be read, or a row of the prefix is bad.
+    Raises UnexpectedReply if they are not, BetsFileError if the file or a row of the prefix is bad.
     """
     stored = welcome.stored
     where = f"agency {agency}: contest {welcome.contest.hex()}"

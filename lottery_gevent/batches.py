@@ -15,9 +15,7 @@ from shared.protocol import Bets, ErrorCode
 def store_batch(store: BetStore, agency: int, batch: Bets, quota: int) -> list[Bet]:
     """Check the quota, validate every bet, append and wait until durable; the bets stored.
 
-    Raises:
-        ServerRefused: QUOTA_EXCEEDED (the batch would end past bet number `quota`), OUT_OF_SEQUENCE.
-        InvalidBet (naming the bet), StorageFailure.
+    Raises ServerRefused (QUOTA_EXCEEDED: past bet number `quota`; OUT_OF_SEQUENCE), InvalidBet, StorageFailure.
     """
     end = batch.start + len(batch.bets)
     if end > quota:

@@ -13,10 +13,8 @@ from shared.transport import Stream, within
 
 logger = logging.getLogger(__name__)
 
-#: The longest line echoed, newline included.
-ECHO_MAX_BYTES = 1024
-#: Seconds the whole line (and its echo) may take.
-ECHO_TIMEOUT_S = 5.0
+ECHO_MAX_BYTES = 1024  # the longest line echoed, newline included
+ECHO_TIMEOUT_S = 5.0  # for the whole line and its echo
 
 
 def serve_inline_echo(stream: Stream, ip: str) -> None:

@@ -66,8 +66,7 @@ def stored_form(bet: Bet) -> tuple[str, str, str, str, str]:
 def recover_bets(path: str) -> Recovered:
     """Scan the bets file at `path` (missing: empty), cut off a torn last record, and count rows.
 
-    Raises:
-        ValueError: a record other than the last one is damaged.
+    Raises ValueError if a record other than the last one is damaged.
     """
     if not os.path.exists(path):
         return Recovered()
@@ -105,8 +104,7 @@ def recover_bets(path: str) -> Recovered:
 def recover_done(path: str) -> tuple[set[int], int]:
     """The agencies the done log at `path` (one id per line) records, and the torn bytes cut off its end.
 
-    Raises:
-        ValueError: a complete line is not an agency id.
+    Raises ValueError if a complete line is not an agency id.
     """
     if not os.path.exists(path):
         return set(), 0

@@ -1,10 +1,9 @@
 # Contract: the one settings loader both programs use. A program lists its
 # settings as `Setting` rows (file key, environment variable, field, parser,
 # default, help); `load_settings` gives each field the environment's value, else
-# the file's, else the default, all through the row's parser; `help_epilog`
-# prints the rows for `--help`. A parser's ValueError text reads right after the
-# setting's name (" must be ..." or ": ..."): the loader never looks at it.
-# Never reads os.environ or a file itself.
+# the file's, else the default, through the row's parser; `help_epilog` prints
+# the rows for `--help`. A parser's ValueError text reads right after the name
+# (" must be ..." or ": ..."): never looked at. Never reads os.environ or files.
 from __future__ import annotations
 
 import math

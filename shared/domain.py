@@ -10,8 +10,7 @@ from typing import NamedTuple
 
 from shared.errors import InvalidBet
 
-#: Lottery numbers are non-negative integers of at most this many digits.
-MAX_NUMBER_DIGITS = 9
+MAX_NUMBER_DIGITS = 9  # lottery numbers are non-negative integers of at most this many digits
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 

@@ -13,8 +13,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)-8s %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
-#: Bytes a log line takes beyond its message: the date, the level, spaces, the newline.
-LINE_OVERHEAD_BYTES = len("2026-01-01 00:00:00 WARNING  \n")
+LINE_OVERHEAD_BYTES = len("2026-01-01 00:00:00 WARNING  \n")  # a line's bytes beyond its message
 
 #: The code points a value never shows raw (see the header).
 UNSAFE_CODE_POINTS = frozenset(

@@ -26,8 +26,7 @@ from shared.protocol import FrameDecoder, Message, encode
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_PROBES = 3
-#: The first byte of a TLS handshake record.
-TLS_HANDSHAKE_BYTE = 0x16
+TLS_HANDSHAKE_BYTE = 0x16  # the first byte of a TLS handshake record
 #: A plaintext fatal alert (handshake_failure): a server with TLS off answers a ClientHello with it.
 TLS_HANDSHAKE_FAILURE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40])
 TLS_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_3
@@ -197,10 +196,8 @@ def receive_message(
     end_within_s: float | None = None, late: str = "no frame in time",
 ) -> Message:
     """One whole message, never reading past it: its first byte within `start_within_s` (else
-    Timeout(late)), the rest within `frame_s` of that byte and all within `end_within_s`.
-
-    Raises ProtocolError (not a valid frame), PeerClosed (`mid_frame`: a frame cut short), Timeout.
-    """
+    Timeout(late)), the rest within `frame_s` of that byte and all within `end_within_s`. Raises
+    ProtocolError (not a valid frame), PeerClosed (`mid_frame`: a frame cut short), Timeout."""
     with within(end_within_s, late):
         message = decoder.next_message()
         if message is not None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 
-#: Bytes of a digest (SHA-256).
-DIGEST_SIZE = 32
+DIGEST_SIZE = 32  # bytes of a SHA-256 digest
 
 
 def _normalise_name(name: str) -> str:
@@ -46,5 +45,4 @@ class BetsDigest:
         return self._hash.digest()
 
 
-#: The digest of no bets at all.
-EMPTY_DIGEST = BetsDigest().digest()
+EMPTY_DIGEST = BetsDigest().digest()  # the digest of no bets at all
