@@ -1,12 +1,7 @@
 """Run an agency client: ``python -m client_gevent [--config PATH]``.
 
-The work runs in its own greenlet; SIGTERM or SIGINT kills that greenlet at
-whatever it is doing (uploading, waiting for winners, sleeping in the echo
-loop), which closes its socket, and the process exits 0.
-
-Exit codes: 0 on success or on a stop signal, 1 if the job failed, 2 for a bad
-configuration.
-"""
+The work runs in its own greenlet; SIGTERM or SIGINT kills it wherever it is, closing its socket.
+Exit codes: 0 on success or on a stop signal, 1 if the job failed, 2 for a bad configuration."""
 
 from __future__ import annotations
 
@@ -24,7 +19,7 @@ from pathlib import Path
 import gevent
 
 from client_gevent.backoff import Backoff
-from client_gevent.bets_source import BetsSource, CsvBets, SingleBet
+from client_gevent.bets_source import CsvBets, SingleBet
 from client_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, SINGLE_BET_VARIABLES, ClientConfig, load_config
 from client_gevent.lottery_mode import LotteryAgency
 from shared.config import help_epilog
@@ -45,27 +40,20 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, metavar="PATH", help=f"default: {DEFAULT_CONFIG_PATH}, if present")
-    parser.add_argument(
-        "--allow-empty",
-        action="store_true",
-        help="an empty bets file is not an error (the agency then sends no bets)",
-    )
+    parser.add_argument("--allow-empty", action="store_true", help="an empty bets file is not an error (no bets sent)")
     return parser.parse_args(argv)
-
-
-def _work(config: ClientConfig) -> int:
-    backoff = Backoff(config.retry_timeout.seconds, config.client_id)
-    if config.mode == "echo":
-        from client_gevent.echo_mode import run_echo_loop  # only echo mode pays for its imports
-
-        return run_echo_loop(config, backoff)
-    source: BetsSource = SingleBet(config.single_bet) if config.single_bet else CsvBets(config.bets_file)
-    return LotteryAgency(config, source, backoff).run()
 
 
 def run(config: ClientConfig) -> int:
     """Run the configured mode until done or stopped. Returns the exit code."""
-    worker = gevent.spawn(_work, config)
+    backoff = Backoff(config.retry_timeout.seconds, config.client_id)
+    if config.mode == "echo":
+        from client_gevent.echo_mode import run_echo_loop  # only echo mode pays for its imports
+
+        worker = gevent.spawn(run_echo_loop, config, backoff)
+    else:
+        source = SingleBet(config.single_bet) if config.single_bet else CsvBets(config.bets_file)
+        worker = gevent.spawn(LotteryAgency(config, source, backoff).run)
 
     def on_signal(signum: int) -> None:
         name = signal.Signals(signum).name
@@ -81,8 +69,7 @@ def run(config: ClientConfig) -> int:
         log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, client_id=config.client_id)
         log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, client_id=config.client_id)
         return 0
-    code: int = worker.get()  # re-raises if the worker crashed: that is a bug, let it show
-    return code
+    return int(worker.get())  # re-raises if the worker crashed: that is a bug, let it show
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,17 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     return run(config)
 
 
-def exit_now(code: int) -> None:
-    """End the process with `code` once its output is flushed, skipping the interpreter's teardown.
-
-    Nothing is left to release, and tearing down gevent, ssl and yaml costs every agency tens of
-    milliseconds at the end of a contest, where all of them finish together.
-    """
+if __name__ == "__main__":
+    code = main()
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
-
-
-if __name__ == "__main__":
-    exit_now(main())
+    os._exit(code)  # skips a teardown of gevent, ssl and yaml that would release nothing

@@ -1,9 +1,8 @@
 # Contract: how the client waits between attempts. Capped exponential backoff
-# with jitter (each pause a random fraction between half and all of
-# min(MAX_DELAY_S, BASE_DELAY_S * GROWTH**attempt)), so agencies restarted
-# together do not retry in lockstep. `failed` answers False, having paused
-# nothing, once attempts have failed continuously for the whole window; only
-# `succeeded()` (real progress) restarts that window.
+# with jitter (each pause between half and all of min(MAX_DELAY_S, BASE_DELAY_S *
+# GROWTH**attempt)), so agencies restarted together do not retry in lockstep.
+# `failed` answers False, pausing nothing, once attempts have failed for the
+# whole window; only `succeeded()` (real progress) restarts that window.
 from __future__ import annotations
 
 import logging
@@ -16,12 +15,10 @@ from shared.logs import Result, log_action
 
 logger = logging.getLogger(__name__)
 
-#: First pause, and the longest one, in seconds. The first is short because agencies
-#: start together with the server: a refused connect is usually a server about to listen.
+#: First and longest pause, in seconds: short first, as a refused connect is usually a server about to listen.
 BASE_DELAY_S = 0.02
 MAX_DELAY_S = 2.0
-#: Growth of each pause's ceiling per attempt. An agency may sleep past the server's
-#: start for up to one pause: with 1.5 that is about half the time already waited.
+#: Growth of the ceiling per attempt: an agency sleeps past the server's start by at most half its wait so far.
 GROWTH = 1.5
 
 
@@ -51,14 +48,7 @@ class Backoff:
         ceiling = min(MAX_DELAY_S, BASE_DELAY_S * GROWTH**self._attempt)
         delay = min(ceiling * self._rng.uniform(0.5, 1.0), self._window - elapsed)
         self._attempt += 1
-        log_action(
-            logger,
-            logging.INFO,
-            action,
-            Result.IN_PROGRESS,
-            client_id=self._client_id,
-            retry_in_s=f"{delay:.2f}",
-            error=error,
-        )
+        details = {"client_id": self._client_id, "retry_in_s": f"{delay:.2f}", "error": error}
+        log_action(logger, logging.INFO, action, Result.IN_PROGRESS, **details)
         gevent.sleep(delay)
         return True

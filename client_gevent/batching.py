@@ -1,9 +1,8 @@
 # Contract: cut a stream of bets into batches, lazily. A batch holds at most
 # `max_amount` bets and never more than one frame (8 KiB) when its bets fit one:
-# when the next bet would overflow the frame, it starts the next batch instead.
-# No bet is ever dropped at a boundary, split or truncated. A bet too large for
-# any frame is the bets source's to refuse (bets_source.py); here it would travel
-# alone, and the codec would refuse to encode it.
+# a bet that would overflow the frame starts the next batch. No bet is ever
+# dropped, split or truncated. A bet too large for any frame is the bets
+# source's to refuse; here it would travel alone, and the codec would refuse it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator

@@ -1,12 +1,10 @@
 # Contract: where an agency's bets come from, streamed: the CSV file (five
 # columns, no header, UTF-8, LF or CRLF, blank lines ignored) is read row by
 # row, never whole, and every row is validated (shared.domain, and small enough
-# for one frame) before it is handed out, so a bad row stops the upload before
-# anything from it on is sent. `check` looks at the file before the first
-# connection; `prefix` computes the resume digest of its first rows (resume.py).
+# for one frame) before it is handed out, so the upload stops at a bad row.
+# `check` looks at the file before connecting; `prefix` digests its first rows.
 # Bytes that are not UTF-8 are decoded with "surrogateescape", so the error
-# names the row they are on (validate_bet refuses a lone surrogate), not the
-# 8 KiB chunk the text layer was decoding.
+# names their row (validate_bet refuses a lone surrogate), not a decoding chunk.
 from __future__ import annotations
 
 import csv
@@ -28,31 +26,16 @@ class BetsFileError(LotteryError):
         super().__init__(f"{where}: {reason}")
 
 
-def _valid(bet: BetFields, path: Path, line: int | None) -> BetFields:
-    try:
-        validate_bet(bet)
-    except InvalidBet as exc:
-        raise BetsFileError(path, line, str(exc)) from exc
-    size = BETS_FRAME_OVERHEAD + bet_wire_size(bet)
-    if size > MAX_FRAME_SIZE:
-        raise BetsFileError(
-            path, line, f"the bet of document {bet.document} needs {size} bytes; a frame holds {MAX_FRAME_SIZE}"
-        )
-    return bet
-
-
 class CsvBets:
     """The bets of one agency file; `line` is where the last row read ends (for error messages)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.line = 0
+        self.line: int | None = 0
 
     def check(self, *, allow_empty: bool = False) -> None:
         """Before connecting: the file is readable and starts with a valid row (or is empty, if allowed)."""
-        for _ in self.rows():
-            return
-        if not allow_empty:
+        if next(self.rows(), None) is None and not allow_empty:
             raise BetsFileError(self.path, None, "holds no bets (pass --allow-empty if that is intended)")
 
     def rows(self, skip: int = 0) -> Iterator[BetFields]:
@@ -63,9 +46,8 @@ class CsvBets:
             if index > skip:
                 yield self._bet(row)
         if index < skip:
-            raise BetsFileError(
-                self.path, None, f"has {index} bets, but the server already stores {skip} of this agency"
-            )
+            reason = f"has {index} bets, but the server already stores {skip} of this agency"
+            raise BetsFileError(self.path, None, reason)
 
     def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
         """The resume digest of the first `count` bets, and how many were read (all of them if `to_end`)."""
@@ -88,51 +70,41 @@ class CsvBets:
             raise BetsFileError(self.path, None, f"cannot open: {exc.strerror or exc}") from exc
         with file:
             reader = csv.reader(file, strict=True)
-            while True:
-                try:
-                    row = next(reader, None)
-                except csv.Error as exc:
-                    # line_num already counts the line the parser stopped on.
-                    raise BetsFileError(self.path, reader.line_num, f"unreadable row: {exc}") from exc
-                except OSError as exc:  # a directory, an unreadable device
-                    raise BetsFileError(self.path, None, f"cannot read: {exc.strerror or exc}") from exc
-                self.line = reader.line_num
-                if row is None:
-                    return
-                if row:
-                    yield row
+            try:
+                for row in reader:
+                    self.line = reader.line_num
+                    if row:
+                        yield row
+            except csv.Error as exc:  # line_num already counts the line the parser stopped on
+                raise BetsFileError(self.path, reader.line_num, f"unreadable row: {exc}") from exc
+            except OSError as exc:  # a directory, an unreadable device
+                raise BetsFileError(self.path, None, f"cannot read: {exc.strerror or exc}") from exc
 
     def _bet(self, row: list[str]) -> BetFields:
         if len(row) != FIELD_COUNT:
             raise BetsFileError(self.path, self.line, f"{len(row)} fields, expected {FIELD_COUNT}")
-        return _valid(BetFields._make(row), self.path, self.line)
+        bet = BetFields._make(row)
+        try:
+            validate_bet(bet)
+        except InvalidBet as exc:
+            raise BetsFileError(self.path, self.line, str(exc)) from exc
+        size = BETS_FRAME_OVERHEAD + bet_wire_size(bet)
+        if size > MAX_FRAME_SIZE:
+            reason = f"the bet of document {bet.document} needs {size} bytes; a frame holds {MAX_FRAME_SIZE}"
+            raise BetsFileError(self.path, self.line, reason)
+        return bet
 
 
-class SingleBet:
-    """One bet given in the environment (NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO, NUMERO)."""
+class SingleBet(CsvBets):
+    """One bet given in the environment (NOMBRE, APELLIDO, DOCUMENTO, NACIMIENTO, NUMERO): a file of one row."""
 
     def __init__(self, bet: BetFields) -> None:
+        super().__init__(Path("<environment>"))
         self.bet = bet
-        self.path = Path("<environment>")
+        self.line = None  # errors name the bet, not a line
 
-    def rows(self, skip: int = 0) -> Iterator[BetFields]:
-        """Yield the bet, unless the server already stores it; raises BetsFileError if invalid."""
-        _valid(self.bet, self.path, None)
-        if skip == 0:
-            yield self.bet
-
-    def check(self, *, allow_empty: bool = False) -> None:
-        """Validate the bet before connecting; raises BetsFileError if invalid."""
-        for _ in self.rows():
-            return
-
-    def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
-        """The resume digest of the first `count` bets (0 or 1 here), and how many were read."""
-        digest = BetsDigest()
-        read = 1 if count or to_end else 0
-        if count:
-            digest.update(self.bet)
-        return digest.digest(), read
+    def _records(self) -> Iterator[list[str]]:
+        yield list(self.bet)
 
 
 BetsSource = CsvBets | SingleBet

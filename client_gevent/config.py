@@ -1,10 +1,9 @@
-# Contract: the agency's settings, read once at the edge. `load_config` gives
-# every field the environment's value (CLI_*), else config.yaml's (dotted keys),
-# else the default, checks every value and returns a frozen ClientConfig;
-# nothing else in the client reads files or os.environ. CLI_ID, CLI_MODE and
-# CLI_BETS_FILE come from the environment only, as the course's tools expect;
-# NOMBRE..NUMERO, all set, make a single bet. Durations are Go duration strings,
-# kept as written for the log. SETTINGS is what --help prints.
+# Contract: the agency's settings, read once at the edge: each field is the
+# environment's value (CLI_*), else config.yaml's (dotted keys), else the default,
+# checked, in a frozen ClientConfig; nothing else in the client reads files or
+# os.environ. CLI_ID, CLI_MODE and CLI_BETS_FILE are environment only, as the
+# course's tools expect; NOMBRE..NUMERO, all set, make a single bet. Durations
+# are Go duration strings, kept as written for the log.
 from __future__ import annotations
 
 import os
@@ -32,11 +31,9 @@ from shared.errors import ConfigError
 
 __all__ = ["DEFAULT_CONFIG_PATH", "SETTINGS", "ClientConfig", "ConfigError", "Duration", "load_config"]
 
-#: Used when --config is not given.
-DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yaml")
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.yaml")  # when --config is not given
 MODES = ("lottery", "echo")
-#: Environment variables that, all set, make the client send this one bet.
-SINGLE_BET_VARIABLES = ("NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO")
+SINGLE_BET_VARIABLES = ("NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO")  # all set: send this one bet
 
 TLS_SETTINGS = (
     Setting("tls.ca", "CLI_TLS_CA", "tls_ca", optional_path, "", "the contest CA (PEM) that signs the server"),
@@ -53,22 +50,10 @@ SETTINGS = (
     Setting("loop.period", "CLI_LOOP_PERIOD", "loop_period", go_duration, "5s", "echo mode: pause between messages"),
     Setting("log.level", "CLI_LOG_LEVEL", "log_level", log_level, "INFO", "CRITICAL, ERROR, WARNING, INFO or DEBUG"),
     Setting("batch.maxAmount", "CLI_BATCH_MAXAMOUNT", "batch_max_amount", int_in(1, 10_000), "125", "bets per batch"),
-    Setting(
-        "connection.retryTimeout",
-        "CLI_CONNECTION_RETRYTIMEOUT",
-        "retry_timeout",
-        go_duration,
-        "30s",
-        "give up after failing to reach the server for this long",
-    ),
-    Setting(
-        "connection.replyTimeout",
-        "CLI_CONNECTION_REPLYTIMEOUT",
-        "reply_timeout",
-        go_duration,
-        "30s",
-        "longest wait for a reply (not the winners: they wait for every agency)",
-    ),
+    Setting("connection.retryTimeout", "CLI_CONNECTION_RETRYTIMEOUT", "retry_timeout", go_duration, "30s",
+            "give up after failing to reach the server for this long"),
+    Setting("connection.replyTimeout", "CLI_CONNECTION_REPLYTIMEOUT", "reply_timeout", go_duration, "30s",
+            "longest wait for a reply (not the winners: they wait for every agency)"),
     *TLS_SETTINGS,
 )
 
@@ -91,10 +76,8 @@ class ClientConfig:
     tls_ca: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    #: NOMBRE..NUMERO: send this single bet instead of the file.
-    single_bet: BetFields | None = None
-    #: --allow-empty: an empty bets file is not an error.
-    allow_empty: bool = False
+    single_bet: BetFields | None = None  # NOMBRE..NUMERO: send this single bet instead of the file
+    allow_empty: bool = False  # --allow-empty: an empty bets file is not an error
 
     def __post_init__(self) -> None:
         require_together(TLS_SETTINGS, self, "TLS")
@@ -111,13 +94,12 @@ class ClientConfig:
 
     def log_fields(self) -> dict[str, object]:
         """The fields of the `config` log line: what this mode actually uses."""
-        shown: dict[str, object] = {"client_id": self.client_id, "server_address": self.server_address}
-        shown["mode"] = self.mode
+        shown: dict[str, object] = dict(client_id=self.client_id, server_address=self.server_address, mode=self.mode)
         if self.mode == "echo":
             shown.update(loop_amount=self.loop_amount, loop_period=self.loop_period)
         else:
-            bets = f"single bet ({SINGLE_BET_VARIABLES[0]}..{SINGLE_BET_VARIABLES[-1]})"
-            shown.update(bets_file=bets if self.single_bet else self.bets_file, batch_max_amount=self.batch_max_amount)
+            bets = "single bet (NOMBRE..NUMERO)" if self.single_bet else self.bets_file
+            shown.update(bets_file=bets, batch_max_amount=self.batch_max_amount)
         shown.update(log_level=self.log_level, tls="on" if self.tls_enabled and self.mode == "lottery" else "off")
         return shown
 
@@ -134,26 +116,19 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, str]:
     return flat
 
 
-def _read_yaml(path: Path) -> dict[str, str]:
-    try:
-        with open(path, encoding="utf-8") as file:
-            tree = yaml.safe_load(file)
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    return _flatten(tree if tree is not None else {})
-
-
 def load_config(
     path: Path | None, environ: Mapping[str, str] = os.environ, *, allow_empty: bool = False
 ) -> ClientConfig:
-    """The client config from `path` (None: the default file, if it exists) and `environ`.
-
-    Raises:
-        ConfigError: naming the key whose value is missing or invalid; also for an
-            unknown key in the file, or TLS paths only partly given.
-    """
+    """The client config from `path` (None: the default file, if it exists) and `environ`; ConfigError names the key."""
     file = path if path is not None else DEFAULT_CONFIG_PATH
-    from_file = _read_yaml(file) if path is not None or file.exists() else {}
+    from_file: dict[str, str] = {}
+    if path is not None or file.exists():
+        try:
+            with open(file, encoding="utf-8") as handle:
+                tree = yaml.safe_load(handle)
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read config file {file}: {exc}") from exc
+        from_file = _flatten(tree if tree is not None else {})
     values = load_settings(SETTINGS, from_file, environ, file)
     values["server_host"], values["server_port"] = values.pop("server_address")
     if values["bets_file"] is None:

@@ -1,7 +1,6 @@
-# Contract: the course skeleton's echo loop, kept as a second mode. For each of
-# `loop.amount` messages: connect, send one text line (the server's inline
-# echo), read the line back, close, sleep `loop.period`. A server that is not
-# up yet is retried with backoff, like in lottery mode.
+# Contract: the course skeleton's echo loop, a second mode. For each of
+# `loop.amount` messages: connect, send one text line (the server's inline echo),
+# read it back, close, sleep `loop.period`; a server not up yet is retried with backoff.
 from __future__ import annotations
 
 import logging
@@ -16,12 +15,7 @@ from shared.transport import open_connection
 
 logger = logging.getLogger(__name__)
 
-#: Longest echo reply read back.
-MAX_REPLY_BYTES = 4096
-
-
-def echo_message(config: ClientConfig, number: int) -> str:
-    return f"[CLIENT {config.client_id}] Message N°{number}"
+MAX_REPLY_BYTES = 4096  # the longest echo reply read back
 
 
 def _exchange(config: ClientConfig, message: str) -> str:
@@ -35,39 +29,26 @@ def _exchange(config: ClientConfig, message: str) -> str:
 
 def run_echo_loop(config: ClientConfig, backoff: Backoff) -> int:
     """Send the numbered messages; returns the exit code (0 if every echo matched)."""
+    client_id = config.client_id
     mismatches = 0
     for number in range(1, config.loop_amount + 1):
-        message = echo_message(config, number)
+        message = f"[CLIENT {client_id}] Message N°{number}"
         while True:
             try:
                 reply = _exchange(config, message)
                 break
             except (ConnectFailed, PeerClosed, Timeout, ProtocolError) as exc:
                 if not backoff.failed("connect", exc):
-                    log_action(
-                        logger, logging.ERROR, "receive_message", Result.FAIL, client_id=config.client_id, error=exc
-                    )
+                    log_action(logger, logging.ERROR, "receive_message", Result.FAIL, client_id=client_id, error=exc)
                     return 1
         backoff.succeeded()
         if reply == message:
-            log_action(logger, logging.INFO, "receive_message", Result.SUCCESS, client_id=config.client_id, msg=reply)
+            log_action(logger, logging.INFO, "receive_message", Result.SUCCESS, client_id=client_id, msg=reply)
         else:
             mismatches += 1
-            log_action(
-                logger,
-                logging.ERROR,
-                "receive_message",
-                Result.FAIL,
-                client_id=config.client_id,
-                msg=reply,
-                error=f"expected {message!r}",
-            )
+            mismatch = {"client_id": client_id, "msg": reply, "error": f"expected {message!r}"}
+            log_action(logger, logging.ERROR, "receive_message", Result.FAIL, **mismatch)
         gevent.sleep(config.loop_period.seconds)
-    log_action(
-        logger,
-        logging.INFO,
-        "loop_finished",
-        Result.SUCCESS if not mismatches else Result.FAIL,
-        client_id=config.client_id,
-    )
-    return 0 if not mismatches else 1
+    outcome = Result.FAIL if mismatches else Result.SUCCESS
+    log_action(logger, logging.INFO, "loop_finished", outcome, client_id=client_id)
+    return 1 if mismatches else 0

@@ -1,37 +1,20 @@
 # Contract: whether a Welcome's `stored` may be trusted. The server says how many
-# of this agency's bets its contest holds, and their resume digest
-# (shared/protocol/_digest.py); the agency computes the digest of as many rows
-# of its own file. Equal digests mean the server holds exactly this file's first
-# rows, so skipping them skips nothing and repeats nothing. Anything else (other
-# bets, more bets than the file has, or "done" while the file holds bets the
-# server never got) is an UnexpectedReply: the run ends with nothing sent.
+# of this agency's bets its contest holds, and their resume digest; the agency
+# digests as many rows of its file. Equal digests mean the server holds exactly
+# this file's first rows, so skipping them skips and repeats nothing. Anything
+# else (other bets, more than the file has, or "done" while the file holds bets
+# the server never got) is an UnexpectedReply: the run ends with nothing sent.
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Protocol
-
+from client_gevent.bets_source import CsvBets
 from shared.errors import UnexpectedReply
 from shared.protocol import Welcome
 
-#: What the refusal tells the user to do.
-WHAT_TO_DO = (
-    "run this agency with the file it uploaded to that contest, "
-    "or start a new contest on the server (python -m lottery_gevent --new-contest)"
-)
 
-
-class _Prefixed(Protocol):
-    path: Path
-
-    def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]: ...
-
-
-def check_resume(welcome: Welcome, source: _Prefixed, agency: int) -> None:
+def check_resume(welcome: Welcome, source: CsvBets, agency: int) -> None:
     """Check that the Welcome's stored bets are the first rows of `source`.
 
-    Raises:
-        UnexpectedReply: they are not (see the module header).
-        BetsFileError: the file cannot be read, or a row of the prefix is bad.
+    Raises UnexpectedReply if they are not, BetsFileError if the file or a row of the prefix is bad.
     """
     stored = welcome.stored
     where = f"agency {agency}: contest {welcome.contest.hex()}"
@@ -44,4 +27,5 @@ def check_resume(welcome: Welcome, source: _Prefixed, agency: int) -> None:
         reason = f"{where} holds {stored} bets of this agency that are not the first {stored} rows of {source.path}"
     else:
         return
-    raise UnexpectedReply(f"{reason}; {WHAT_TO_DO}")
+    what_to_do = "run this agency with the file it uploaded to that contest, or start a new contest on the server"
+    raise UnexpectedReply(f"{reason}; {what_to_do} (python -m lottery_gevent --new-contest)")

@@ -1,9 +1,8 @@
-# What makes a batch of bets acceptable, and storing it durably.
-# Guarantees: a batch is stored whole or not at all; it is refused (with the
-# ErrorCode the peer is told) if any bet is invalid, if it would take its
-# agency past the per-agency quota, or if it does not start where the agency's
-# stored bets end; `store_batch` returns only once the batch is durable.
-# Never: talks to the peer, or logs.
+# What makes a batch of bets acceptable, and storing it durably. Guarantees: a
+# batch is stored whole or not at all; it is refused (with the ErrorCode the
+# peer is told) if a bet is invalid, if it would take its agency past the quota,
+# or if it does not start where the agency's stored bets end; `store_batch`
+# returns only once the batch is durable. Never: talks to the peer, or logs.
 from __future__ import annotations
 
 from lottery_gevent.contract import Bet
@@ -13,12 +12,10 @@ from shared.errors import InvalidBet, ServerRefused
 from shared.protocol import Bets, ErrorCode
 
 
-def build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
-    """Check the quota and validate every bet of a batch, then build them.
+def store_batch(store: BetStore, agency: int, batch: Bets, quota: int) -> list[Bet]:
+    """Check the quota, validate every bet, append and wait until durable; the bets stored.
 
-    Raises:
-        ServerRefused: QUOTA_EXCEEDED, the batch would end past bet number `quota`.
-        InvalidBet: naming the bet.
+    Raises ServerRefused (QUOTA_EXCEEDED: past bet number `quota`; OUT_OF_SEQUENCE), InvalidBet, StorageFailure.
     """
     end = batch.start + len(batch.bets)
     if end > quota:
@@ -34,16 +31,5 @@ def build_bets(agency: int, batch: Bets, quota: int) -> list[Bet]:
         except InvalidBet as exc:
             raise InvalidBet(exc.field, exc.value, f"{exc.reason} (bet #{batch.start + index})") from exc
         bets.append(Bet(agency, *fields))
-    return bets
-
-
-def store_batch(store: BetStore, agency: int, batch: Bets, quota: int) -> list[Bet]:
-    """Validate, append and wait until durable; the bets stored.
-
-    Raises:
-        ServerRefused: QUOTA_EXCEEDED, OUT_OF_SEQUENCE.
-        InvalidBet, StorageFailure.
-    """
-    bets = build_bets(agency, batch, quota)
     store.wait_durable(store.append(agency, batch.start, bets))
     return bets

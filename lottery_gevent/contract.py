@@ -1,7 +1,6 @@
-# The storage contract of the course exercise. It is given, and its behaviour
-# must not change: the server persists bets only through `store_bets` and finds
-# winners only through `load_bets` and `has_won`. Everything that makes storage
-# safe (locking, fsync, crash repair) lives around it, in storage.py.
+# The course exercise's storage contract, given: its behaviour must not change.
+# The server stores bets only through `store_bets` and finds winners only through
+# `load_bets` and `has_won`; locking, fsync and crash repair live in storage.py.
 from __future__ import annotations
 
 import csv

@@ -1,9 +1,8 @@
 # The inline echo, for health checks: a connection whose first byte is not the
-# protocol's start byte is a text session (as Redis takes inline commands from
-# telnet). Guarantees: one line, at most ECHO_MAX_BYTES, within ECHO_TIMEOUT_S,
-# is written back unchanged and logged (`receive_message`), then the caller
-# closes. A probe that gives up is logged at DEBUG only.
-# Never: raises for what the peer does.
+# protocol's start byte is a text session. Guarantees: one line, at most
+# ECHO_MAX_BYTES, within ECHO_TIMEOUT_S, is written back unchanged and logged
+# (`receive_message`); a probe that gives up is logged at DEBUG only.
+# Never: raises for what the peer does, or closes (the caller does).
 from __future__ import annotations
 
 import logging
@@ -14,10 +13,8 @@ from shared.transport import Stream, within
 
 logger = logging.getLogger(__name__)
 
-#: The longest line echoed, newline included.
-ECHO_MAX_BYTES = 1024
-#: Seconds the whole line (and its echo) may take.
-ECHO_TIMEOUT_S = 5.0
+ECHO_MAX_BYTES = 1024  # the longest line echoed, newline included
+ECHO_TIMEOUT_S = 5.0  # for the whole line and its echo
 
 
 def serve_inline_echo(stream: Stream, ip: str) -> None:
@@ -28,11 +25,9 @@ def serve_inline_echo(stream: Stream, ip: str) -> None:
             stream.send_all(line)
     except ProtocolError as exc:
         log_action(logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=exc)
-        return
     except (Timeout, PeerClosed) as exc:
-        log_action(
-            logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"echo not completed: {exc}"
-        )
-        return
-    message = line.decode("utf-8", "replace").rstrip("\r\n")
-    log_action(logger, logging.INFO, "receive_message", Result.SUCCESS, ip=ip, msg=message)
+        reason = f"echo not completed: {exc}"
+        log_action(logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=reason)
+    else:
+        message = line.decode("utf-8", "replace").rstrip("\r\n")
+        log_action(logger, logging.INFO, "receive_message", Result.SUCCESS, ip=ip, msg=message)

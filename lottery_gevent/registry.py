@@ -1,8 +1,7 @@
 # Which greenlet speaks for each agency: at most one live session per agency.
-# Guarantees: a newer claim takes over by ending the older session's greenlet
-# first (EndSession(SUPERSEDED); its in-flight batch is stored whole or not at
-# all, since appends never yield midway) and only then returns, so the new
-# session reads the stored count after the old one is gone.
+# Guarantees: a newer claim ends the older session's greenlet first
+# (EndSession(SUPERSEDED); its in-flight batch is stored whole or not at all)
+# and only then returns, so the new session reads the count the old one left.
 # Never: knows sessions (they depend on it, not the other way round).
 from __future__ import annotations
 
@@ -17,12 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 class EndSession(gevent.GreenletExit):  # type: ignore[misc]
-    """Thrown into a session's greenlet to end it (takeover, shutdown).
-
-    Attributes:
-        reason: for the log and the peer.
-        code: the Error code the peer is told, when it can be told cleanly.
-    """
+    """Thrown into a session's greenlet to end it (takeover, shutdown); `code` is what the peer is told."""
 
     def __init__(self, reason: str, code: ErrorCode) -> None:
         super().__init__(reason)
@@ -31,11 +25,7 @@ class EndSession(gevent.GreenletExit):  # type: ignore[misc]
 
 
 class AgencyRegistry:
-    """Which greenlet speaks for each agency.
-
-    Args:
-        takeover_timeout_s: how long an older session gets to end when superseded.
-    """
+    """Which greenlet speaks for each agency; a superseded one gets `takeover_timeout_s` to end."""
 
     def __init__(self, takeover_timeout_s: float) -> None:
         self._takeover_timeout_s = takeover_timeout_s
@@ -47,11 +37,8 @@ class AgencyRegistry:
         self._owners[agency] = owner
         if old is not None and old is not owner:
             log_action(logger, logging.INFO, "takeover", Result.SUCCESS, agency=agency)
-            old.kill(
-                EndSession("superseded by a newer connection of the same agency", ErrorCode.SUPERSEDED),
-                block=True,
-                timeout=self._takeover_timeout_s,
-            )
+            superseded = EndSession("superseded by a newer connection of the same agency", ErrorCode.SUPERSEDED)
+            old.kill(superseded, block=True, timeout=self._takeover_timeout_s)
 
     def release(self, agency: int, owner: gevent.Greenlet) -> None:
         """Forget `owner` as the agency's session, unless a newer one has claimed it."""

@@ -1,10 +1,9 @@
 # Contract: the one settings loader both programs use. A program lists its
 # settings as `Setting` rows (file key, environment variable, field, parser,
 # default, help); `load_settings` gives each field the environment's value, else
-# the file's, else the default, all through the row's parser, and `help_epilog`
-# prints the same rows for `--help`. A parser raises ValueError whose text reads
-# right after the setting's name (" must be ..." or ": ..."), so the loader joins
-# them without ever looking at the text. Never reads os.environ or a file itself.
+# the file's, else the default, through the row's parser; `help_epilog` prints
+# the rows for `--help`. A parser's ValueError text reads right after the name
+# (" must be ..." or ": ..."): never looked at. Never reads os.environ or files.
 from __future__ import annotations
 
 import math
@@ -37,11 +36,6 @@ def int_in(low: int, high: int | None = None, noun: str = "") -> Callable[[str],
     return parse
 
 
-#: A port to connect to, and one to listen on (0: any free port).
-port = int_in(1, 65535, "port")
-listen_port = int_in(0, 65535, "port")
-
-
 def one_of(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], str]:
     """A parser that accepts one of `choices` (compared in upper case if `upper`)."""
 
@@ -54,6 +48,9 @@ def one_of(choices: Sequence[str], *, upper: bool = False) -> Callable[[str], st
     return parse
 
 
+#: Ready-made parsers: a port to connect to, one to listen on (0: any free port), and a log level.
+port = int_in(1, 65535, "port")
+listen_port = int_in(0, 65535, "port")
 log_level = one_of(LEVELS, upper=True)
 
 
@@ -110,21 +107,17 @@ class Duration:
 
 
 # Go accepts both micro signs: U+00B5 (µ) and U+03BC (μ).
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+_DURATION_PART = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)"
+_DURATION = re.compile(f"0|(?:{_DURATION_PART})+")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def go_duration(text: str) -> Duration:
     """A Go duration string such as ``150ms``, ``5s`` or ``1m30s`` (never negative)."""
-    if text == "0":
-        return Duration(text, 0.0)
-    position, total = 0, 0.0
-    while match := _DURATION_PART.match(text, position):
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        position = match.end()
-    if not text or position < len(text):
+    if not _DURATION.fullmatch(text):
         raise ValueError(f" must be a duration such as 150ms, 5s or 1m30s, got {text!r}")
-    return Duration(text, total)
+    parts = re.findall(_DURATION_PART, text)
+    return Duration(text, sum((float(number) * _UNIT_SECONDS[unit] for number, unit in parts), 0.0))
 
 
 @dataclass(frozen=True)
@@ -140,15 +133,8 @@ class Setting:
 
     @property
     def names(self) -> str:
-        """How messages name the setting: the key and, if it differs, the variable."""
+        """The key and, if it differs, the variable: how messages name the setting."""
         return self.env if self.key in (None, self.env) else f"{self.key} ({self.env})"
-
-
-def _parse(name: str, row: Setting, text: str) -> Any:
-    try:
-        return row.parser(text.strip())
-    except ValueError as exc:
-        raise ConfigError(f"{name}{exc}") from None
 
 
 def load_settings(
@@ -156,8 +142,7 @@ def load_settings(
 ) -> dict[str, Any]:
     """Each row's value by field: the environment's, else `from_file`'s (by key), else the default.
 
-    Raises:
-        ConfigError: an unknown key in the file (`source`), a required setting unset, or a bad value.
+    Raises ConfigError for an unknown key in the file (`source`), a required setting unset, or a bad value.
     """
     rows = tuple(rows)
     unknown = sorted(set(from_file) - {row.key for row in rows})
@@ -166,13 +151,17 @@ def load_settings(
     values: dict[str, Any] = {}
     for row in rows:
         if row.env in environ:
-            values[row.field] = _parse(row.env, row, environ[row.env])
+            name, text = row.env, environ[row.env]
         elif row.key is not None and row.key in from_file:
-            values[row.field] = _parse(row.key, row, from_file[row.key])
-        elif row.default is None:
-            raise ConfigError(f"{row.names} is not set: it must be {row.help}")
+            name, text = row.key, from_file[row.key]
+        elif row.default is not None:
+            name, text = row.names, row.default
         else:
-            values[row.field] = _parse(row.names, row, row.default)
+            raise ConfigError(f"{row.names} is not set: it must be {row.help}")
+        try:
+            values[row.field] = row.parser(text.strip())
+        except ValueError as exc:  # its text reads right after the name (see the header)
+            raise ConfigError(f"{name}{exc}") from None
     return values
 
 

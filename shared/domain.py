@@ -1,8 +1,7 @@
-# Contract: the bet as both sides see it, as text, before the server turns it
-# into a stored `Bet`. One validation function is shared by the client (to stop
-# at a bad CSV row before sending it) and the server (to refuse a bad batch
-# before storing any of it); and the name an agency's certificate carries.
-# Nothing here sees bytes or sockets.
+# Contract: the bet as both sides see it, as text, before the server stores it.
+# One validation, shared by the client (to stop at a bad CSV row before sending
+# it) and the server (to refuse a bad batch before storing any of it); and the
+# name an agency's certificate carries. Nothing here sees bytes or sockets.
 from __future__ import annotations
 
 import datetime
@@ -11,8 +10,7 @@ from typing import NamedTuple
 
 from shared.errors import InvalidBet
 
-#: Lottery numbers are non-negative integers of at most this many digits.
-MAX_NUMBER_DIGITS = 9
+MAX_NUMBER_DIGITS = 9  # lottery numbers are non-negative integers of at most this many digits
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -31,12 +29,7 @@ FIELD_COUNT = len(BetFields._fields)
 
 
 def validate_bet(bet: BetFields) -> None:
-    """Check that a bet can be stored; InvalidBet names the first field that breaks a rule.
-
-    Names are not blank and are UTF-8 text (no lone surrogates: undecodable bytes in
-    os.environ); the document is ASCII digits; the birthdate a real ``YYYY-MM-DD``
-    date; the number ASCII digits, at most `MAX_NUMBER_DIGITS` of them.
-    """
+    """Check that a bet can be stored; InvalidBet names the first field that breaks a rule."""
     first_name, last_name, document, birthdate, number = bet
     if not first_name.strip():
         raise InvalidBet("first_name", first_name, "must not be empty")

@@ -1,8 +1,7 @@
 # Contract: the errors every layer shares, one small tree under LotteryError.
 # Callers catch by type, never by message text. OSError, ssl.SSLError and socket
 # timeouts become these only at the transport boundary (`raise ... from exc`).
-# Server-only errors live in the server (StorageFailure, EndSession); the
-# client's only one lives in client_gevent.bets_source (BetsFileError).
+# Side-only errors live on their side: StorageFailure, EndSession, BetsFileError.
 from __future__ import annotations
 
 
@@ -28,13 +27,9 @@ class PeerClosed(LotteryError):
     def __init__(self, partial: bytes = b"", expected: int = 0) -> None:
         self.partial = partial
         self.expected = expected
+        self.mid_frame = bool(partial)  # the peer closed in the middle of a frame
         closed = f"after {len(partial)} of {expected} bytes" if partial else "the connection"
         super().__init__(f"peer closed {closed}")
-
-    @property
-    def mid_frame(self) -> bool:
-        """True when the peer closed in the middle of a frame."""
-        return bool(self.partial)
 
 
 class Timeout(LotteryError):
@@ -46,11 +41,8 @@ class ConnectFailed(LotteryError):
 
 
 class ServerRefused(LotteryError):
-    """A request was refused with an Error code (a shared.protocol.ErrorCode) and a detail.
-
-    The server raises it for a batch it refuses and answers Error(code, detail);
-    the client raises it on an Error reply (detail is hostile text: log it escaped).
-    """
+    """A request refused with an ErrorCode and a detail: the server answers Error(code, detail) for it,
+    the client raises it on an Error reply (the detail is the peer's text: log it escaped)."""
 
     def __init__(self, code: int, detail: str) -> None:
         self.code = code
@@ -67,10 +59,8 @@ class ConfigError(LotteryError):
 
 
 class InvalidBet(LotteryError):
-    """A bet's field fails validation; the message quotes at most MAX_QUOTED_CHARS of the value.
-
-    It travels back in an Error frame, which must stay small however long the value is.
-    """
+    """A bet's field fails validation; the message, sent back in an Error frame, quotes at most
+    MAX_QUOTED_CHARS of the value so that it stays small however long the value is."""
 
     MAX_QUOTED_CHARS = 40
 

@@ -1,10 +1,9 @@
 # Contract: log lines are an interface other tools parse, so exactly one function
 # builds them: `action: NAME | result: success|fail|in_progress | key: value ...`.
-# `Result` is the closed set of result words. Values are made safe here, so
-# callers may log peer-supplied text as it is: "|", "%", every C0/C1 control and
-# DEL, the bidirectional controls, U+2028/U+2029 and lone surrogates are
-# percent-encoded ("%XX" below 0x100, "%uXXXX" above). Every "%" in a value starts
-# an escape, so the original text can always be recovered.
+# Values are made safe here, so callers may log peer-supplied text as it is: "|",
+# "%", every C0/C1 control and DEL, the bidirectional controls, U+2028/U+2029 and
+# lone surrogates are percent-encoded ("%XX" below 0x100, "%uXXXX" above); every
+# "%" in a value starts an escape, so the original text can always be recovered.
 from __future__ import annotations
 
 import enum
@@ -14,20 +13,14 @@ LOG_FORMAT = "%(asctime)s %(levelname)-8s %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
-#: Bytes a log line takes beyond its message: the date, the level, spaces, the newline.
-LINE_OVERHEAD_BYTES = len("2026-01-01 00:00:00 WARNING  \n")
-
-
-def _escape(code: int) -> str:
-    return f"%{code:02X}" if code < 0x100 else f"%u{code:04X}"
-
+LINE_OVERHEAD_BYTES = len("2026-01-01 00:00:00 WARNING  \n")  # a line's bytes beyond its message
 
 #: The code points a value never shows raw (see the header).
 UNSAFE_CODE_POINTS = frozenset(
     [ord("|"), ord("%"), *range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]
     + [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029, *range(0xD800, 0xE000)]
 )
-_UNSAFE = str.maketrans({code: _escape(code) for code in UNSAFE_CODE_POINTS})
+_UNSAFE = str.maketrans({code: f"%{code:02X}" if code < 0x100 else f"%u{code:04X}" for code in UNSAFE_CODE_POINTS})
 
 
 class Result(enum.StrEnum):
@@ -39,13 +32,7 @@ class Result(enum.StrEnum):
 
 
 def format_action(action: str, outcome: Result, **details: object) -> str:
-    """Build one ``action: ... | result: ...`` line.
-
-    Args:
-        action: what happened, a snake_case word.
-        outcome: how it ended (the word after ``result:``).
-        **details: extra ``key: value`` fields, in the order given.
-    """
+    """One ``action: ... | result: ...`` line, then each of `details` as ``key: value``, in order."""
     parts = [f"action: {action}", f"result: {outcome.value}"]
     parts += [f"{key}: {escape_value(value)}" for key, value in details.items()]
     return " | ".join(parts)
@@ -63,11 +50,7 @@ def log_action(logger: logging.Logger, level: int, action: str, outcome: Result,
 
 
 def setup_logging(level: str) -> None:
-    """Configure the root logger with the shared line format.
-
-    Raises:
-        ValueError: `level` is not one of LEVELS.
-    """
+    """Configure the root logger with the shared line format; ValueError if `level` is not one of LEVELS."""
     name = level.upper()
     if name not in LEVELS:
         raise ValueError(f"unknown log level {level!r}; use one of {', '.join(LEVELS)}")

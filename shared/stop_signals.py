@@ -1,16 +1,12 @@
-# Contract: catch SIGTERM and SIGINT from the first moment a program runs, not
-# from the moment its event loop is ready. In a container the program is PID 1,
-# and PID 1 ignores any signal it has no handler for: a `docker stop` that lands
-# during start-up would otherwise wait out its grace period and end in SIGKILL.
-#
-# `StopSignals()` records any stop signal with a plain Python handler; `attach`
-# hands the signals over to gevent's loop and replays what was recorded, so a
-# signal is never lost and is always handled the same way.
+# Contract: catch SIGTERM and SIGINT from a program's first moment, not from when
+# its event loop is ready: as PID 1 in a container, it ignores a signal it has no
+# handler for, so a `docker stop` during start-up would end in SIGKILL.
+# `StopSignals()` records stop signals; `attach` hands them to gevent's loop and
+# replays what was recorded: a signal is never lost, always handled the same way.
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -23,10 +19,7 @@ class StopSignals:
         self._early: list[int] = []
         self._watchers: list[Any] = []
         for signum in STOP_SIGNALS:
-            signal.signal(signum, self._record)
-
-    def _record(self, signum: int, _frame: FrameType | None) -> None:
-        self._early.append(signum)
+            signal.signal(signum, lambda received, _frame: self._early.append(received))
 
     def attach(self, on_signal: Callable[[int], None]) -> None:
         """From now on call `on_signal(signum)` in the event loop; first for any signal already received."""

@@ -1,12 +1,11 @@
 # The only module that touches a socket: everything above holds a `Stream`.
-# Guarantees: `send_all` sends every byte (slicing off what each send took);
-# `recv_exact` returns exactly n bytes or raises PeerClosed with what arrived;
-# a frame read never reads past its frame and yields to the loop between
-# chunks, however the peer cuts them (one-byte TLS records included);
-# OSError and TLS errors become shared.errors types only in `_translated`.
-# Peer deadlines are gevent.Timeouts armed once (absolute), never socket
-# timeouts. TLS is shared.tls's stream over this one; its contexts are made
-# here (1.3 floor, peer certificate required, host name checked by clients).
+# Guarantees: `send_all` sends every byte; `recv_exact` returns exactly n bytes
+# or raises PeerClosed with what arrived; a frame read never reads past its
+# frame and yields to the loop between chunks, however the peer cuts them (one-
+# byte TLS records included); OSError and TLS errors become shared.errors types
+# only in `_translated`. Peer deadlines are gevent.Timeouts armed once, never
+# socket timeouts. TLS (shared.tls) is a stream over this one; its contexts are
+# made here (1.3 floor, peer certificate required, host name checked by clients).
 # Never: decides what a message means, or logs.
 from __future__ import annotations
 
@@ -27,8 +26,7 @@ from shared.protocol import FrameDecoder, Message, encode
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_PROBES = 3
-#: The first byte of a TLS handshake record.
-TLS_HANDSHAKE_BYTE = 0x16
+TLS_HANDSHAKE_BYTE = 0x16  # the first byte of a TLS handshake record
 #: A plaintext fatal alert (handshake_failure): a server with TLS off answers a ClientHello with it.
 TLS_HANDSHAKE_FAILURE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40])
 TLS_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_3
@@ -38,26 +36,17 @@ class RawSocket(Protocol):
     """What a Stream needs from a socket."""
 
     def send(self, data: bytes | memoryview, /) -> int: ...
-
     def recv(self, size: int, flags: int = 0, /) -> bytes: ...
-
     def settimeout(self, timeout: float | None, /) -> None: ...
-
     def close(self) -> None: ...
 
 
 @contextlib.contextmanager
 def within(seconds: float | None, what: str) -> Iterator[None]:
-    """Raise Timeout(what) if the block has not ended `seconds` from now (None: no bound).
-
-    One timer, armed once: nothing the peer sends moves it.
-    """
-    if seconds is None:
-        yield
-        return
-    if seconds <= 0:
+    """Raise Timeout(what) if the block has not ended `seconds` from now (None: no bound); nothing moves it."""
+    if seconds is not None and seconds <= 0:
         raise Timeout(what)
-    with gevent.Timeout(seconds, Timeout(what)):
+    with gevent.Timeout(seconds, Timeout(what)):  # None: a timer that never fires
         yield
 
 
@@ -94,8 +83,7 @@ class Stream:
 
     def __init__(self, sock: RawSocket) -> None:
         self._sock = sock
-        #: Bytes read from the peer so far: what log budgets are measured in.
-        self.bytes_received = 0
+        self.bytes_received = 0  # what log budgets are measured in
 
     def __enter__(self) -> Stream:
         return self
@@ -132,17 +120,15 @@ class Stream:
 
     def recv_exact(self, size: int) -> bytes:
         """Exactly `size` bytes, yielding between chunks; PeerClosed (with `partial`) on an early EOF."""
-        chunk = self.recv_some(size, b"", size)
-        if len(chunk) == size:
-            return chunk
-        chunks = bytearray(chunk)
-        while chunk and len(chunks) < size:
-            gevent.sleep(0)  # buffered TLS records are returned without a switch: let others run
-            chunk = self.recv_some(size - len(chunks), bytes(chunks), size)
+        chunks = b""
+        while len(chunks) < size:
+            if chunks:
+                gevent.sleep(0)  # buffered TLS records are returned without a switch: let others run
+            chunk = self.recv_some(size - len(chunks), chunks, size)
+            if not chunk:
+                raise PeerClosed(chunks, size)
             chunks += chunk
-        if len(chunks) < size:
-            raise PeerClosed(bytes(chunks), size)
-        return bytes(chunks)
+        return chunks
 
     def recv_line(self, max_bytes: int) -> bytes:
         """Up to and including the first newline (or what came before EOF); ProtocolError past `max_bytes`."""
@@ -165,7 +151,7 @@ class Stream:
 
 
 def _tls_context(protocol: int, cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
-    """TLS 1.3 or newer, our certificate, the peer's required (for shared.tls, which never wraps a socket)."""
+    """TLS 1.3 or newer, our certificate, the peer's required (ConfigError if a file is bad)."""
     try:
         context = ssl.SSLContext(protocol)
         context.minimum_version = TLS_MINIMUM_VERSION
@@ -178,17 +164,15 @@ def _tls_context(protocol: int, cert: Path, key: Path, ca: Path) -> ssl.SSLConte
 
 
 def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
-    """The server's side: a client certificate signed by `ca` required (ConfigError if a file is bad)."""
+    """The server's side: a client certificate signed by `ca` required."""
     context = _tls_context(ssl.PROTOCOL_TLS_SERVER, cert, key, ca)
     context.num_tickets = 0  # agencies never resume a TLS session
     return context
 
 
 def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
-    """An agency's side: the server's certificate signed by `ca`, for the host dialled (ConfigError: a bad file)."""
-    context = _tls_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, ca)
-    context.check_hostname = True
-    return context
+    """An agency's side: the server's certificate signed by `ca`, for the host dialled (TLS_CLIENT's default)."""
+    return _tls_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, ca)
 
 
 def open_connection(host: str, port: int, timeout: float | None) -> Stream:
@@ -208,18 +192,12 @@ def send_message(stream: Stream, message: Message, within_s: float | None = None
 
 
 def receive_message(
-    stream: Stream,
-    decoder: FrameDecoder,
-    frame_s: float | None = None,
-    start_within_s: float | None = None,
-    end_within_s: float | None = None,
-    late: str = "no frame in time",
+    stream: Stream, decoder: FrameDecoder, frame_s: float | None = None, start_within_s: float | None = None,
+    end_within_s: float | None = None, late: str = "no frame in time",
 ) -> Message:
     """One whole message, never reading past it: its first byte within `start_within_s` (else
-    Timeout(late)), the rest within `frame_s` of that byte and all within `end_within_s`.
-
-    Raises ProtocolError (not a valid frame), PeerClosed (`mid_frame`: a frame cut short), Timeout.
-    """
+    Timeout(late)), the rest within `frame_s` of that byte and all within `end_within_s`. Raises
+    ProtocolError (not a valid frame), PeerClosed (`mid_frame`: a frame cut short), Timeout."""
     with within(end_within_s, late):
         message = decoder.next_message()
         if message is not None:

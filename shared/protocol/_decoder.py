@@ -1,15 +1,9 @@
-# Contract: an incremental frame decoder over a byte buffer ("bring your own
-# I/O"). The owner feeds it whatever bytes arrived and asks for the next message:
-#
-#   - next_message() returns a message, or None when more bytes are needed;
-#   - bytes_needed says how many more bytes could possibly help, so a reader can
-#     ask the socket for exactly that and never read past the end of a frame;
-#   - a malformed frame raises a ProtocolError as early as the bytes show it (a
-#     wrong first byte is refused after one byte, an oversized length as soon as
-#     the header is complete, before any payload is buffered).
-#
-# After a ProtocolError the stream cannot be resynchronised: drop the decoder
-# and close the connection.
+# Contract: an incremental frame decoder ("bring your own I/O"). `feed` whatever
+# bytes arrived; `next_message` returns a message, or None while more are needed;
+# `bytes_needed` says how many could help, so a reader never reads past a frame.
+# A malformed frame raises ProtocolError as early as the bytes show it (a wrong
+# first byte after one byte, an oversized length before any payload). After a
+# ProtocolError the stream cannot be resynchronised: close it.
 from __future__ import annotations
 
 from shared.protocol._messages import Message, MessageType
@@ -25,7 +19,6 @@ class FrameDecoder:
         self._header_bytes = b""
 
     def feed(self, data: bytes) -> None:
-        """Append received bytes. An empty `data` is ignored (EOF is the reader's job)."""
         self._buffer += data
 
     @property
@@ -40,11 +33,7 @@ class FrameDecoder:
         return max(wanted - len(self._buffer), 0)
 
     def next_message(self) -> Message | None:
-        """Return the next complete message, or None if more bytes are needed.
-
-        Raises:
-            ProtocolError: the buffered bytes cannot start or form a valid frame.
-        """
+        """The next complete message, or None; ProtocolError if the bytes cannot form a valid frame."""
         buffer = self._buffer
         if self._header is None:
             if len(buffer) < HEADER_SIZE:

@@ -48,13 +48,6 @@ def test_values_are_formatted_with_str() -> None:
     assert line == "action: x | result: fail | error: boom | none: None | flag: True"
 
 
-def test_result_is_closed() -> None:
-    assert [result.value for result in Result] == ["success", "fail", "in_progress"]
-    for word in ("waiting", "retry", "ok", "SUCCESS"):
-        with pytest.raises(ValueError):
-            Result(word)
-
-
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
