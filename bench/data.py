@@ -16,8 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_gevent.batching import batches
-from client_gevent.bets_source import CsvBets
+from client_gevent.bets_source import CsvBets, batches
 from shared.domain import BetFields
 from shared.transport import client_tls_context
 from tests.support.processes import REPO_ROOT

@@ -2,13 +2,14 @@
 # columns, no header, UTF-8, LF or CRLF, blank lines ignored) is read row by
 # row, never whole, and every row is validated (shared.domain, and small enough
 # for one frame) before it is handed out, so the upload stops at a bad row.
-# `check` looks at the file before connecting; `prefix` digests its first rows.
+# `check` looks at the file before connecting; `prefix` digests its first rows;
+# `batches` cuts the rows into batches of at most max_amount bets and one frame.
 # Bytes that are not UTF-8 are decoded with "surrogateescape", so the error
 # names their row (validate_bet refuses a lone surrogate), not a decoding chunk.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from shared.domain import FIELD_COUNT, BetFields, validate_bet
@@ -108,3 +109,25 @@ class SingleBet(CsvBets):
 
 
 BetsSource = CsvBets | SingleBet
+
+
+def batches(
+    bets: Iterable[BetFields], max_amount: int, max_frame_size: int = MAX_FRAME_SIZE
+) -> Iterator[list[BetFields]]:
+    """Yield lists of consecutive bets, each at most `max_amount` and one frame; none dropped or split."""
+    if max_amount < 1:
+        raise ValueError("max_amount must be at least 1")
+    batch: list[BetFields] = []
+    size = BETS_FRAME_OVERHEAD
+    for bet in bets:
+        bet_size = bet_wire_size(bet)
+        if batch and size + bet_size > max_frame_size:
+            yield batch
+            batch, size = [], BETS_FRAME_OVERHEAD
+        batch.append(bet)
+        size += bet_size
+        if len(batch) == max_amount:
+            yield batch
+            batch, size = [], BETS_FRAME_OVERHEAD
+    if batch:
+        yield batch

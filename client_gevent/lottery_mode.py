@@ -18,8 +18,7 @@ import ssl
 import gevent
 
 from client_gevent.backoff import Backoff
-from client_gevent.batching import batches
-from client_gevent.bets_source import BetsFileError, BetsSource
+from client_gevent.bets_source import BetsFileError, BetsSource, batches
 from client_gevent.config import ClientConfig
 from client_gevent.connection import ServerConnection
 from client_gevent.resume import check_resume

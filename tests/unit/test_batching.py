@@ -1,4 +1,4 @@
-"""client_gevent.batching: max_amount, the 8 KiB cut, no bet lost or repeated at a boundary."""
+"""client_gevent.bets_source.batches: max_amount, the 8 KiB cut, no bet lost or repeated at a boundary."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from client_gevent.batching import batches
-from client_gevent.bets_source import CsvBets
+from client_gevent.bets_source import CsvBets, batches
 from client_gevent.config import ClientConfig
 from shared.domain import BetFields
 from shared.protocol import BETS_FRAME_OVERHEAD, MAX_FRAME_SIZE, Bets, bet_wire_size, encode
