@@ -5,7 +5,8 @@ whatever it is doing (uploading, waiting for winners, sleeping in the echo
 loop), which closes its socket, and the process exits 0.
 
 Exit codes: 0 on success or on a stop signal, 1 if the job failed, 2 for a bad
-configuration.
+configuration, 3 if sales closed before all its bets were stored (it still got
+its winners among those stored).
 """
 
 from __future__ import annotations

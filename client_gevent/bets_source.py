@@ -67,6 +67,10 @@ class CsvBets:
                 self.path, None, f"has {index} bets, but the server already stores {skip} of this agency"
             )
 
+    def count(self) -> int:
+        """The file's rows, not validated (the total the agency states in Hello)."""
+        return sum(1 for _ in self._records())
+
     def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
         """The resume digest of the first `count` bets, and how many were read (all of them if `to_end`)."""
         digest = BetsDigest()
@@ -125,6 +129,9 @@ class SingleBet:
         """Validate the bet before connecting; raises BetsFileError if invalid."""
         for _ in self.rows():
             return
+
+    def count(self) -> int:
+        return 1
 
     def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
         """The resume digest of the first `count` bets (0 or 1 here), and how many were read."""

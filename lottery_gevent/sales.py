@@ -1,0 +1,103 @@
+# The sales close. Its record, SALES_CLOSED_FILENAME in the data directory
+# ("<by> <ISO time>"), is written durably (temporary name, fsync, rename,
+# directory fsync) before the close takes effect, and never rewritten: a second
+# close is a no-op. `record_close` is what `python -m lottery_gevent
+# close-sales` runs, with or without a server; it then sends SIGUSR1 to the
+# server whose pid the lock file holds, if it runs. `SalesWatch` runs in the server:
+# it reads the record at start and on SIGUSR1, and closes at the deadline.
+# Never: opens sales again, or touches a connection.
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import gevent
+
+from lottery_gevent.contest import LOCK_FILENAME, fsync_dir
+from lottery_gevent.lottery import Lottery
+from shared.logs import Result, log_action
+
+logger = logging.getLogger(__name__)
+
+SALES_CLOSED_FILENAME = "sales-closed"
+
+
+def read_close(directory: Path) -> tuple[str, str] | None:
+    """(who closed sales, when), or None while sales are open."""
+    try:
+        by, _, at = (directory / SALES_CLOSED_FILENAME).read_text(encoding="ascii").strip().partition(" ")
+    except FileNotFoundError:
+        return None
+    return by, at
+
+
+def record_close(directory: Path, by: str) -> tuple[tuple[str, str], bool]:
+    """Write the close record unless one exists (OSError if it cannot); (the record, whether it is new)."""
+    existing = read_close(directory)
+    if existing is not None:
+        return existing, False
+    at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    partial = directory / (SALES_CLOSED_FILENAME + ".partial")
+    with open(partial, "w", encoding="ascii") as file:
+        file.write(f"{by} {at}\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(partial, directory / SALES_CLOSED_FILENAME)
+    fsync_dir(directory)
+    return (by, at), True
+
+
+def signal_server(directory: Path) -> int | None:
+    """SIGUSR1 to the server whose pid the lock file holds, if it runs; its pid (None: no server runs).
+
+    The lock is not tried (that could make a server starting now fail); a pid that is stale is
+    either gone or no lottery server, and a lottery server of another directory finds no record.
+    """
+    try:
+        pid = int((directory / LOCK_FILENAME).read_text(encoding="ascii").strip())
+        if b"lottery_gevent" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return None
+        os.kill(pid, signal.SIGUSR1)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+class SalesWatch:
+    """In the server: applies a close recorded by the command (at start, on SIGUSR1) or due at `close_at`."""
+
+    def __init__(self, directory: Path, lottery: Lottery, close_at: datetime.datetime | None) -> None:
+        self._directory = directory
+        self._lottery = lottery
+        self._close_at = close_at
+        self._watchers: list[Any] = []
+
+    def start(self) -> None:
+        """Apply a close already recorded; else wait for the command and the deadline."""
+        self._watchers.append(gevent.signal_handler(signal.SIGUSR1, gevent.spawn, self.check))
+        self.check()
+        if self._close_at is not None and self._lottery.sales_open:
+            delay = (self._close_at - datetime.datetime.now(datetime.UTC)).total_seconds()
+            self._watchers.append(gevent.spawn_later(max(0.0, delay), self.close, "deadline"))
+
+    def check(self) -> None:
+        record = read_close(self._directory)
+        if record is not None:
+            self._lottery.close_sales(*record)
+
+    def close(self, by: str) -> None:
+        """Record the close durably, then apply it; if it cannot be recorded, sales stay open (logged)."""
+        try:
+            record, _ = record_close(self._directory, by)
+        except OSError as exc:
+            log_action(logger, logging.ERROR, "sales_close", Result.FAIL, by=by, error=exc)
+            return
+        self._lottery.close_sales(*record)
+
+    def stop(self) -> None:
+        for watcher in self._watchers:
+            watcher.kill(block=False) if isinstance(watcher, gevent.Greenlet) else watcher.cancel()
