@@ -299,7 +299,9 @@ def test_durable_count_waits_for_batches_in_flight(store: BetStore, fsync: Fsync
 # --- mutual exclusion ----------------------------------------------------------------
 
 
-def test_batches_never_interleave_even_if_the_contract_yields(store: BetStore, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batches_never_interleave_even_if_the_contract_yields(
+    store: BetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`store_bets` is "not thread-safe": if it ever yields mid-batch, the lock alone keeps batches whole."""
     real_store_bets = contract.store_bets
 
@@ -364,7 +366,8 @@ def test_a_failed_fsync_fails_every_waiter_and_all_later_work(
             "result": "fail",
             "data_dir": str(tmp_path),
             "file": "bets.csv",
-            "error": "fsync failed: [Errno 5] Input/output error; stopping: a restart recovers from what is on disk",
+            "error": "fsync failed: [Errno 5] Input/output error; "
+                "stopping: a restart recovers from what is on disk",
         }
     ]
     assert not [record for record in caplog.records if "close_storage" in record.getMessage()]
