@@ -118,7 +118,9 @@ def test_the_inline_echo_stays_plaintext(tls_server: ServerProcess) -> None:
         assert read_line(sock) == b"hola\n"
 
 
-def test_a_takeover_needs_the_agency_certificate_and_works_with_it(tls_server: ServerProcess, contest: Contest) -> None:
+def test_a_takeover_needs_the_agency_certificate_and_works_with_it(
+    tls_server: ServerProcess, contest: Contest
+) -> None:
     with tls_peer(tls_server.port, contest.context(1)) as first, tls_peer(tls_server.port, contest.context(1)) as again:
         assert resume(first.exchange(Hello(1))) == (0, False)
         assert first.exchange(batch(0, 10)) == BetsAck(10)

@@ -103,7 +103,7 @@ def fake_docker(tmp_path: Path) -> Path:
     script = bin_dir / "docker"
     script.write_text(
         "#!/bin/sh\n"
-        "[ -f .data/agency-1.csv ] && data=yes || data=no\n"
+        '[ -f .data/agency-1.csv ] && data=yes || data=no\n'
         'echo "docker $* data=$data" >> "$(dirname "$0")/calls"\n'
         'case "$1 $2" in "image inspect") exit 1 ;; "version -f") echo 99.0 ;; esac\n',
         encoding="utf-8",
