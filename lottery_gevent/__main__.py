@@ -34,7 +34,7 @@ from gevent.event import Event
 from lottery_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, ServerConfig, load_config
 from lottery_gevent.contest import archive_contest, lock_data_dir
 from lottery_gevent.lottery import Lottery
-from lottery_gevent.sales import SalesWatch, record_close, signal_server
+from lottery_gevent.sales import SalesWatch, close_sales_command
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.status import StatusServer
 from lottery_gevent.storage import BetStore, StorageFailure
@@ -181,12 +181,7 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
         store.close()
         return 1
     status = StatusServer(server, config.status_port) if config.status_port is not None else None
-    try:
-        if status is not None:
-            status.start()
-            log_action(logger, logging.INFO, "status_listen", Result.SUCCESS, port=status.port)
-    except OSError as exc:
-        log_action(logger, logging.ERROR, "status_listen", Result.FAIL, port=config.status_port, error=exc)
+    if status is not None and not status.start():
         server.stop()
         return 1
     lottery.start()
@@ -204,18 +199,6 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
     return 0
 
 
-def close_sales(directory: Path) -> int:
-    """The close-sales command: record the close (idempotent), then wake the server if one runs."""
-    try:
-        (by, at), new = record_close(directory, "command")
-    except OSError as exc:
-        log_action(logger, logging.ERROR, "close_sales", Result.FAIL, data_dir=directory, error=exc)
-        return 1
-    pid = signal_server(directory)
-    log_action(logger, logging.INFO, "close_sales", Result.SUCCESS, by=by, at=at, new=new, server_pid=pid or "none")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
@@ -226,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     config = _absolute_paths(config)
     setup_logging(config.logging_level)
     if args.command == "close-sales":
-        return close_sales(config.data_dir)
+        return close_sales_command(config.data_dir)
     _log_config(config)
     return run(config, args.new_contest)
 

@@ -45,6 +45,10 @@ def _instant(text: str) -> datetime.datetime | None:
     return value
 
 
+def _optional_port(text: str) -> int | None:
+    return listen_port(text) if text else None
+
+
 def _row(key: str, field: str, parser: Callable[[str], Any], default: str, help: str) -> Setting:
     return Setting(key, key, field, parser, default, help)
 
@@ -74,20 +78,8 @@ SETTINGS = (
     _row("SERVER_IDLE_TIMEOUT_S", "idle_timeout_s", seconds, "60", "close a connection silent this long"),
     _row("SERVER_FRAME_TIMEOUT_S", "frame_timeout_s", seconds, "10", "a started frame must be complete within this"),
     _row("SERVER_MAX_BETS_PER_AGENCY", "max_bets_per_agency", int_in(1), "1000000", "most bets one agency may store"),
-    _row(
-        "SERVER_SALES_CLOSE_AT",
-        "sales_close_at",
-        _instant,
-        "",
-        "close sales then (ISO 8601 with a UTC offset): bets are refused and the draw runs; unset: no deadline",
-    ),
-    _row(
-        "SERVER_STATUS_PORT",
-        "status_port",
-        lambda text: listen_port(text) if text else None,
-        "",
-        "HTTP port of /metrics, /status and the status page (0: any free port, logged by `status_listen`; unset: off)",
-    ),
+    _row("SERVER_SALES_CLOSE_AT", "sales_close_at", _instant, "", "close sales then (ISO 8601 + offset)"),
+    _row("SERVER_STATUS_PORT", "status_port", _optional_port, "", "HTTP status port (unset: off)"),
     _row("SERVER_DATA_DIR", "data_dir", required_path, ".", "the data directory: bets.csv and the contest's files"),
     *TLS_SETTINGS,
 )

@@ -1,10 +1,10 @@
 # The sales close. Its record, SALES_CLOSED_FILENAME in the data directory
-# ("<by> <ISO time>"), is written durably (temporary name, fsync, rename,
-# directory fsync) before the close takes effect, and never rewritten: a second
-# close is a no-op. `record_close` is what `python -m lottery_gevent
-# close-sales` runs, with or without a server; it then sends SIGUSR1 to the
-# server whose pid the lock file holds, if it runs. `SalesWatch` runs in the server:
-# it reads the record at start and on SIGUSR1, and closes at the deadline.
+# ("<by> <ISO time>"), is written durably before the close takes effect and
+# never rewritten: a second close is a no-op (--new-contest archives it).
+# `close_sales_command` (python -m lottery_gevent close-sales) writes it, with or
+# without a server, then sends SIGUSR1 to the server whose pid the lock file
+# holds, if it runs. `SalesWatch` runs in the server: it reads the record at
+# start and on SIGUSR1, and closes at the deadline (SERVER_SALES_CLOSE_AT).
 # Never: opens sales again, or touches a connection.
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent
 
-from lottery_gevent.contest import LOCK_FILENAME, fsync_dir
+from lottery_gevent.contest import LOCK_FILENAME, write_durably
 from lottery_gevent.lottery import Lottery
 from shared.logs import Result, log_action
 
@@ -41,13 +41,7 @@ def record_close(directory: Path, by: str) -> tuple[tuple[str, str], bool]:
     if existing is not None:
         return existing, False
     at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-    partial = directory / (SALES_CLOSED_FILENAME + ".partial")
-    with open(partial, "w", encoding="ascii") as file:
-        file.write(f"{by} {at}\n")
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(partial, directory / SALES_CLOSED_FILENAME)
-    fsync_dir(directory)
+    write_durably(directory / SALES_CLOSED_FILENAME, f"{by} {at}\n")
     return (by, at), True
 
 
@@ -65,6 +59,18 @@ def signal_server(directory: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid
+
+
+def close_sales_command(directory: Path) -> int:
+    """Record the close (idempotent), then wake the server if one runs; the exit code."""
+    try:
+        (by, at), new = record_close(directory, "command")
+    except OSError as exc:
+        log_action(logger, logging.ERROR, "close_sales", Result.FAIL, data_dir=directory, error=exc)
+        return 1
+    pid = signal_server(directory)
+    log_action(logger, logging.INFO, "close_sales", Result.SUCCESS, by=by, at=at, new=new, server_pid=pid or "none")
+    return 0
 
 
 class SalesWatch:

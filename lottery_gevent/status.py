@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,9 +17,12 @@ from gevent.pywsgi import WSGIServer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric, StateSetMetricFamily
 
+from shared.logs import Result, log_action
+
 if TYPE_CHECKING:
     from lottery_gevent.server import LotteryServer
 
+logger = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("status.html")
 DRAW_STATES = ("waiting", "running", "done", "failed")
 
@@ -50,8 +54,15 @@ class StatusServer:
     def port(self) -> int:
         return int(self._http.server_port)
 
-    def start(self) -> None:
-        self._http.start()
+    def start(self) -> bool:
+        """Bind and serve; False (logged) if the port cannot be bound."""
+        try:
+            self._http.start()
+        except OSError as exc:
+            log_action(logger, logging.ERROR, "status_listen", Result.FAIL, port=self._http.server_port, error=exc)
+            return False
+        log_action(logger, logging.INFO, "status_listen", Result.SUCCESS, port=self.port)
+        return True
 
     def stop(self) -> None:
         self._http.stop(timeout=1)
