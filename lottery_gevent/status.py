@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric, StateSetMetricFamily
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 PAGE = Path(__file__).with_name("status.html")
 DRAW_STATES = ("waiting", "running", "done", "failed")
+#: HTTP connections served at once; more wait in the listen queue (the lottery's own are apart).
+MAX_REQUESTS = 16
 
 
 class Metrics:
@@ -48,7 +51,7 @@ class StatusServer:
         self._server = server
         self._page = PAGE.read_bytes()
         server.metrics.registry.register(self)
-        self._http = WSGIServer((server.config.ip, port), self._app, log=None)
+        self._http = WSGIServer((server.config.ip, port), self._app, log=None, spawn=Pool(MAX_REQUESTS))
 
     @property
     def port(self) -> int:
