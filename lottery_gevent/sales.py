@@ -84,25 +84,21 @@ class SalesWatch:
 
     def start(self) -> None:
         """Apply a close already recorded; else wait for the command and the deadline."""
-        self._watchers.append(gevent.signal_handler(signal.SIGUSR1, gevent.spawn, self.check))
-        self.check()
+        self._watchers.append(gevent.signal_handler(signal.SIGUSR1, gevent.spawn, self.apply))
+        self.apply()
         if self._close_at is not None and self._lottery.sales_open:
             delay = (self._close_at - datetime.datetime.now(datetime.UTC)).total_seconds()
-            self._watchers.append(gevent.spawn_later(max(0.0, delay), self.close, "deadline"))
+            self._watchers.append(gevent.spawn_later(max(0.0, delay), self.apply, "deadline"))
 
-    def check(self) -> None:
-        record = read_close(self._directory)
+    def apply(self, by: str = "") -> None:
+        """Apply the recorded close; with `by` (the deadline), record it first if none is (logged if it cannot)."""
+        try:
+            record = record_close(self._directory, by)[0] if by else read_close(self._directory)
+        except OSError as exc:
+            log_action(logger, logging.ERROR, "sales_close", Result.FAIL, by=by or "command", error=exc)
+            return
         if record is not None:
             self._lottery.close_sales(*record)
-
-    def close(self, by: str) -> None:
-        """Record the close durably, then apply it; if it cannot be recorded, sales stay open (logged)."""
-        try:
-            record, _ = record_close(self._directory, by)
-        except OSError as exc:
-            log_action(logger, logging.ERROR, "sales_close", Result.FAIL, by=by, error=exc)
-            return
-        self._lottery.close_sales(*record)
 
     def stop(self) -> None:
         for watcher in self._watchers:
