@@ -28,7 +28,7 @@ from tools.generate_agencies import Agency
 WAIT_S = 60.0
 #: How far ahead of the server's start the deadline lies: room for two agencies of 300 bets
 #: and for the third to be killed once its first batch is stored.
-DEADLINE_IN_S = 8.0
+DEADLINE_IN_S = 10.0
 #: The dying agency: one bet per batch, so that its upload lasts long enough to be cut.
 SLOW = {"CLI_BATCH_MAXAMOUNT": "1"}
 
