@@ -103,3 +103,4 @@ class SalesWatch:
     def stop(self) -> None:
         for watcher in self._watchers:
             watcher.kill(block=False) if isinstance(watcher, gevent.Greenlet) else watcher.cancel()
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a late close-sales must not end the server mid-stop
