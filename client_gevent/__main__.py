@@ -1,7 +1,8 @@
 """Run an agency client: ``python -m client_gevent [--config PATH]``.
 
 The work runs in its own greenlet; SIGTERM or SIGINT kills it wherever it is, closing its socket.
-Exit codes: 0 on success or on a stop signal, 1 if the job failed, 2 for a bad configuration."""
+Exit codes: 0 on success or on a stop signal, 1 if the job failed, 2 for a bad configuration,
+3 if sales closed before all its bets were stored (it still got its winners among those stored)."""
 
 from __future__ import annotations
 

@@ -50,6 +50,10 @@ class CsvBets:
             reason = f"has {index} bets, but the server already stores {skip} of this agency"
             raise BetsFileError(self.path, None, reason)
 
+    def count(self) -> int:
+        """The file's rows, not validated (the total the agency states in Hello)."""
+        return sum(1 for _ in self._records())
+
     def prefix(self, count: int, *, to_end: bool = False) -> tuple[bytes, int]:
         """The resume digest of the first `count` bets, and how many were read (all of them if `to_end`)."""
         digest = BetsDigest()

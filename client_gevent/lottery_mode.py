@@ -9,6 +9,8 @@
 # bet. Bad data, a reply the conversation forbids, a certificate problem or
 # another protocol version end the run at once with one `fail` line: another
 # connection would fail the same way. The bets file is checked before connecting.
+# Told SALES_CLOSED, it logs how many of its bets are stored, asks for its
+# winners on a new connection and exits SALES_CLOSED_EXIT instead of 0.
 from __future__ import annotations
 
 import collections
@@ -51,6 +53,8 @@ RETRYABLE_CODES = frozenset(
         ErrorCode.SERVER_BUSY,
     }
 )
+#: The exit code of an agency whose upload was cut short by the sales close.
+SALES_CLOSED_EXIT = 3
 #: Batches sent ahead of their acknowledgements. Two keep the server busy with
 #: the next batch while the previous one is being made durable.
 UPLOAD_WINDOW = 2
@@ -76,6 +80,9 @@ class LotteryAgency:
         self._contest = b""
         #: The documents of the file's bets and their number, once a pass over the whole file has seen them.
         self._bounds: tuple[frozenset[str], int] | None = None
+        self._total = 0
+        #: Once told SALES_CLOSED: how many of its bets the server stores (None: sales were open).
+        self._closed_with: int | None = None
 
     def run(self) -> int:
         """Do the whole job; returns the exit code (0 on success)."""
@@ -83,6 +90,7 @@ class LotteryAgency:
         try:
             self._phase = "bets_file"
             self._source.check(allow_empty=config.allow_empty)
+            self._total = self._source.count()
             self._phase = "connect"
             if config.tls_ca is not None and config.tls_cert is not None and config.tls_key is not None:
                 self._tls = client_tls_context(config.tls_ca, config.tls_cert, config.tls_key)
@@ -99,6 +107,9 @@ class LotteryAgency:
             except _CONNECTION_ERRORS as exc:
                 error: LotteryError = exc
             except ServerRefused as exc:
+                if exc.code == ErrorCode.SALES_CLOSED and self._closed_with is None:
+                    self._closed_with = -1  # the next connection asks for the winners only
+                    continue
                 if exc.code not in RETRYABLE_CODES:
                     return self._fail(exc)
                 error = exc
@@ -112,7 +123,7 @@ class LotteryAgency:
                     cant_ganadores=found,
                     client_id=self._agency,
                 )
-                return 0
+                return 0 if self._closed_with is None else SALES_CLOSED_EXIT
             if not self._backoff.failed("connect", error):
                 return self._fail(error, gave_up_after_s=self._config.retry_timeout.seconds)
 
@@ -120,17 +131,15 @@ class LotteryAgency:
         self._phase = "connect"
         host, port = self._config.server_host, self._config.server_port
         with ServerConnection.open(host, port, self._config.reply_timeout.seconds, self._tls) as server:
-            welcome = server.request(Hello(self._agency), Welcome)
+            welcome = server.request(Hello(self._agency, self._total), Welcome)
             self._phase, self._contest = "resume", welcome.contest
             check_resume(welcome, self._source, self._agency)
-            if not welcome.done:
-                self._phase = "apuesta_enviada"
-                self._upload(server, welcome.stored)
-            self._phase = "agency_done"
-            server.request(Done(), DoneAck)
-            if not self._done_acknowledged:  # progress only once: a server may ack Done and then fail for ever
-                self._done_acknowledged = True
-                self._backoff.succeeded()
+            if self._closed_with == -1:
+                self._closed_with = welcome.stored
+                details = {"client_id": self._agency, "stored": welcome.stored, "total": self._total}
+                log_action(logger, logging.WARNING, "upload", Result.FAIL, **details, error="sales closed")
+            elif self._closed_with is None:
+                self._upload_and_finish(server, welcome)
             self._phase = "consulta_ganadores"
             documents, count = self._own_documents()
             reporter = gevent.spawn(self._report_waiting, WAIT_LOG_S)
@@ -138,6 +147,16 @@ class LotteryAgency:
                 return server.query_winners(allowed=documents, limit=count)
             finally:
                 reporter.kill(block=False)
+
+    def _upload_and_finish(self, server: ServerConnection, welcome: Welcome) -> None:
+        if not welcome.done:
+            self._phase = "apuesta_enviada"
+            self._upload(server, welcome.stored)
+        self._phase = "agency_done"
+        server.request(Done(), DoneAck)
+        if not self._done_acknowledged:  # progress only once: a server may ack Done and then fail for ever
+            self._done_acknowledged = True
+            self._backoff.succeeded()
 
     def _report_waiting(self, interval_s: float) -> None:
         """Log `wait_draw` every `interval_s` while the winners query waits (killed when it ends)."""

@@ -1,4 +1,5 @@
-"""Run the lottery server: ``python -m lottery_gevent [--config PATH] [--new-contest]``.
+"""Run the lottery server: ``python -m lottery_gevent [--config PATH] [--new-contest]``;
+``python -m lottery_gevent [--config PATH] close-sales`` closes sales in SERVER_DATA_DIR (sales.py).
 
 The server works in its data directory (SERVER_DATA_DIR): it resolves every
 configured path first, then changes into it, so the storage contract's
@@ -9,6 +10,7 @@ Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 1 if the server cannot
 start (storage damaged, address not bindable) or stopped because an fsync failed
 (a restart recovers from what is on disk), 2 for a bad configuration (TLS files
 that cannot be loaded included) or a data directory in use by another server.
+close-sales exits 0 once the close is recorded (or already was), 1 if it cannot be.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from gevent.event import Event
 from lottery_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, ServerConfig, load_config
 from lottery_gevent.contest import archive_contest, lock_data_dir
 from lottery_gevent.lottery import Lottery
+from lottery_gevent.sales import SalesWatch, close_sales_command
 from lottery_gevent.server import LotteryServer
+from lottery_gevent.status import StatusServer
 from lottery_gevent.storage import BetStore, StorageFailure
 from shared.config import help_epilog
 from shared.errors import ConfigError
@@ -60,6 +64,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="move the current contest's files into SERVER_DATA_DIR/archive/<contest id>/ "
         "(nothing is deleted), then start an empty contest",
+    )
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=["close-sales"],
+        help="close-sales: record the sales close in SERVER_DATA_DIR and tell the server running there, if any",
     )
     return parser.parse_args(argv)
 
@@ -135,6 +145,7 @@ def run(config: ServerConfig, new_contest: bool = False) -> int:
         stop_requested.set()
 
     STOP.attach(on_signal)
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a close-sales before SalesWatch listens: read at its start
     try:
         refused = _enter_data_dir(config, new_contest)
         if refused is not None:
@@ -169,8 +180,17 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
         log_action(logger, logging.ERROR, "listen", Result.FAIL, ip=config.ip, port=config.port, error=exc)
         store.close()
         return 1
+    status = StatusServer(server, config.status_port) if config.status_port is not None else None
+    if status is not None and not status.start():
+        server.stop()
+        return 1
     lottery.start()
+    sales = SalesWatch(config.data_dir, lottery, config.sales_close_at)
+    sales.start()
     gevent.wait([stop_requested, store.failed], count=1)
+    sales.stop()
+    if status is not None:
+        status.stop()
     server.stop()
     if store.failed.ready():  # the store logged why; exit 1 so that a supervisor restarts us
         log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, exit_code=1)
@@ -188,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = _absolute_paths(config)
     setup_logging(config.logging_level)
+    if args.command == "close-sales":
+        return close_sales_command(config.data_dir)
     _log_config(config)
     return run(config, args.new_contest)
 

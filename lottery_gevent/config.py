@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import configparser
+import datetime
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,21 @@ __all__ = ["DEFAULT_CONFIG_PATH", "SETTINGS", "ConfigError", "ServerConfig", "lo
 
 #: Used when --config is not given.
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("config.ini")
+
+
+def _instant(text: str) -> datetime.datetime | None:
+    """An ISO 8601 time with a UTC offset; empty means none."""
+    try:
+        value = datetime.datetime.fromisoformat(text) if text else None
+    except ValueError:
+        value = datetime.datetime.min
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f" must be an ISO 8601 time with a UTC offset, like 2026-12-24T18:00:00-03:00, got {text!r}")
+    return value
+
+
+def _optional_port(text: str) -> int | None:
+    return listen_port(text) if text else None
 
 
 def _row(key: str, field: str, parser: Callable[[str], Any], default: str, help: str) -> Setting:
@@ -62,6 +78,8 @@ SETTINGS = (
     _row("SERVER_IDLE_TIMEOUT_S", "idle_timeout_s", seconds, "60", "close a connection silent this long"),
     _row("SERVER_FRAME_TIMEOUT_S", "frame_timeout_s", seconds, "10", "a started frame must be complete within this"),
     _row("SERVER_MAX_BETS_PER_AGENCY", "max_bets_per_agency", int_in(1), "1000000", "most bets one agency may store"),
+    _row("SERVER_SALES_CLOSE_AT", "sales_close_at", _instant, "", "close sales then (ISO 8601 + offset)"),
+    _row("SERVER_STATUS_PORT", "status_port", _optional_port, "", "HTTP status port (unset: off)"),
     _row("SERVER_DATA_DIR", "data_dir", required_path, ".", "the data directory: bets.csv and the contest's files"),
     *TLS_SETTINGS,
 )
@@ -82,6 +100,8 @@ class ServerConfig:
     idle_timeout_s: float = 60.0
     frame_timeout_s: float = 10.0
     max_bets_per_agency: int = 1_000_000
+    sales_close_at: datetime.datetime | None = None
+    status_port: int | None = None
     data_dir: Path = Path(".")
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -94,7 +114,6 @@ class ServerConfig:
     def tls_enabled(self) -> bool:
         """True when agencies must speak TLS with a certificate from tls_ca."""
         return self.tls_cert is not None
-
 
 
 def _read_ini(file: Path) -> dict[str, str]:

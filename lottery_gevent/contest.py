@@ -26,7 +26,7 @@ LOCK_FILENAME = "server.lock"
 ARCHIVE_DIRNAME = "archive"
 #: The files of one contest, in the order --new-contest moves them (the id last:
 #: a crash half way leaves the id with what is not moved yet, and a rerun finishes the move).
-CONTEST_FILES = ("bets.csv", "agencies-done.txt", CONTEST_FILENAME)
+CONTEST_FILES = ("bets.csv", "agencies-done.txt", "sales-closed", CONTEST_FILENAME)
 
 
 def fsync_dir(directory: str | Path) -> None:
@@ -36,6 +36,19 @@ def fsync_dir(directory: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_durably(path: Path, text: str, durable: bool = True) -> None:
+    """Write `text` to `path` whole or not at all: a temporary name, fsync, rename, directory fsync."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", encoding="ascii") as file:
+        file.write(text)
+        file.flush()
+        if durable:
+            os.fsync(file.fileno())
+    os.replace(partial, path)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def lock_data_dir(directory: Path) -> int:
@@ -90,16 +103,7 @@ def load_or_create_contest(directory: str | Path, *, durable: bool = True) -> by
     if contest is not None:
         return contest
     contest = secrets.token_bytes(CONTEST_ID_SIZE)
-    path = Path(directory) / CONTEST_FILENAME
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w", encoding="ascii") as file:
-        file.write(contest.hex() + "\n")
-        file.flush()
-        if durable:
-            os.fsync(file.fileno())
-    os.replace(partial, path)
-    if durable:
-        fsync_dir(directory)
+    write_durably(Path(directory) / CONTEST_FILENAME, contest.hex() + "\n", durable)
     return contest
 
 

@@ -1,5 +1,6 @@
 # The draw barrier: one gevent AsyncResult stands for the draw's result.
-# Guarantees: the draw runs once, when every configured agency is done, in a
+# Guarantees: the draw runs once, when every configured agency is done or at
+# the sales close (`close_sales`: over every stored bet, logged once), in a
 # greenlet of its own (no connection's fate interrupts it), over the complete
 # store; the result is set only after it finished (or carries its
 # StorageFailure), so no answer is built from partial data. While agencies are
@@ -42,6 +43,9 @@ class Lottery:
         self._reporter: gevent.Greenlet | None = None
         #: Set to {agency: [winning documents]} by the draw, or to its exception.
         self._barrier: AsyncResult = AsyncResult()
+        self.sales_open = True
+        #: The total of bets each agency said it has (Hello), for the status page.
+        self.totals: dict[int, int] = {}
 
     def knows(self, agency: int) -> bool:
         return 1 <= agency <= self._agencies
@@ -64,6 +68,24 @@ class Lottery:
         self._store.mark_done(agency)
         self._pending.discard(agency)
         self._draw_if_complete()
+
+    def close_sales(self, by: str, at: str) -> None:
+        """Refuse bets from now on (the caller recorded the close) and draw at once; idempotent."""
+        if self.sales_open:
+            self.sales_open = False
+            log_action(logger, logging.INFO, "sales_close", Result.SUCCESS, by=by, at=at, **self.pending_line())
+            if self._draw is None:
+                self._draw = gevent.spawn(self._run_draw)
+
+    @property
+    def state(self) -> str:
+        """The draw's state: waiting, running, done or failed."""
+        if not self._barrier.ready():
+            return "waiting" if self._draw is None else "running"
+        return "done" if self._barrier.successful() else "failed"
+
+    def pending(self) -> list[int]:
+        return sorted(self._pending)
 
     @property
     def drawn(self) -> bool:
@@ -106,7 +128,7 @@ class Lottery:
     def _report_pending(self, interval_s: float) -> None:
         while True:
             gevent.sleep(interval_s)
-            if not self._pending:
+            if not self._pending or not self.sales_open:
                 return
             log_action(logger, logging.INFO, "draw_wait", Result.IN_PROGRESS, **self.pending_line())
 

@@ -40,6 +40,10 @@ class AgencyRegistry:
             superseded = EndSession("superseded by a newer connection of the same agency", ErrorCode.SUPERSEDED)
             old.kill(superseded, block=True, timeout=self._takeover_timeout_s)
 
+    def agencies(self) -> frozenset[int]:
+        """The agencies with a live session."""
+        return frozenset(self._owners)
+
     def release(self, agency: int, owner: gevent.Greenlet) -> None:
         """Forget `owner` as the agency's session, unless a newer one has claimed it."""
         if self._owners.get(agency) is owner:

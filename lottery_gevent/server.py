@@ -26,6 +26,7 @@ from lottery_gevent.lottery import Lottery
 from lottery_gevent.policy import AddressCounter, ConnectionPolicy, server_log_limiter
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.session import AgencySession
+from lottery_gevent.status import Metrics
 from lottery_gevent.storage import BetStore
 from shared.errors import PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.logs import Result, log_action
@@ -67,7 +68,9 @@ class LotteryServer:
         self.lottery = lottery
         self._registry = AgencyRegistry(STOP_TIMEOUT_S)
         self._per_address = AddressCounter(config.max_connections_per_ip)
-        self._live = 0
+        #: Connections being served now.
+        self.live = 0
+        self.metrics = Metrics()
         #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
         self._limit_log = server_log_limiter()
         self._tls: ssl.SSLContext | None = None
@@ -83,6 +86,9 @@ class LotteryServer:
     def port(self) -> int:
         """The port actually bound (useful with port 0)."""
         return self._port
+
+    def connected_agencies(self) -> frozenset[int]:
+        return self._registry.agencies()
 
     def start(self) -> None:
         """Bind and start accepting. Raises OSError if the address cannot be bound."""
@@ -103,18 +109,18 @@ class LotteryServer:
         ip = address[0]
         stream = Stream(sock)
         try:
-            if self._live >= self.config.max_connections:
+            if self.live >= self.config.max_connections:
                 self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
             elif not self._per_address.enter(ip):
                 cap = self.config.max_connections_per_ip
                 self._refuse(stream, ip, f"too many connections from {ip} (max {cap})")
             else:
-                self._live += 1
+                self.live += 1
                 try:
                     configure_stream(sock)
                     stream = self._dispatch(stream, ip, accepted_at)
                 finally:
-                    self._live -= 1
+                    self.live -= 1
                     self._per_address.leave(ip)
         finally:
             stream.close()  # a TLS stream's socket is no longer the one the StreamServer closes
@@ -161,6 +167,7 @@ class LotteryServer:
             registry=self._registry,
             config=self.config,
             policy=policy,
+            metrics=self.metrics,
         )
         session.run()
 
@@ -199,6 +206,7 @@ class LotteryServer:
     def _refuse(self, stream: Stream, ip: str, detail: str) -> None:
         """Answer SERVER_BUSY (the frame fits an empty send buffer: no wait) and let the caller close."""
         self._limit_log.log(logger, logging.INFO, "accept_connection", Result.FAIL, ip=ip, error=detail)
+        self.metrics.refused(ErrorCode.SERVER_BUSY)
         try:
             send_message(stream, Error(ErrorCode.SERVER_BUSY, detail), LAST_WORD_S)
         except (PeerClosed, Timeout):

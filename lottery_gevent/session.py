@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from lottery_gevent.config import ServerConfig
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.policy import ConnectionPolicy
 from lottery_gevent.registry import AgencyRegistry, EndSession
+from lottery_gevent.status import Metrics
 from lottery_gevent.storage import BetStore, StorageFailure
 from shared.domain import agency_common_name
 from shared.errors import InvalidBet, PeerClosed, ProtocolError, ServerRefused, Timeout
@@ -66,6 +68,7 @@ class AgencySession:
         config: the server's settings.
         policy: the connection's deadlines, refusals and log budgets (None: fresh,
             the Hello deadline counted from now).
+        metrics: where refusals and acknowledgement latencies are counted (None: nowhere).
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class AgencySession:
         registry: AgencyRegistry,
         config: ServerConfig,
         policy: ConnectionPolicy | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._stream = stream
         self._ip = ip
@@ -92,6 +96,7 @@ class AgencySession:
         #: True while a frame is being written (a kill then must not add another).
         self._sending = False
         self._policy = policy or ConnectionPolicy(config, lambda: stream.bytes_received)
+        self._metrics = metrics
 
     def run(self) -> None:
         """Serve the connection until it closes."""
@@ -152,6 +157,8 @@ class AgencySession:
             return
         self._registry.claim(agency, self._greenlet)
         self.agency = agency
+        if message.total:
+            self._lottery.totals[agency] = message.total
         self._policy.identified()
         stored, digest = self._store.durable_resume(agency)
         done = self._lottery.is_done(agency)
@@ -163,7 +170,9 @@ class AgencySession:
         self._send(Welcome(stored, done, self._store.contest, digest))
 
     def _on_bets(self, batch: Bets) -> None:
-        agency = self._agency()
+        agency, received_at = self._agency(), time.monotonic()
+        if not self._lottery.sales_open:
+            raise ServerRefused(ErrorCode.SALES_CLOSED, "sales are closed: nothing of the batch was stored")
         try:
             bets = store_batch(self._store, agency, batch, self._config.max_bets_per_agency)
         except InvalidBet as exc:
@@ -177,6 +186,8 @@ class AgencySession:
                 )
         log_action(logger, logging.INFO, "apuesta_recibida", Result.SUCCESS, cantidad=len(bets), agency=agency)
         self._send(BetsAck(batch.start + len(bets)))
+        if self._metrics is not None:
+            self._metrics.ack_latency.observe(time.monotonic() - received_at)
 
     def _on_bets_after_done(self, batch: Bets) -> None:
         raise ServerRefused(ErrorCode.BETS_AFTER_DONE, f"agency {self.agency} already sent Done")
@@ -191,6 +202,12 @@ class AgencySession:
         if self.state is not SessionState.DONE:
             log_action(logger, logging.INFO, "agency_done", Result.SUCCESS, agency=agency)
         self._send(DoneAck())
+
+    def _on_early_winners_query(self, query: WinnersQuery) -> None:
+        """Before Done, the winners are asked for only once sales are closed."""
+        if self._lottery.sales_open:
+            raise ServerRefused(ErrorCode.UNEXPECTED_MESSAGE, "WinnersQuery before Done while sales are open")
+        self._on_winners_query(query)
 
     def _on_winners_query(self, _: WinnersQuery) -> None:
         agency = self._agency()
@@ -222,6 +239,8 @@ class AgencySession:
         """Answer a refused frame; the MAX_REFUSALS-th closes (our own failures do not count)."""
         details.update(ip=self._ip, agency=self.agency, error=refusal.detail)
         self._policy.warnings.log(logger, logging.WARNING, action, Result.FAIL, **details)
+        if self._metrics is not None:
+            self._metrics.refused(refusal.code)
         self._send(Error(ErrorCode(refusal.code), refusal.detail))
         if refusal.code not in _OURS and self._policy.refused():
             reason = f"{self._policy.refusals} refused frames; the last: {refusal.detail}"
@@ -230,6 +249,8 @@ class AgencySession:
     def _close(self, code: ErrorCode, detail: str, action: str = "close_connection", agency: int | None = None) -> None:
         """Log why, tell the peer if it still listens, and end the session."""
         self._log_end(logging.WARNING, Result.FAIL, detail, action, agency)
+        if self._metrics is not None:
+            self._metrics.refused(code)
         self._try_send(Error(code, detail))
         self.state = SessionState.CLOSED
 
@@ -270,6 +291,7 @@ _TRANSITIONS: dict[tuple[SessionState, type], tuple[_Handler, SessionState]] = {
     (S.AWAITING_HELLO, Hello): (AgencySession._on_hello, S.RECEIVING_BETS),
     (S.RECEIVING_BETS, Bets): (AgencySession._on_bets, S.RECEIVING_BETS),
     (S.RECEIVING_BETS, Done): (AgencySession._on_done, S.DONE),
+    (S.RECEIVING_BETS, WinnersQuery): (AgencySession._on_early_winners_query, S.RECEIVING_BETS),
     (S.DONE, Bets): (AgencySession._on_bets_after_done, S.DONE),
     (S.DONE, Done): (AgencySession._on_done, S.DONE),
     (S.DONE, WinnersQuery): (AgencySession._on_winners_query, S.DONE),

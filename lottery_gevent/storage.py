@@ -137,6 +137,10 @@ class BetStore:
     def is_done(self, agency: int) -> bool:
         return agency in self._done
 
+    def counts(self) -> dict[int, int]:
+        """Each agency's bets written so far (durable or about to be)."""
+        return dict(self._counts)
+
     def durable_count(self, agency: int) -> int:
         """How many of the agency's bets are on disk, after syncing any in flight (StorageFailure: unknown)."""
         self.wait_durable(self._size)

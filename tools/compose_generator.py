@@ -43,6 +43,9 @@ MAX_CLIENTS = 252
 MODES = ("lottery", "echo")
 DEFAULT_MODE = "lottery"
 
+#: The server's HTTP status port (/metrics, /status, the page), published on the host's loopback.
+STATUS_PORT = 8080
+
 #: Where each image's code lives (PYTHONPATH); the packages read their config next to their code.
 CODE_DIR = "/opt/lottery"
 SERVER_CONFIG_MOUNT = f"./lottery_gevent/config.ini:{CODE_DIR}/lottery_gevent/config.ini:ro"
@@ -88,7 +91,8 @@ def server_service(agencies: int) -> dict[str, Any]:
     return {
         "container_name": "server",
         "image": "server:latest",
-        "environment": [f"SERVER_AGENCIES={agencies}", "PYTHONUNBUFFERED=1", *tls],
+        "environment": [f"SERVER_AGENCIES={agencies}", f"SERVER_STATUS_PORT={STATUS_PORT}", "PYTHONUNBUFFERED=1", *tls],
+        "ports": [f"127.0.0.1:{STATUS_PORT}:{STATUS_PORT}"],
         "secrets": server_secrets(),
         "volumes": [SERVER_CONFIG_MOUNT],
         "networks": [NETWORK],

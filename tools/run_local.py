@@ -1,12 +1,15 @@
 """One contest on this machine, without Docker: ``python3 -m tools.run_local`` (what ``make run`` runs).
 
-    python3 -m tools.run_local [--agencies N] [--data DIR] [--port P] [--keep-contest]
+    python3 -m tools.run_local [--agencies N] [--data DIR] [--port P] [--keep-contest] [--progress auto|on|off]
 
 Starts the server (its data directory DIR/server, a new contest unless
---keep-contest) and agencies 1..N (DIR/agency-K.csv) as child processes, and
-prints every line of theirs prefixed with its process name. When every agency
-has ended, it stops the server and prints one table: agency, bets, winners,
-exit code. Exit code 0 only if every agency got its winners.
+--keep-contest) and agencies 1..N (DIR/agency-K.csv) as child processes.
+Without a terminal (or with --progress off) it prints every line of theirs
+prefixed with its process name; on a terminal (or with --progress on) it shows
+one live line per agency (a bar of its bets stored, then its winners and exit
+code) and writes each process's full log to DIR/server/logs/NAME.log. When
+every agency has ended, it stops the server and prints one table: agency, bets,
+winners, exit code. Exit code 0 only if every agency got its winners.
 
 Ctrl-C (SIGINT), SIGTERM or SIGHUP stops every child (agencies first, then the
 server; SIGKILL for any that outlive STOP_TIMEOUT_S) before the table is
@@ -29,7 +32,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -44,7 +47,13 @@ TABLE_HEADER = ("agency", "bets", "winners", "exit code")
 
 _LISTEN = re.compile(r"action: listen \| result: success .*\bport: (?P<port>\d+)")
 _WINNERS = re.compile(r"action: consulta_ganadores \| result: success \| cant_ganadores: (?P<count>\d+)")
+_STORED = re.compile(
+    r"action: apuesta_recibida \| result: success \| cantidad: (?P<count>\d+) \| agency: (?P<agency>\d+)"
+)
 _print_lock = threading.Lock()
+#: Seconds between two redraws of the live progress lines.
+REDRAW_S = 0.25
+BAR_WIDTH = 30
 
 
 class Stop(Exception):
@@ -54,7 +63,10 @@ class Stop(Exception):
 class Child:
     """One child process whose output is copied to ours, each line prefixed with `name`."""
 
-    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str], width: int) -> None:
+    def __init__(
+        self, name: str, argv: Sequence[str], env: Mapping[str, str], width: int, log: Path | None = None
+    ) -> None:
+        """`log`: write the lines to that file instead of our output (live progress mode)."""
         self.name = name
         self.process = subprocess.Popen(
             list(argv),
@@ -71,8 +83,10 @@ class Child:
         self.listening = threading.Event()
         self.port: int | None = None
         self.winners: int | None = None
-        with _print_lock:
-            print(f"{self._prefix}run_local: started, pid {self.process.pid}", flush=True)
+        #: Bets the server acknowledged, per agency (read from the server's lines).
+        self.stored: dict[int, int] = {}
+        self._log = open(log, "a", encoding="utf-8") if log is not None else None  # noqa: SIM115 (closed by _copy)
+        self._show(f"run_local: started, pid {self.process.pid}")
         self._reader = threading.Thread(target=self._copy, daemon=True)
         self._reader.start()
 
@@ -85,9 +99,21 @@ class Child:
                 self.listening.set()
             if match := _WINNERS.search(line):
                 self.winners = int(match["count"])
-            with _print_lock:
-                print(self._prefix + line, flush=True)
+            if match := _STORED.search(line):
+                agency = int(match["agency"])
+                self.stored[agency] = self.stored.get(agency, 0) + int(match["count"])
+            self._show(line)
         self.listening.set()  # the output ended: nobody waits for a listen line that cannot come
+        if self._log is not None:
+            self._log.close()
+
+    def _show(self, line: str) -> None:
+        if self._log is not None:
+            self._log.write(line + "\n")
+            self._log.flush()
+            return
+        with _print_lock:
+            print(self._prefix + line, flush=True)
 
     def stop(self) -> int:
         """SIGTERM, wait, SIGKILL if it outlives STOP_TIMEOUT_S; returns the exit code."""
@@ -146,6 +172,47 @@ def count_bets(path: Path) -> int | None:
         return None
 
 
+def progress_lines(server: Child, clients: Mapping[int, Child], totals: Mapping[int, int | None]) -> list[str]:
+    """One line per agency: a bar of its stored bets, then its winners and exit code once known."""
+    lines = []
+    for k, client in clients.items():
+        stored, total = server.stored.get(k, 0), totals.get(k) or 0
+        filled = BAR_WIDTH * min(stored, total) // total if total else 0
+        state = "running" if client.process.poll() is None else f"exit code {client.process.returncode}"
+        winners = "" if client.winners is None else f", winners: {client.winners}"
+        lines.append(
+            f"agency-{k:<3} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {stored}/{total} bets, {state}{winners}"
+        )
+    return lines
+
+
+class LiveProgress:
+    """Redraws the progress lines in place, every REDRAW_S, until stopped (then once more)."""
+
+    def __init__(self, render: Callable[[], list[str]]) -> None:
+        self._render = render
+        self._drawn = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(REDRAW_S):
+            self.draw()
+
+    def draw(self) -> None:
+        lines = self._render()
+        with _print_lock:
+            up = f"\x1b[{self._drawn}F" if self._drawn else ""
+            print(up + "".join(f"\x1b[2K{line}\n" for line in lines), end="", flush=True)
+            self._drawn = len(lines)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.draw()
+
+
 def format_table(rows: Sequence[Sequence[object]]) -> str:
     """A plain text table with TABLE_HEADER; a missing value shows as '-'."""
     cells = [list(TABLE_HEADER)] + [["-" if value is None else str(value) for value in row] for row in rows]
@@ -159,8 +226,12 @@ def _on_signal(signum: int, _: FrameType | None) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
-def run(agencies: int, data: Path, port: int, new_contest: bool) -> int:
+def run(agencies: int, data: Path, port: int, new_contest: bool, progress: bool = False) -> int:
     """Run one contest; returns the exit code (see the module docstring)."""
+    logs = data / "server" / "logs"
+    if progress:
+        logs.mkdir(parents=True, exist_ok=True)
+        print(f"run_local: full logs in {logs}/", flush=True)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _on_signal)
     server_tls, client_tls = credentials(data / "credentials", agencies)
@@ -177,8 +248,9 @@ def run(agencies: int, data: Path, port: int, new_contest: bool) -> int:
     codes: dict[int, int] = {}
     server: Child | None = None
     stopped = ""
+    live: LiveProgress | None = None
     try:
-        server = Child("server", argv, server_env, width)
+        server = Child("server", argv, server_env, width, logs / "server.log" if progress else None)
         if not server.listening.wait(LISTEN_TIMEOUT_S) or server.port is None:
             print(f"run_local: the server did not start listening (exit code {server.stop()})", file=sys.stderr)
             return 1
@@ -189,7 +261,11 @@ def run(agencies: int, data: Path, port: int, new_contest: bool) -> int:
                 "CLI_BETS_FILE": str(data / f"agency-{k}.csv"),
                 **client_tls.get(k, {}),
             }
-            clients[k] = Child(f"agency-{k}", [sys.executable, "-m", "client_gevent"], env, width)
+            log = logs / f"agency-{k}.log" if progress else None
+            clients[k] = Child(f"agency-{k}", [sys.executable, "-m", "client_gevent"], env, width, log)
+        if progress:
+            totals = {k: count_bets(data / f"agency-{k}.csv") for k in clients}
+            live = LiveProgress(lambda: progress_lines(server, clients, totals))
         for k, client in clients.items():
             codes[k] = client.process.wait()
     except Stop as exc:
@@ -201,6 +277,8 @@ def run(agencies: int, data: Path, port: int, new_contest: bool) -> int:
             codes[k] = client.stop()
         if server is not None:
             server.stop()
+        if live is not None:
+            live.stop()
     rows = [(k, count_bets(data / f"agency-{k}.csv"), clients[k].winners, codes.get(k)) for k in clients]
     print(format_table(rows), flush=True)
     answered = len(clients) == agencies and all(clients[k].winners is not None and codes.get(k) == 0 for k in clients)
@@ -215,10 +293,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path(".data"), help="agency files and the server's data (.data)")
     parser.add_argument("--port", type=int, default=12345, help="the server's port on 127.0.0.1 (0: any free one)")
     parser.add_argument("--keep-contest", action="store_true", help="resume the current contest instead of a new one")
+    parser.add_argument(
+        "--progress",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="live lines per agency, full logs to files (auto: when the output is a terminal)",
+    )
     args = parser.parse_args(argv)
     if args.agencies < 1:
         parser.error("--agencies must be at least 1")
-    return run(args.agencies, args.data.absolute(), args.port, not args.keep_contest)
+    progress = args.progress == "on" or (args.progress == "auto" and sys.stdout.isatty())
+    return run(args.agencies, args.data.absolute(), args.port, not args.keep_contest, progress)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 # Contract: every message is a frozen dataclass that says what it means, with no
 # bytes in sight (the codec, _wire.py, maps each class to its MessageType).
 #
-#   C: Hello(agency)            S: Welcome(stored, done, contest, digest)
+#   C: Hello(agency, total)     S: Welcome(stored, done, contest, digest)
 #   C: Bets(start, bets)        S: BetsAck(stored) | Error(code, detail)
 #   C: Done()                   S: DoneAck()
 #   C: WinnersQuery()           S: Winners(documents, more=True)* Winners(..., more=False)
@@ -69,14 +69,17 @@ class ErrorCode(enum.IntEnum):
     TOO_MANY_REFUSALS = 15
     #: The connection was too slow: it did not identify in time, or went idle; closed.
     TOO_SLOW = 16
+    #: Sales are closed: nothing of the batch was stored; the agency may still ask for its winners.
+    SALES_CLOSED = 17
 
 
 @dataclass(frozen=True, slots=True)
 class Hello:
-    """Client → server: the agency this connection speaks for."""
+    """Client → server: the agency this connection speaks for, and its bets in all (0: not said)."""
 
     TYPE: ClassVar[MessageType] = MessageType.HELLO
     agency: int
+    total: int = 0
 
 
 #: Bytes of a contest id (random, made when a contest starts).

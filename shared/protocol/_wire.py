@@ -37,7 +37,7 @@ from shared.protocol._messages import (
 #: a protocol client from a netcat health check).
 START_BYTE = 0x9E
 #: Protocol version; bumped on any incompatible change.
-VERSION = 3
+VERSION = 4
 _HEADER = struct.Struct(">BBBH")
 HEADER_SIZE = _HEADER.size
 #: No frame, header included, is ever larger than this (8 KiB).
@@ -47,6 +47,7 @@ MAX_PAYLOAD_SIZE = MAX_FRAME_SIZE - HEADER_SIZE
 _U8 = struct.Struct(">B")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_HELLO = struct.Struct(">II")
 _WELCOME = struct.Struct(f">IB{CONTEST_ID_SIZE}s{DIGEST_SIZE}s")
 
 #: Bytes a Bets frame spends before its bets: header, start, field count.
@@ -96,8 +97,8 @@ def _payload(message: Message) -> bytes:
             return _U32.pack(start) + _pack_text_list([field for bet in bets for field in bet])
         case BetsAck(stored=stored):
             return _U32.pack(stored)
-        case Hello(agency=agency):
-            return _U32.pack(agency)
+        case Hello(agency=agency, total=total):
+            return _HELLO.pack(agency, total)
         case Welcome(stored=stored, done=done, contest=contest, digest=digest):
             return _WELCOME.pack(stored, done, contest, digest)
         case Winners(documents=documents, more=more):
@@ -196,7 +197,7 @@ def decode_payload(message_type: MessageType, payload: bytes) -> Message:
     """Decode the payload of a frame whose header said `message_type`; ProtocolError says what is wrong."""
     match message_type:
         case MessageType.HELLO:
-            return Hello(*_unpack_fixed(_U32, payload, "Hello"))
+            return Hello(*_unpack_fixed(_HELLO, payload, "Hello"))
         case MessageType.BETS_ACK:
             return BetsAck(*_unpack_fixed(_U32, payload, "BetsAck"))
         case MessageType.WELCOME:

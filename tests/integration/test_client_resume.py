@@ -117,7 +117,7 @@ def test_client_resumes_from_the_stored_count(
         server.join()
 
     sent = [message for message in server.received if isinstance(message, Bets)]
-    assert server.received[0] == Hello(1)
+    assert server.received[0] == Hello(1, FILE_BETS)  # the total: for the status page
     assert sent and sent[0].start == stored
     assert [batch.start for batch in sent[1:]] == [batch.start + len(batch.bets) for batch in sent[:-1]]
     assert [bet for batch in sent for bet in batch.bets] == file_rows(agency.path)[stored:]
@@ -134,7 +134,7 @@ def test_client_sends_nothing_when_everything_is_stored(
         assert client.wait(TIMEOUT_S) == 0, client.output()
         server.join()
 
-    assert server.received == [Hello(1), Done(), WinnersQuery()]
+    assert server.received == [Hello(1, FILE_BETS), Done(), WinnersQuery()]
     assert winners_reported(client) == 0
 
 
@@ -172,7 +172,7 @@ def test_a_hostile_or_wrong_welcome_is_refused_before_anything_is_sent(
         assert client.wait(TIMEOUT_S) == 1, client.output()
         server.join()
 
-    assert server.received == [Hello(1)]  # nothing after Hello: no bets, no Done, no query
+    assert server.received == [Hello(1, FILE_BETS)]  # nothing after Hello: no bets, no Done, no query
     line = refusal(client)
     assert line["action"] == "resume" and line["client_id"] == "1" and line["contest"] == CONTEST.hex()
     assert "agency 1" in line["error"] and CONTEST.hex() in line["error"] and "--new-contest" in line["error"]
@@ -188,5 +188,5 @@ def test_an_honest_done_welcome_goes_straight_to_the_winners(
         client = ClientProcess(tmp_path, 1, server.port, agency.path)
         assert client.wait(TIMEOUT_S) == 0, client.output()
         server.join()
-    assert server.received == [Hello(1), Done(), WinnersQuery()]
+    assert server.received == [Hello(1, FILE_BETS), Done(), WinnersQuery()]
     assert winners_reported(client) == 1

@@ -56,7 +56,7 @@ def _header(kind: int, length: int, start: int = START_BYTE, version: int = VERS
         (_header(MessageType.HELLO, 4, version=7) + b"\0\0\0\1", "VersionMismatch"),
         (_header(99, 0), "unknown message type"),
         (_header(MessageType.BETS, 60_000), "frame too large"),
-        (_header(MessageType.HELLO, 5) + b"\0\0\0\1\0", "trailing bytes"),
+        (_header(MessageType.HELLO, 9) + b"\0\0\0\1\0\0\0\0\0", "trailing bytes"),
         (_header(MessageType.BETS, 4) + b"\0\0\0\0", "truncated payload"),
     ],
 )

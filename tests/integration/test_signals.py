@@ -98,7 +98,7 @@ def test_client_stops_mid_upload(make_agencies: Callable[..., list[Agency]], tmp
         with conn:
             conn.settimeout(STOP_BOUND_S)
             decoder = FrameDecoder()
-            assert read_message(conn, decoder) == Hello(1)
+            assert read_message(conn, decoder) == Hello(1, 300)
             send_message(conn, Welcome(0, False, bytes(CONTEST_ID_SIZE), EMPTY_DIGEST))
             start = 0
             for _ in range(UPLOAD_WINDOW):

@@ -56,6 +56,9 @@ def test_lottery_compose_for_five_agencies(tmp_path: Path) -> None:
     assert server["image"] == "server:latest"
     assert "SERVER_AGENCIES=5" in server["environment"]
     assert "PYTHONUNBUFFERED=1" in server["environment"]
+    # The status page and /metrics: on, and reachable from the host (its loopback only).
+    assert "SERVER_STATUS_PORT=8080" in server["environment"]
+    assert server["ports"] == ["127.0.0.1:8080:8080"]
     assert server_tls(server) == SERVER_TLS
     assert server["secrets"] == ["server.pem", "server.key", "ca.pem"]
     assert server["volumes"] == [SERVER_CONFIG_MOUNT]

@@ -140,3 +140,22 @@ def test_sigterm_to_the_runner_stops_every_child(repo: Path, reap: list[LoggedPr
     assert run.wait(RUN_TIMEOUT_S) == 1
     assert "stopped by SIGTERM" in run.output()
     assert_all_gone(run)
+
+
+def test_progress_mode_shows_one_line_per_agency_and_logs_to_files(repo: Path, reap: list[LoggedProcess]) -> None:
+    """What a terminal gets (forced with --progress on): live lines per agency, the full logs in files."""
+    generate(repo / ".data", 2, 150, [1, 0], 7)
+    argv = [sys.executable, "-m", "tools.run_local", "--agencies", "2", "--port", "0", "--progress", "on"]
+    run = LoggedProcess(argv, repo, {})
+    reap.append(run)
+    assert run.wait(RUN_TIMEOUT_S) == 0, run.output()
+    logs = repo / ".data" / "server" / "logs"
+    screen = run.output()
+    final = [line.rsplit("\x1b[2K", 1)[-1] for line in run.lines if "\x1b[2K" in line][-2:]
+    assert re.fullmatch(r"agency-1 +\[#{30}\] 150/150 bets, exit code 0, winners: 1", final[0]), final
+    assert re.fullmatch(r"agency-2 +\[#{30}\] 150/150 bets, exit code 0, winners: 0", final[1]), final
+    assert "action:" not in screen  # no log line on the screen
+    assert table(run) == {1: ("150", "1", "0"), 2: ("150", "0", "0")}
+    assert "action: sorteo | result: success" in (logs / "server.log").read_text()
+    for k in (1, 2):
+        assert "action: consulta_ganadores | result: success" in (logs / f"agency-{k}.log").read_text()

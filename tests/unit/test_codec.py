@@ -170,14 +170,15 @@ ERROR_FIXTURES: list[tuple[str, bytes, str, int]] = [
     ("start-byte-utf8-lead", b"\xc3\xa9", "bad header: start byte", 1),
     ("version-1", b"\x9e\x01\x05\x00\x00", "protocol version", 2),
     ("version-2", b"\x9e\x02\x05\x00\x00", "protocol version", 2),
-    ("version-4", b"\x9e\x04\x05\x00\x00", "protocol version", 2),
-    ("type-0", b"\x9e\x03\x00\x00\x00", "unknown message type", 5),
-    ("type-10", b"\x9e\x03\x0a\x00\x00", "unknown message type", 5),
-    ("type-255", b"\x9e\x03\xff\x00\x04abcd", "unknown message type", 5),
+    ("version-3", b"\x9e\x03\x05\x00\x00", "protocol version", 2),
+    ("version-5", b"\x9e\x05\x05\x00\x00", "protocol version", 2),
+    ("type-0", b"\x9e\x04\x00\x00\x00", "unknown message type", 5),
+    ("type-10", b"\x9e\x04\x0a\x00\x00", "unknown message type", 5),
+    ("type-255", b"\x9e\x04\xff\x00\x04abcd", "unknown message type", 5),
     # Declared lengths over the limit: refused with the header, no payload fed.
-    ("length-8188", b"\x9e\x03\x03\x1f\xfc", "frame too large", 5),
-    ("length-65535", b"\x9e\x03\x03\xff\xff", "frame too large", 5),
-    ("hello-short", frame_of(1, b"\x00\x00\x07"), "truncated payload", END),
+    ("length-8188", b"\x9e\x04\x03\x1f\xfc", "frame too large", 5),
+    ("length-65535", b"\x9e\x04\x03\xff\xff", "frame too large", 5),
+    ("hello-short", frame_of(1, b"\x00\x00\x00\x07\x00\x00\x07"), "truncated payload", END),
     ("welcome-short", frame_of(2, b"\x00\x00\x00\x01"), "truncated payload", END),
     ("bets-no-start", frame_of(3, b"\x00\x00"), "truncated payload", END),
     ("bets-no-count", frame_of(3, b"\x00\x00\x00\x00\x00"), "truncated payload", END),
@@ -191,7 +192,7 @@ ERROR_FIXTURES: list[tuple[str, bytes, str, int]] = [
     ("winners-empty", frame_of(8, b""), "truncated payload", END),
     ("error-no-code", frame_of(9, b"\x00"), "truncated payload", END),
     ("error-no-count", frame_of(9, b"\x00\x01"), "truncated payload", END),
-    ("hello-long", frame_of(1, b"\x00\x00\x00\x07\x00"), "trailing bytes", END),
+    ("hello-long", frame_of(1, b"\x00\x00\x00\x07\x00\x00\x00\x00\x00"), "trailing bytes", END),
     ("bets-ack-long", frame_of(4, b"\x00\x00\x00\x07\x00"), "trailing bytes", END),
     ("done-with-payload", frame_of(5, b"\x00"), "trailing bytes", END),
     ("done-ack-with-payload", frame_of(6, b"xy"), "trailing bytes", END),
@@ -225,7 +226,7 @@ ERROR_IDS = [name for name, _, _, _ in ERROR_FIXTURES]
 ERROR_CASES = [(data, error, len(data) if at == END else at) for _, data, error, at in ERROR_FIXTURES]
 
 
-@pytest.mark.parametrize("version", [1, 2, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 5])
 def test_another_protocol_version_is_a_version_mismatch(version: int) -> None:
     decoder = FrameDecoder()
     decoder.feed(bytes([START_BYTE, version]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ EVERY_KEY: dict[str, tuple[str, str, Any]] = {
     "SERVER_HELLO_TIMEOUT_S": ("0.25", "hello_timeout_s", 0.25),
     "SERVER_MAX_CONNECTIONS_PER_IP": ("0", "max_connections_per_ip", 0),
     "SERVER_MAX_BETS_PER_AGENCY": ("10", "max_bets_per_agency", 10),
+    "SERVER_SALES_CLOSE_AT": (
+        "2026-12-24T18:00:00-03:00",
+        "sales_close_at",
+        datetime.datetime(2026, 12, 24, 21, 0, tzinfo=datetime.UTC),
+    ),
+    "SERVER_STATUS_PORT": ("0", "status_port", 0),
     "SERVER_DATA_DIR": ("/var/lib/lottery", "data_dir", Path("/var/lib/lottery")),
     "SERVER_TLS_CERT": ("/run/secrets/server.pem", "tls_cert", Path("/run/secrets/server.pem")),
     "SERVER_TLS_KEY": ("/run/secrets/server.key", "tls_key", Path("/run/secrets/server.key")),
@@ -146,6 +153,19 @@ def test_port_zero_means_any_free_port(tmp_path: Path) -> None:
         ("SERVER_MAX_BETS_PER_AGENCY", "0", "SERVER_MAX_BETS_PER_AGENCY must be at least 1, got 0"),
         ("SERVER_MAX_BETS_PER_AGENCY", "1e6", "SERVER_MAX_BETS_PER_AGENCY must be a whole number, got '1e6'"),
         ("SERVER_DATA_DIR", "", "SERVER_DATA_DIR must be a path, got ''"),
+        ("SERVER_STATUS_PORT", "65536", "SERVER_STATUS_PORT: port 65536 is out of range 0..65535"),
+        (
+            "SERVER_SALES_CLOSE_AT",
+            "2026-12-24T18:00:00",
+            "SERVER_SALES_CLOSE_AT must be an ISO 8601 time with a UTC offset, like 2026-12-24T18:00:00-03:00, "
+            "got '2026-12-24T18:00:00'",
+        ),
+        (
+            "SERVER_SALES_CLOSE_AT",
+            "tomorrow",
+            "SERVER_SALES_CLOSE_AT must be an ISO 8601 time with a UTC offset, like 2026-12-24T18:00:00-03:00, "
+            "got 'tomorrow'",
+        ),
     ],
 )
 def test_a_bad_value_names_its_key(tmp_path: Path, key: str, value: str, message: str) -> None:

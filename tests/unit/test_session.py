@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
+import gevent.event
 import gevent.socket
 import pytest
 
@@ -34,6 +35,7 @@ from shared.protocol import (
     Hello,
     Message,
     Welcome,
+    Winners,
     WinnersQuery,
     encode,
 )
@@ -155,3 +157,28 @@ def test_a_peer_that_closes_while_waiting_for_the_draw_is_noticed_at_once(server
     peer.close()
     session.join(timeout=10)
     assert session.successful() and not server.lottery.drawn
+
+
+def test_before_the_close_an_early_winners_query_is_refused_and_after_it_a_batch_is(server: Parts) -> None:
+    """Sales open: WinnersQuery before Done is refused. Sales closed: a batch is refused whole and
+    the same agency, not done, gets its winners among the bets stored before the close."""
+    winner = ANA._replace(number="7574")
+    sock = FakeSocket(encode(Hello(1, 3)) + encode(Bets(0, (winner,))) + encode(WinnersQuery()))
+    session = serve(server, sock)
+    session.join(timeout=10)
+    _, ack, early = replies(sock)
+    assert ack == BetsAck(1)
+    assert isinstance(early, Error) and early.code is ErrorCode.UNEXPECTED_MESSAGE
+    assert server.lottery.totals == {1: 3}
+
+    server.lottery.close_sales("command", "2026-12-24T21:00:00+00:00")
+    assert server.lottery.await_draw(gevent.spawn(gevent.event.Event().wait, 10))  # a fake peer cannot wait for it
+    sock = FakeSocket(encode(Hello(1)) + encode(Bets(1, (ANA,))) + encode(WinnersQuery()))
+    session = serve(server, sock)
+    session.join(timeout=10)
+    welcome, refusal, *winners = replies(sock)
+    assert welcome == Welcome(1, False, server.store.contest, server.store.durable_resume(1)[1])
+    assert isinstance(refusal, Error) and refusal.code is ErrorCode.SALES_CLOSED
+    assert winners == [Winners((winner.document,))]
+    assert server.store.durable_count(1) == 1  # nothing of the refused batch
+    assert server.lottery.state == "done" and not server.lottery.sales_open
