@@ -68,7 +68,7 @@ class AgencySession:
         config: the server's settings.
         policy: the connection's deadlines, refusals and log budgets (None: fresh,
             the Hello deadline counted from now).
-        metrics: where refusals and acknowledgement latencies are counted (None: nowhere).
+        metrics: where refusals and acknowledgement latencies are counted (None: a registry of its own).
     """
 
     def __init__(
@@ -96,7 +96,7 @@ class AgencySession:
         #: True while a frame is being written (a kill then must not add another).
         self._sending = False
         self._policy = policy or ConnectionPolicy(config, lambda: stream.bytes_received)
-        self._metrics = metrics
+        self._metrics = metrics or Metrics()
 
     def run(self) -> None:
         """Serve the connection until it closes."""
@@ -160,7 +160,11 @@ class AgencySession:
         if message.total:
             self._lottery.totals[agency] = message.total
         self._policy.identified()
-        stored, digest = self._store.durable_resume(agency)
+        try:
+            stored, digest = self._store.durable_resume(agency)
+        except StorageFailure as exc:  # the store has failed: the server is ending
+            self._close(ErrorCode.STORAGE_FAILURE, str(exc), action="identify", agency=agency)
+            return
         done = self._lottery.is_done(agency)
         if done:
             self.state = SessionState.DONE
@@ -186,8 +190,7 @@ class AgencySession:
                 )
         log_action(logger, logging.INFO, "apuesta_recibida", Result.SUCCESS, cantidad=len(bets), agency=agency)
         self._send(BetsAck(batch.start + len(bets)))
-        if self._metrics is not None:
-            self._metrics.ack_latency.observe(time.monotonic() - received_at)
+        self._metrics.ack_latency.observe(time.monotonic() - received_at)
 
     def _on_bets_after_done(self, batch: Bets) -> None:
         raise ServerRefused(ErrorCode.BETS_AFTER_DONE, f"agency {self.agency} already sent Done")
@@ -239,8 +242,7 @@ class AgencySession:
         """Answer a refused frame; the MAX_REFUSALS-th closes (our own failures do not count)."""
         details.update(ip=self._ip, agency=self.agency, error=refusal.detail)
         self._policy.warnings.log(logger, logging.WARNING, action, Result.FAIL, **details)
-        if self._metrics is not None:
-            self._metrics.refused(refusal.code)
+        self._metrics.refused(refusal.code)
         self._send(Error(ErrorCode(refusal.code), refusal.detail))
         if refusal.code not in _OURS and self._policy.refused():
             reason = f"{self._policy.refusals} refused frames; the last: {refusal.detail}"
@@ -249,8 +251,7 @@ class AgencySession:
     def _close(self, code: ErrorCode, detail: str, action: str = "close_connection", agency: int | None = None) -> None:
         """Log why, tell the peer if it still listens, and end the session."""
         self._log_end(logging.WARNING, Result.FAIL, detail, action, agency)
-        if self._metrics is not None:
-            self._metrics.refused(code)
+        self._metrics.refused(code)
         self._try_send(Error(code, detail))
         self.state = SessionState.CLOSED
 
