@@ -32,22 +32,22 @@ EMPTY_SHA256 = bytes.fromhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca4
 
 # (id, message, frame): header, then the payload's fields, joined with "+".
 FIXTURES: list[tuple[str, Message, bytes]] = [
-    ("hello", Hello(7), b"\x9e\x03\x01\x00\x04" + b"\x00\x00\x00\x07"),
-    ("hello-max", Hello(2**32 - 1), b"\x9e\x03\x01\x00\x04" + b"\xff\xff\xff\xff"),
+    ("hello", Hello(7), b"\x9e\x04\x01\x00\x04" + b"\x00\x00\x00\x07"),
+    ("hello-max", Hello(2**32 - 1), b"\x9e\x04\x01\x00\x04" + b"\xff\xff\xff\xff"),
     (
         "welcome",
         Welcome(300, True, CONTEST, DIGEST),
-        b"\x9e\x03\x02\x00\x35" + b"\x00\x00\x01\x2c" + b"\x01" + CONTEST + DIGEST,
+        b"\x9e\x04\x02\x00\x35" + b"\x00\x00\x01\x2c" + b"\x01" + CONTEST + DIGEST,
     ),
     (
         "welcome-fresh",
         Welcome(0, False, bytes(16), EMPTY_SHA256),
-        b"\x9e\x03\x02\x00\x35" + b"\x00\x00\x00\x00" + b"\x00" + bytes(16) + EMPTY_SHA256,
+        b"\x9e\x04\x02\x00\x35" + b"\x00\x00\x00\x00" + b"\x00" + bytes(16) + EMPTY_SHA256,
     ),
     (
         "bets-one",
         Bets(2, (ANA,)),
-        b"\x9e\x03\x03\x00\x29"
+        b"\x9e\x04\x03\x00\x29"
         b"\x00\x00\x00\x02"  # start
         b"\x00\x05"  # five fields
         b"\x00\x03\x00\x05\x00\x03\x00\x0a\x00\x04"  # their lengths
@@ -58,7 +58,7 @@ FIXTURES: list[tuple[str, Message, bytes]] = [
         # newline travel as plain text.
         "bets-utf8-separators",
         Bets(100, (ZOE, NASTY)),
-        b"\x9e\x03\x03\x00\x50"
+        b"\x9e\x04\x03\x00\x50"
         b"\x00\x00\x00\x64"
         b"\x00\x0a"
         b"\x00\x03\x00\x05\x00\x01\x00\x0a\x00\x01"
@@ -74,25 +74,25 @@ FIXTURES: list[tuple[str, Message, bytes]] = [
         b"2001-02-03"
         b"999999999",
     ),
-    ("bets-ack", BetsAck(42), b"\x9e\x03\x04\x00\x04" + b"\x00\x00\x00\x2a"),
-    ("done", Done(), b"\x9e\x03\x05\x00\x00"),
-    ("done-ack", DoneAck(), b"\x9e\x03\x06\x00\x00"),
-    ("winners-query", WinnersQuery(), b"\x9e\x03\x07\x00\x00"),
+    ("bets-ack", BetsAck(42), b"\x9e\x04\x04\x00\x04" + b"\x00\x00\x00\x2a"),
+    ("done", Done(), b"\x9e\x04\x05\x00\x00"),
+    ("done-ack", DoneAck(), b"\x9e\x04\x06\x00\x00"),
+    ("winners-query", WinnersQuery(), b"\x9e\x04\x07\x00\x00"),
     (
         "winners",
-        Winners(("30904465", "1"), more=False),
-        b"\x9e\x03\x08\x00\x10" + b"\x00" + b"\x00\x02" + b"\x00\x08\x00\x01" + b"309044651",
+        Winners(("30904465", "1"), more=False, number=7574),
+        b"\x9e\x04\x08\x00\x14" + b"\x00" + b"\x00\x00\x1d\x96" + b"\x00\x02" + b"\x00\x08\x00\x01" + b"309044651",
     ),
-    ("winners-empty-more", Winners((), more=True), b"\x9e\x03\x08\x00\x03" + b"\x01" + b"\x00\x00"),
+    ("winners-empty-more", Winners((), more=True), b"\x9e\x04\x08\x00\x07" + b"\x01" + b"\x00" * 4 + b"\x00\x00"),
     (
         "error",
         Error(ErrorCode.INVALID_BET, "bad ñ"),
-        b"\x9e\x03\x09\x00\x0c" + b"\x00\x04" + b"\x00\x01" + b"\x00\x05" + b"bad \xc3\xb1",
+        b"\x9e\x04\x09\x00\x0c" + b"\x00\x04" + b"\x00\x01" + b"\x00\x05" + b"bad \xc3\xb1",
     ),
     (
         "error-empty-detail",
         Error(ErrorCode.SERVER_BUSY, ""),
-        b"\x9e\x03\x09\x00\x06" + b"\x00\x0b" + b"\x00\x01" + b"\x00\x00",
+        b"\x9e\x04\x09\x00\x06" + b"\x00\x0b" + b"\x00\x01" + b"\x00\x00",
     ),
 ]
 FIXTURE_IDS = [name for name, _, _ in FIXTURES]
