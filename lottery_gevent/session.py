@@ -20,6 +20,7 @@ import gevent
 
 from lottery_gevent.batches import store_batch
 from lottery_gevent.config import ServerConfig
+from lottery_gevent.contract import LOTTERY_WINNER_NUMBER
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.policy import ConnectionPolicy
 from lottery_gevent.registry import AgencyRegistry, EndSession
@@ -209,7 +210,7 @@ class AgencySession:
         except StorageFailure as exc:
             raise ServerRefused(ErrorCode.DRAW_FAILED, str(exc)) from exc
         log_action(logger, logging.INFO, "winners_sent", Result.SUCCESS, cant_ganadores=len(documents), agency=agency)
-        for part in split_winners(documents):
+        for part in split_winners(documents, LOTTERY_WINNER_NUMBER):
             self._send(part)
 
     # --- helpers ----------------------------------------------------------
