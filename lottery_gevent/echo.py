@@ -1,13 +1,14 @@
 # The inline echo, for health checks: a connection whose first byte is not the
 # protocol's start byte is a text session (as Redis takes inline commands from
 # telnet). Guarantees: one line, at most ECHO_MAX_BYTES, within ECHO_TIMEOUT_S,
-# is written back unchanged and logged (`receive_message`), then the caller
-# closes. A probe that gives up is logged at DEBUG only.
+# is written back unchanged and logged (`receive_message`) within the echo's
+# LogLimiter, then the caller closes. A probe that gives up is logged at DEBUG only.
 # Never: raises for what the peer does.
 from __future__ import annotations
 
 import logging
 
+from lottery_gevent.policy import LogLimiter
 from shared.errors import PeerClosed, ProtocolError, Timeout
 from shared.logs import Result, log_action
 from shared.transport import Stream, within
@@ -20,14 +21,14 @@ ECHO_MAX_BYTES = 1024
 ECHO_TIMEOUT_S = 5.0
 
 
-def serve_inline_echo(stream: Stream, ip: str) -> None:
+def serve_inline_echo(stream: Stream, ip: str, limit_log: LogLimiter) -> None:
     """Echo one text line back (its first byte is still unread)."""
     try:
         with within(ECHO_TIMEOUT_S, f"no full line within {ECHO_TIMEOUT_S}s"):
             line = stream.recv_line(ECHO_MAX_BYTES)
             stream.send_all(line)
     except ProtocolError as exc:
-        log_action(logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=exc)
+        limit_log.log(logger, logging.WARNING, "receive_message", Result.FAIL, ip=ip, error=exc)
         return
     except (Timeout, PeerClosed) as exc:
         log_action(
@@ -35,4 +36,4 @@ def serve_inline_echo(stream: Stream, ip: str) -> None:
         )
         return
     message = line.decode("utf-8", "replace").rstrip("\r\n")
-    log_action(logger, logging.INFO, "receive_message", Result.SUCCESS, ip=ip, msg=message)
+    limit_log.log(logger, logging.INFO, "receive_message", Result.SUCCESS, ip=ip, msg=message)

@@ -1,6 +1,10 @@
 # The gevent StreamServer: one greenlet per connection, from a Pool.
 # Guarantees: past `max_connections` live connections (or `max_connections_per_ip`
-# from one address) a new one gets Error(SERVER_BUSY) and is closed at once;
+# from one address, or CONNECTIONS_PER_IDENTITY per certificate, refused after
+# the handshake) a new one gets Error(SERVER_BUSY), over TLS if it speaks TLS,
+# and is closed at once; connections not yet past Hello hold at most
+# UNAUTHENTICATED_SHARE of the pool (the oldest gives way); reload_crl (SIGHUP)
+# takes a new revocation list and ends the sessions it revokes;
 # the first byte decides: the protocol's start byte is an agency session (or,
 # with TLS on, Error(TLS_REQUIRED)), a TLS handshake byte is TLS then a session
 # (or, with TLS off, a fatal TLS alert), anything else the inline echo; the
@@ -17,20 +21,31 @@ import ssl
 import struct
 import time
 
+import gevent
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.echo import serve_inline_echo
 from lottery_gevent.lottery import Lottery
-from lottery_gevent.policy import AddressCounter, ConnectionPolicy, server_log_limiter
+from lottery_gevent.policy import (
+    CONNECTIONS_PER_IDENTITY,
+    UNAUTHENTICATED_SHARE,
+    AddressCounter,
+    ConnectionPolicy,
+    LogLimiter,
+    OldestFirst,
+    certificate_log_limiter,
+    server_log_limiter,
+)
 from lottery_gevent.registry import AgencyRegistry, EndSession
+from lottery_gevent.revocation import revoked_serials, tls_context
 from lottery_gevent.session import AgencySession
 from lottery_gevent.storage import BetStore
-from shared.errors import PeerClosed, ProtocolError, Timeout, TlsRejected
+from shared.errors import ConfigError, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.logs import Result, log_action
 from shared.protocol import START_BYTE, Error, ErrorCode, FrameDecoder
-from shared.tls import start_tls
+from shared.tls import TlsStream, start_tls
 from shared.transport import (
     TLS_HANDSHAKE_BYTE,
     TLS_HANDSHAKE_FAILURE_ALERT,
@@ -38,7 +53,6 @@ from shared.transport import (
     configure_stream,
     receive_message,
     send_message,
-    server_tls_context,
     within,
 )
 
@@ -67,12 +81,19 @@ class LotteryServer:
         self.lottery = lottery
         self._registry = AgencyRegistry(STOP_TIMEOUT_S)
         self._per_address = AddressCounter(config.max_connections_per_ip)
+        self._per_identity = AddressCounter(CONNECTIONS_PER_IDENTITY)
+        self._unauthenticated: OldestFirst[gevent.Greenlet] = OldestFirst(
+            int(config.max_connections * UNAUTHENTICATED_SHARE)
+        )
+        #: The certificate serial number of each live TLS connection's greenlet.
+        self._certified: dict[gevent.Greenlet, int] = {}
         self._live = 0
         #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
         self._limit_log = server_log_limiter()
-        self._tls: ssl.SSLContext | None = None
-        if config.tls_cert is not None and config.tls_key is not None and config.tls_ca is not None:
-            self._tls = server_tls_context(config.tls_cert, config.tls_key, config.tls_ca)
+        #: The inline echo's lines, on a budget of their own, and each certificate's refusals.
+        self._echo_log = server_log_limiter()
+        self._certificate_logs: dict[str, LogLimiter] = {}
+        self._tls = tls_context(config)
         self._pool = Pool(config.max_connections + REFUSING_HANDLERS)
         self._listener = StreamServer(
             (config.ip, config.port), self._handle, backlog=config.listen_backlog, spawn=self._pool
@@ -104,16 +125,21 @@ class LotteryServer:
         stream = Stream(sock)
         try:
             if self._live >= self.config.max_connections:
-                self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
+                stream = self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
             elif not self._per_address.enter(ip):
                 cap = self.config.max_connections_per_ip
-                self._refuse(stream, ip, f"too many connections from {ip} (max {cap})")
+                stream = self._refuse(stream, ip, f"too many connections from {ip} (max {cap})")
             else:
                 self._live += 1
+                me = gevent.getcurrent()
+                oldest = self._unauthenticated.admit(me)
+                if oldest is not None:
+                    oldest.kill(EndSession("gave way to a newer connection", ErrorCode.SERVER_BUSY), block=False)
                 try:
                     configure_stream(sock)
                     stream = self._dispatch(stream, ip, accepted_at)
                 finally:
+                    self._unauthenticated.leave(me)
                     self._live -= 1
                     self._per_address.leave(ip)
         finally:
@@ -132,7 +158,7 @@ class LotteryServer:
                 tls = self._start_tls(stream, self._tls, ip, hello_by)
                 if tls is not None:
                     stream = tls
-                    self._serve_agency(tls, ip, accepted_at)
+                    self._serve_certified(tls, ip, accepted_at)
             elif first[0] == TLS_HANDSHAKE_BYTE:
                 self._refuse_tls(stream, ip)
             elif first[0] == START_BYTE and self._tls is not None:
@@ -140,7 +166,7 @@ class LotteryServer:
             elif first[0] == START_BYTE:
                 self._serve_agency(stream, ip, accepted_at)
             else:
-                serve_inline_echo(stream, ip)
+                serve_inline_echo(stream, ip, self._echo_log)
         except PeerClosed as exc:
             log_action(
                 logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"nothing received: {exc}"
@@ -148,11 +174,50 @@ class LotteryServer:
         except Timeout:
             self._limit_log.log(logger, logging.INFO, "close_connection", Result.FAIL, ip=ip, reason=silent)
         except EndSession as exc:
-            log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
+            self._limit_log.log(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
         return stream
 
-    def _serve_agency(self, stream: Stream, ip: str, accepted_at: float) -> None:
-        policy = ConnectionPolicy(self.config, lambda: stream.bytes_received, self._limit_log, accepted_at)
+    def reload_crl(self) -> None:
+        """Take the revocation list again (SIGHUP): new handshakes check it, revoked sessions end."""
+        if self.config.tls_crl is None:
+            return
+        try:
+            context, revoked = tls_context(self.config), revoked_serials(self.config.tls_crl)
+        except ConfigError as exc:
+            log_action(logger, logging.ERROR, "reload_crl", Result.FAIL, error=exc)
+            return
+        self._tls = context
+        ended = [greenlet for greenlet, serial in self._certified.items() if serial in revoked]
+        for greenlet in ended:
+            greenlet.kill(EndSession("the certificate was revoked", ErrorCode.NOT_AUTHORISED), block=False)
+        log_action(logger, logging.INFO, "reload_crl", Result.SUCCESS, revoked=len(revoked), sessions_ended=len(ended))
+
+    def _serve_certified(self, tls: TlsStream, ip: str, accepted_at: float) -> None:
+        """A TLS session, unless its certificate already holds CONNECTIONS_PER_IDENTITY connections."""
+        name = tls.peer_name or ""
+        limiter = self._certificate_logs.setdefault(name, certificate_log_limiter())
+        if not self._per_identity.enter(name):
+            detail = f"certificate {name} already holds {CONNECTIONS_PER_IDENTITY} connections"
+            limiter.log(logger, logging.WARNING, "accept_connection", Result.FAIL, ip=ip, cert=name, error=detail)
+            self._last_word(tls, Error(ErrorCode.SERVER_BUSY, detail))
+            return
+        me = gevent.getcurrent()
+        self._certified[me] = tls.peer_serial
+        try:
+            self._serve_agency(tls, ip, accepted_at, limiter)
+        finally:
+            del self._certified[me]
+            self._per_identity.leave(name)
+
+    def _serve_agency(self, stream: Stream, ip: str, accepted_at: float, limit_log: LogLimiter | None = None) -> None:
+        me = gevent.getcurrent()
+        policy = ConnectionPolicy(
+            self.config,
+            lambda: stream.bytes_received,
+            limit_log or self._limit_log,
+            accepted_at,
+            on_identified=lambda: self._unauthenticated.leave(me),
+        )
         session = AgencySession(
             stream,
             ip,
@@ -164,7 +229,7 @@ class LotteryServer:
         )
         session.run()
 
-    def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str, hello_by: float) -> Stream | None:
+    def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str, hello_by: float) -> TlsStream | None:
         """The handshake, by the Hello deadline; a failure is logged once, without a traceback (then None)."""
         try:
             with within(hello_by - time.monotonic(), f"no Hello within {self.config.hello_timeout_s}s"):
@@ -196,12 +261,24 @@ class LotteryServer:
         except (PeerClosed, Timeout, ProtocolError):
             pass
 
-    def _refuse(self, stream: Stream, ip: str, detail: str) -> None:
-        """Answer SERVER_BUSY (the frame fits an empty send buffer: no wait) and let the caller close."""
+    def _refuse(self, stream: Stream, ip: str, detail: str) -> Stream:
+        """Answer SERVER_BUSY (over TLS to a TLS peer); returns the stream to close."""
         self._limit_log.log(logger, logging.INFO, "accept_connection", Result.FAIL, ip=ip, error=detail)
         try:
-            send_message(stream, Error(ErrorCode.SERVER_BUSY, detail), LAST_WORD_S)
-        except (PeerClosed, Timeout):
+            if self._tls is not None:
+                with within(LAST_WORD_S, "no TLS handshake to refuse"):
+                    if stream.peek_byte()[:1] == bytes([TLS_HANDSHAKE_BYTE]):
+                        stream = start_tls(stream, self._tls)
+        except (PeerClosed, Timeout, TlsRejected):
+            return stream
+        self._last_word(stream, Error(ErrorCode.SERVER_BUSY, detail))
+        return stream
+
+    def _last_word(self, stream: Stream, error: Error) -> None:
+        """Send `error` if the peer takes it within LAST_WORD_S (the frame fits an empty send buffer)."""
+        try:
+            send_message(stream, error, LAST_WORD_S)
+        except (PeerClosed, Timeout, ProtocolError):
             pass
 
 

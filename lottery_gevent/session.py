@@ -250,11 +250,11 @@ class AgencySession:
     def _log_end(
         self, level: int, outcome: Result, reason: str, action: str = "close_connection", agency: int | None = None
     ) -> None:
-        """The closing line, naming the certificate if any; a failure goes through the server-wide limiter."""
+        """The closing line, naming the certificate if any; a failure, or an end before Hello, is limited."""
         details: dict[str, object] = {"ip": self._ip, "agency": agency or self.agency, "reason": reason}
         if self._stream.peer_name:
             details["cert"] = self._stream.peer_name
-        if outcome is Result.FAIL:
+        if outcome is Result.FAIL or self.agency is None:  # any peer can cause these
             self._policy.limit_log.log(logger, level, action, outcome, **details)
         else:
             log_action(logger, level, action, outcome, **details)

@@ -27,7 +27,7 @@ def test_writes_a_ca_a_server_and_one_certificate_per_agency(tmp_path: Path) -> 
     created = ensure_credentials(tmp_path / "s", 2, ["lottery.example", "10.0.0.7"])
 
     names = ["ca.key", "ca.pem", "server.key", "server.pem", "agency-1.key", "agency-1.pem"]
-    assert [path.name for path in created] == [*names, "agency-2.key", "agency-2.pem"]
+    assert [path.name for path in created] == [*names, "agency-2.key", "agency-2.pem", "crl.pem"]
     assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
     ca = cert(tmp_path / "s" / "ca.pem")
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
