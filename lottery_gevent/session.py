@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -102,7 +103,9 @@ class AgencySession:
                 self._policy.frame_handled()
                 gevent.sleep(0)  # a peer whose frames are always ready must not starve the others
         except PeerClosed as exc:
-            if exc.mid_frame:
+            if isinstance(exc.__cause__, ssl.SSLError):  # a record that fails to decrypt, or worse
+                self._log_end(logging.WARNING, Result.FAIL, f"TLS protocol violation: {exc.__cause__}")
+            elif exc.mid_frame:
                 self._log_end(logging.WARNING, Result.FAIL, f"truncated frame: {exc}")
             else:
                 self._log_end(logging.INFO, Result.SUCCESS, "peer closed")

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from shared.errors import PeerClosed, TlsRejected
-from shared.protocol import Done, DoneAck, Error, ErrorCode, Hello, Welcome
+from shared.protocol import Done, DoneAck, Error, ErrorCode, Hello, Welcome, encode
+from tests.faults.test_deadlines import BioPeer
 from tests.support.processes import REPO_ROOT, ClientProcess, ServerProcess, winners_reported
 from tests.support.tls import Contest, tls_peer
 from tests.support.wire import read_line
@@ -210,3 +212,46 @@ def test_a_revoked_agency_is_refused_within_a_second_of_sighup(
         assert time.monotonic() - signalled <= 1.0
         assert isinstance(honest.exchange(Done()), DoneAck)  # the other agency's session goes on
     assert server.stop() == 0
+
+
+def test_a_tls_protocol_violation_is_logged_as_a_failure(
+    start_server: Callable[..., ServerProcess], contest: Contest
+) -> None:
+    server = start_server(agencies=3, env=contest.server_env())
+    peer = BioPeer(server.port, contest, 1)
+    try:
+        peer.handshake()
+        peer.sock.sendall(peer.records(encode(Hello(1))))
+        peer.sock.sendall(b"\x17\x03\x03\x00\x20" + bytes(32))  # a record that cannot decrypt
+        line = server.wait_for_line(r"action: close_connection \| result: fail .*TLS protocol violation")
+        assert "cert: agency-1" in line
+    finally:
+        peer.close()
+    assert server.stop() == 0
+
+
+def test_server_busy_under_tls_reaches_the_agency_as_server_busy(
+    start_server: Callable[..., ServerProcess], contest: Contest
+) -> None:
+    server = start_server(agencies=3, env={**contest.server_env(), "SERVER_MAX_CONNECTIONS": "1"})
+    with tls_peer(server.port, contest.context(1)) as first:
+        assert isinstance(first.exchange(Hello(1)), Welcome)
+        with tls_peer(server.port, contest.context(3)) as second:
+            busy = second.exchange(Hello(3))
+            assert isinstance(busy, Error) and busy.code is ErrorCode.SERVER_BUSY
+    assert server.stop() == 0
+
+
+def test_a_valid_certificate_refused_is_logged_apart_from_anonymous_noise(
+    start_server: Callable[..., ServerProcess], contest: Contest, floods: Callable[..., subprocess.Popen[str]]
+) -> None:
+    server = start_server(agencies=3, env=contest.server_env())
+    floods(server.port, "hello", "127.0.4.1", 10, 64)  # anonymous handshakes that never finish
+    server.wait_for_count(r"gave way to a newer connection", 20)  # the anonymous noise has spent its budget
+    for _ in range(5):  # agency-2 claims to be agency 3, five times, a little more than a second apart
+        with tls_peer(server.port, contest.context(2)) as impostor:
+            refused = impostor.exchange(Hello(3))
+            assert isinstance(refused, Error) and refused.code is ErrorCode.NOT_AUTHORISED
+        threading.Event().wait(1.1)  # the certificate's budget: a line a second
+    lines = [line for line in server.output().splitlines() if "action: identify | result: fail" in line]
+    assert len(lines) == 5 and all("cert: agency-2" in line for line in lines), lines
