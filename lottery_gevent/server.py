@@ -1,17 +1,13 @@
 # The gevent StreamServer: one greenlet per connection, from a Pool.
-# Guarantees: past `max_connections` live connections (or `max_connections_per_ip`
-# from one address, or CONNECTIONS_PER_IDENTITY per certificate, refused after
-# the handshake) a new one gets Error(SERVER_BUSY), over TLS if it speaks TLS,
-# and is closed at once; connections not yet past Hello hold at most
-# UNAUTHENTICATED_SHARE of the pool (the oldest gives way); reload_crl (SIGHUP)
-# takes a new revocation list and ends the sessions it revokes;
-# the first byte decides: the protocol's start byte is an agency session (or,
-# with TLS on, Error(TLS_REQUIRED)), a TLS handshake byte is TLS then a session
-# (or, with TLS off, a fatal TLS alert), anything else the inline echo; the
-# first byte, the whole TLS handshake and the Hello frame must all come within
-# the Hello timeout of the accept, however they are trickled; stop() closes the
-# listener, ends every session (SHUTTING_DOWN) within STOP_TIMEOUT_S, then
-# stops the lottery and closes the store.
+# Guarantees: past `max_connections` (or `max_connections_per_ip` per address, or
+# CONNECTIONS_PER_IDENTITY per certificate, after the handshake) a new connection
+# gets Error(SERVER_BUSY), over TLS to a TLS peer, and is closed; those not yet
+# past Hello hold UNAUTHENTICATED_SHARE of the pool, the oldest giving way; the
+# first byte decides: the start byte is a session (TLS on: TLS_REQUIRED), a TLS
+# handshake byte TLS then a session (TLS off: a fatal alert), else the inline
+# echo; first byte, handshake and Hello all come within the Hello timeout of the
+# accept; reload_crl (SIGHUP) refuses and ends revoked certificates; stop() ends
+# every session (SHUTTING_DOWN) within STOP_TIMEOUT_S, then the lottery and store.
 # Never: reads or writes a socket itself (shared.transport does).
 from __future__ import annotations
 
@@ -87,6 +83,7 @@ class LotteryServer:
         )
         #: The certificate serial number of each live TLS connection's greenlet.
         self._certified: dict[gevent.Greenlet, int] = {}
+        self._revoked: frozenset[int] = frozenset()
         self._live = 0
         #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
         self._limit_log = server_log_limiter()
@@ -186,7 +183,7 @@ class LotteryServer:
         except ConfigError as exc:
             log_action(logger, logging.ERROR, "reload_crl", Result.FAIL, error=exc)
             return
-        self._tls = context
+        self._tls, self._revoked = context, revoked
         ended = [greenlet for greenlet, serial in self._certified.items() if serial in revoked]
         for greenlet in ended:
             greenlet.kill(EndSession("the certificate was revoked", ErrorCode.NOT_AUTHORISED), block=False)
@@ -196,11 +193,13 @@ class LotteryServer:
         """A TLS session, unless its certificate already holds CONNECTIONS_PER_IDENTITY connections."""
         name = tls.peer_name or ""
         limiter = self._certificate_logs.setdefault(name, certificate_log_limiter())
+        if tls.peer_serial in self._revoked:  # its handshake began before the list was reloaded
+            limiter.log(logger, logging.WARNING, "identify", Result.FAIL, ip=ip, cert=name, error="revoked")
+            return self._last_word(tls, Error(ErrorCode.NOT_AUTHORISED, "this certificate is revoked"))
         if not self._per_identity.enter(name):
             detail = f"certificate {name} already holds {CONNECTIONS_PER_IDENTITY} connections"
             limiter.log(logger, logging.WARNING, "accept_connection", Result.FAIL, ip=ip, cert=name, error=detail)
-            self._last_word(tls, Error(ErrorCode.SERVER_BUSY, detail))
-            return
+            return self._last_word(tls, Error(ErrorCode.SERVER_BUSY, detail))
         me = gevent.getcurrent()
         self._certified[me] = tls.peer_serial
         try:
