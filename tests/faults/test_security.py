@@ -255,3 +255,18 @@ def test_a_valid_certificate_refused_is_logged_apart_from_anonymous_noise(
         threading.Event().wait(1.1)  # the certificate's budget: a line a second
     lines = [line for line in server.output().splitlines() if "action: identify | result: fail" in line]
     assert len(lines) == 5 and all("cert: agency-2" in line for line in lines), lines
+
+
+def test_a_revocation_list_that_does_not_load_keeps_the_old_one(
+    start_server: Callable[..., ServerProcess], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    directory = tmp_path_factory.mktemp("bad-crl")
+    ensure_credentials(directory, 2)
+    contest = Contest(directory)
+    server = start_server(agencies=2, env={**contest.server_env(), "SERVER_TLS_CRL": str(directory / "crl.pem")})
+    (directory / "crl.pem").write_text("not a list\n", encoding="utf-8")
+    server.signal(signal.SIGHUP)
+    assert server.wait_for_action("reload_crl", outcome="fail")["error"].startswith("cannot load the revocation list")
+    with tls_peer(server.port, contest.context(1)) as agency:
+        assert isinstance(agency.exchange(Hello(1)), Welcome)
+    assert server.stop() == 0
