@@ -170,6 +170,7 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
         log_action(logger, logging.ERROR, "tls_setup", Result.FAIL, error=exc)
         store.close()
         return 2
+    reload = gevent.signal_handler(signal.SIGHUP, server.reload_crl)  # before `listen`: a test may signal then
     try:
         server.start()
     except OSError as exc:
@@ -177,7 +178,6 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
         store.close()
         return 1
     lottery.start()
-    reload = gevent.signal_handler(signal.SIGHUP, server.reload_crl)
     gevent.wait([stop_requested, store.failed], count=1)
     reload.cancel()
     server.stop()

@@ -9,6 +9,7 @@ of the test. The honest agencies connect from 127.0.0.1.
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import subprocess
@@ -36,6 +37,10 @@ FLOOD_S = 40.0
 WAIT_S = 60.0
 ECHO_PROBE_TIMEOUT_S = 5.0
 ECHO_PROBES = 5
+#: An accept queue that holds the flood's pending connections: a full one drops SYNs, the honest ones too.
+FLOOD_BACKLOG = {"SERVER_LISTEN_BACKLOG": "4096"}
+#: Descriptors a flood process needs beyond its sockets.
+SPARE_FDS = 64
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +55,8 @@ def floods() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
 
     def flood(port: int, mode: str, first: str, addresses: int, per_address: int, *tls: Path) -> subprocess.Popen[str]:
+        if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < addresses * per_address + SPARE_FDS:
+            pytest.skip(f"RLIMIT_NOFILE's hard limit is below the {addresses * per_address} sockets of the flood")
         argv = [sys.executable, "-m", "tests.support.flood", str(port), str(FLOOD_S), mode, first]
         argv += [str(addresses), str(per_address), *map(str, tls)]
         process = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
@@ -115,7 +122,7 @@ def test_one_agency_key_cannot_hold_the_pool(
     tmp_path: Path,
 ) -> None:
     agencies = make_agencies(3, 300)
-    server = start_server(agencies=3, env=contest.server_env())
+    server = start_server(agencies=3, env={**contest.server_env(), **FLOOD_BACKLOG})
     # 17 addresses x 64 = 1,088 connections with agency-2's certificate, reconnecting when refused.
     flood = floods(server.port, "tls", "127.0.0.10", 17, 64, contest.cert(2), contest.key(2), contest.ca)
     server.wait_for_line(r"action: accept_connection \| result: fail .*cert: agency-2 .*already holds 2")
@@ -134,7 +141,7 @@ def test_a_crowd_of_addresses_without_credentials_cannot_starve_the_contest(
     tmp_path: Path,
 ) -> None:
     agencies = make_agencies(3, 300)
-    server = start_server(agencies=3, env=contest.server_env())
+    server = start_server(agencies=3, env={**contest.server_env(), **FLOOD_BACKLOG})
     # 40 addresses x 64 connections that hold a slot as long as allowed: silent, and half a handshake.
     flood = floods(server.port, "silent", "127.0.1.1", 20, 64)
     slow = floods(server.port, "hello", "127.0.2.1", 20, 64)
