@@ -18,7 +18,8 @@ never overwritten; a missing certificate is issued for the key already there.
 # ECDSA P-256 keys (small, and cheap to sign and verify in a TLS 1.3 handshake).
 # Every file is written to a temporary name and then hard-linked into place,
 # which fails if the name exists: a crash never leaves half a key, and a second
-# run racing the first never replaces one. Keys are mode 0600; run as root, they
+# run racing the first never replaces one. Only crl.pem is ever rewritten, in
+# place (--revoke), so that a Compose bind mount of it sees the new list. Keys are mode 0600; run as root, they
 # are also given to the containers' user (uid 10001), which must read them from
 # the Compose secrets mounts; ca.key stays with whoever ran the tool, since no
 # container needs it. The module imports only the standard library,
