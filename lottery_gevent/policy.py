@@ -117,10 +117,13 @@ class OldestFirst(Generic[Member]):
     def admit(self, member: Member) -> Member | None:
         """Add `member`; past the cap, remove and return the oldest, which must give way."""
         self._members[member] = None
-        if len(self._members) <= self._cap:
-            return None
-        oldest = next(iter(self._members))
-        del self._members[oldest]
+        return self.evict() if len(self._members) > self._cap else None
+
+    def evict(self) -> Member | None:
+        """Remove and return the oldest member, which must give way (None: there is none)."""
+        oldest = next(iter(self._members), None)
+        if oldest is not None:
+            del self._members[oldest]
         return oldest
 
     def leave(self, member: Member) -> None:

@@ -121,7 +121,8 @@ class LotteryServer:
         ip = address[0]
         stream = Stream(sock)
         try:
-            if self._live >= self.config.max_connections:
+            full = self._live >= self.config.max_connections
+            if full and not self._give_way(self._unauthenticated.evict()):  # those giving way count till they end
                 stream = self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
             elif not self._per_address.enter(ip):
                 cap = self.config.max_connections_per_ip
@@ -129,9 +130,7 @@ class LotteryServer:
             else:
                 self._live += 1
                 me = gevent.getcurrent()
-                oldest = self._unauthenticated.admit(me)
-                if oldest is not None:
-                    oldest.kill(EndSession("gave way to a newer connection", ErrorCode.SERVER_BUSY), block=False)
+                self._give_way(self._unauthenticated.admit(me))
                 try:
                     configure_stream(sock)
                     stream = self._dispatch(stream, ip, accepted_at)
@@ -141,6 +140,11 @@ class LotteryServer:
                     self._per_address.leave(ip)
         finally:
             stream.close()  # a TLS stream's socket is no longer the one the StreamServer closes
+
+    def _give_way(self, oldest: gevent.Greenlet | None) -> bool:
+        if oldest is not None:
+            oldest.kill(EndSession("gave way to a newer connection", ErrorCode.SERVER_BUSY), block=False)
+        return oldest is not None
 
     def _dispatch(self, stream: Stream, ip: str, accepted_at: float) -> Stream:
         """Serve one connection by its first byte; returns the stream to close (TLS may have replaced it)."""

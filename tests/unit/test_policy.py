@@ -149,6 +149,7 @@ def test_oldest_first_gives_the_oldest_member_away_past_its_cap() -> None:
     assert members.admit("d") is None
     assert members.admit("e") == "c"
     members.leave("nobody")  # no error
+    assert members.evict() == "d" and members.evict() == "e" and members.evict() is None
 
 
 def test_a_certificate_gets_one_line_a_second_then_the_count_of_the_rest(caplog: pytest.LogCaptureFixture) -> None:
