@@ -139,7 +139,7 @@ secrets: ## make sure .secrets/ has the TLS credentials COMPOSE_FILE mounts (too
 	if $(PYTHON) -c 'import cryptography' 2>/dev/null && [ "$$(id -u)" = 0 ]; then \
 		$(PYTHON) -m tools.credentials $(SECRETS_DIR) --agencies $$n; \
 	else \
-		mkdir -p $(SECRETS_DIR) && docker run --rm -i --network none --user 0:0 -v "$$(cd $(SECRETS_DIR) && pwd):/secrets" \
+		mkdir -p -m 700 $(SECRETS_DIR) && chmod 700 $(SECRETS_DIR) && docker run --rm -i --network none --user 0:0 -v "$$(cd $(SECRETS_DIR) && pwd):/secrets" \
 			--entrypoint python3 client:latest - /secrets --agencies $$n <tools/credentials.py; \
 	fi
 .PHONY: secrets

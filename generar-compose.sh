@@ -93,7 +93,7 @@ credentials() {
     if [ $host = yes ] && [ "$(id -u)" = 0 ]; then
         (cd "$ROOT" && "$PYTHON" -m tools.credentials "$secrets" --agencies "$agencies") >&2
     elif "$DOCKER" image inspect "$GENERATOR_IMAGE" >/dev/null 2>&1; then
-        mkdir -p "$secrets"
+        mkdir -p -m 700 "$secrets" && chmod 700 "$secrets"  # keys 0600 of uid 10001, in a directory only we enter
         "$DOCKER" run --rm -i --network none --user 0:0 -v "$secrets:/secrets" --entrypoint python3 \
             "$GENERATOR_IMAGE" - /secrets --agencies "$agencies" <"$ROOT/tools/credentials.py" >&2
     elif [ $host = yes ]; then
@@ -141,7 +141,7 @@ stack_tls() {
     secrets="$(dirname "$FILE")/.secrets"
     tls=" --tls"
     k=1
-    for name in ca.pem server.pem server.key; do [ -f "$secrets/$name" ] || tls=""; done
+    for name in ca.pem server.pem server.key crl.pem; do [ -f "$secrets/$name" ] || tls=""; done
     while [ $k -le "$N" ]; do
         [ -f "$secrets/agency-$k.pem" ] && [ -f "$secrets/agency-$k.key" ] || tls=""
         k=$((k + 1))

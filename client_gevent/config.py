@@ -20,6 +20,7 @@ from shared.config import (
     go_duration,
     host_port,
     int_in,
+    key_path,
     load_settings,
     log_level,
     one_of,
@@ -38,7 +39,7 @@ SINGLE_BET_VARIABLES = ("NOMBRE", "APELLIDO", "DOCUMENTO", "NACIMIENTO", "NUMERO
 TLS_SETTINGS = (
     Setting("tls.ca", "CLI_TLS_CA", "tls_ca", optional_path, "", "the contest CA (PEM) that signs the server"),
     Setting("tls.cert", "CLI_TLS_CERT", "tls_cert", optional_path, "", "this agency's certificate (PEM)"),
-    Setting("tls.key", "CLI_TLS_KEY", "tls_key", optional_path, "", "its key; all three: lottery mode speaks TLS"),
+    Setting("tls.key", "CLI_TLS_KEY", "tls_key", key_path, "", "its key; all three: lottery mode speaks TLS"),
 )
 #: The `server_address` row yields (host, port): load_config splits it.
 SETTINGS = (

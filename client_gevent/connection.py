@@ -5,7 +5,8 @@
 # however the server trickles it), except that the winners wait has no
 # deadline (the draw waits for every agency) yet notices EOF; an Error reply
 # becomes ServerRefused; a winners reply is bounded (documents the caller
-# allows, no more than `limit`, no empty part that is not the last).
+# allows, no more than `limit`, no empty part that is not the last, one drawn
+# number in every part, kept in `drawn`).
 # Never: touches the socket itself (shared.transport does), or trusts the server.
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class ServerConnection:
         self.stream = stream
         self.reply_timeout_s = reply_timeout_s
         self.decoder = FrameDecoder()
+        #: The drawn number the last winners reply carried.
+        self.drawn: int | None = None
         stream.settimeout(None)  # bounds are gevent.Timeouts, which no arriving record re-arms
 
     @classmethod
@@ -106,6 +109,9 @@ class ServerConnection:
             part = self.expect(Winners, wait_for_ever=not documents)
             if part.more and not part.documents:  # else a server could stream empty parts for ever
                 raise UnexpectedReply("an empty Winners part that is not the last")
+            if documents and part.number != self.drawn:
+                raise UnexpectedReply(f"the winners' parts name two drawn numbers: {self.drawn} and {part.number}")
+            self.drawn = part.number
             if allowed is not None:
                 strangers = sum(1 for document in part.documents if document not in allowed)
                 if strangers:

@@ -2,7 +2,8 @@
 # Welcome(stored, done, contest, digest); check the digest of the file's first
 # `stored` rows (resume.py), then upload the rest in batches, UPLOAD_WINDOW of
 # them unacknowledged, each BetsAck matching the oldest; Done -> DoneAck;
-# WinnersQuery -> Winners, bounded by the agency's own documents and count.
+# WinnersQuery -> Winners, bounded by the agency's own documents and count,
+# then exactly its bets with the drawn number the reply carries.
 # A lost connection or a retryable refusal reconnects after a backoff pause;
 # only real progress (bets or Done acknowledged for the first time) restarts the
 # give-up window, and the stored count means a retry never skips or repeats a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import collections
 import logging
 import ssl
+from collections import Counter
 
 import gevent
 
@@ -114,20 +116,21 @@ class LotteryAgency:
                     return self._fail(exc)
                 error = exc
             else:
-                found = len(winners)
+                documents, number = winners
                 log_action(
                     logger,
                     logging.INFO,
                     "consulta_ganadores",
                     Result.SUCCESS,
-                    cant_ganadores=found,
+                    cant_ganadores=len(documents),
                     client_id=self._agency,
+                    numero=number,
                 )
                 return 0 if self._closed_with is None else SALES_CLOSED_EXIT
             if not self._backoff.failed("connect", error):
                 return self._fail(error, gave_up_after_s=self._config.retry_timeout.seconds)
 
-    def _attempt(self) -> list[str]:
+    def _attempt(self) -> tuple[list[str], int]:
         self._phase = "connect"
         host, port = self._config.server_host, self._config.server_port
         with ServerConnection.open(host, port, self._config.reply_timeout.seconds, self._tls) as server:
@@ -144,9 +147,21 @@ class LotteryAgency:
             documents, count = self._own_documents()
             reporter = gevent.spawn(self._report_waiting, WAIT_LOG_S)
             try:
-                return server.query_winners(allowed=documents, limit=count)
+                winners = server.query_winners(allowed=documents, limit=count)
             finally:
                 reporter.kill(block=False)
+            number = server.drawn or 0
+            self._check_winners(winners, number)
+            return winners, number
+
+    def _check_winners(self, winners: list[str], number: int) -> None:
+        """UnexpectedReply unless `winners` are exactly the documents of this agency's bets on `number`."""
+        expected = Counter(bet.document for bet in self._source.rows() if int(bet.number) == number)
+        got = Counter(winners)
+        missing, extra = sum((expected - got).values()), sum((got - expected).values())
+        if missing or extra:
+            detail = f"{missing} missing, {extra} extra or repeated"
+            raise UnexpectedReply(f"the winners are not this agency's bets on number {number}: {detail}")
 
     def _upload_and_finish(self, server: ServerConnection, welcome: Welcome) -> None:
         if not welcome.done:

@@ -34,6 +34,7 @@ from gevent.event import Event
 from lottery_gevent.config import DEFAULT_CONFIG_PATH, SETTINGS, ServerConfig, load_config
 from lottery_gevent.contest import archive_contest, lock_data_dir
 from lottery_gevent.lottery import Lottery
+from lottery_gevent.revocation import tls_context
 from lottery_gevent.sales import SalesWatch, close_sales_command
 from lottery_gevent.server import LotteryServer
 from lottery_gevent.status import StatusServer
@@ -76,7 +77,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _absolute_paths(config: ServerConfig) -> ServerConfig:
     """The config with every path made absolute (the server then changes directory)."""
-    paths = {name: getattr(config, name) for name in ("data_dir", "tls_cert", "tls_key", "tls_ca")}
+    paths = {name: getattr(config, name) for name in ("data_dir", "tls_cert", "tls_key", "tls_ca", "tls_crl")}
     return dataclasses.replace(config, **{name: path and path.absolute() for name, path in paths.items()})
 
 
@@ -147,6 +148,12 @@ def run(config: ServerConfig, new_contest: bool = False) -> int:
     STOP.attach(on_signal)
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # a close-sales before SalesWatch listens: read at its start
     try:
+        tls_context(config)  # bad TLS files fail here, before the data directory is touched
+    except ConfigError as exc:
+        log_action(logger, logging.ERROR, "tls_setup", Result.FAIL, error=exc)
+        STOP.detach()
+        return 2
+    try:
         refused = _enter_data_dir(config, new_contest)
         if refused is not None:
             return refused
@@ -174,6 +181,7 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
         log_action(logger, logging.ERROR, "tls_setup", Result.FAIL, error=exc)
         store.close()
         return 2
+    reload = gevent.signal_handler(signal.SIGHUP, server.reload_crl)  # before `listen`: a test may signal then
     try:
         server.start()
     except OSError as exc:
@@ -191,6 +199,7 @@ def _serve(config: ServerConfig, stop_requested: Event) -> int:
     sales.stop()
     if status is not None:
         status.stop()
+    reload.cancel()
     server.stop()
     if store.failed.ready():  # the store logged why; exit 1 so that a supervisor restarts us
         log_action(logger, logging.INFO, "shutdown", Result.SUCCESS, exit_code=1)

@@ -18,6 +18,7 @@ from shared.config import (
     Setting,
     host,
     int_in,
+    key_path,
     listen_port,
     load_settings,
     log_level,
@@ -55,7 +56,7 @@ def _row(key: str, field: str, parser: Callable[[str], Any], default: str, help:
 
 TLS_SETTINGS = (
     _row("SERVER_TLS_CERT", "tls_cert", optional_path, "", "the server's certificate (PEM)"),
-    _row("SERVER_TLS_KEY", "tls_key", optional_path, "", "its private key (PEM)"),
+    _row("SERVER_TLS_KEY", "tls_key", key_path, "", "its private key (PEM): a path, never the key itself"),
     _row(
         "SERVER_TLS_CA",
         "tls_ca",
@@ -64,6 +65,14 @@ TLS_SETTINGS = (
         "the contest CA (PEM) that signs agency certificates; with all three TLS settings, agencies must "
         "speak TLS and are identified by their certificate; with none, they are not authenticated",
     ),
+)
+
+CRL_SETTING = _row(
+    "SERVER_TLS_CRL",
+    "tls_crl",
+    optional_path,
+    "",
+    "the contest CA's revocation list (PEM, python -m tools.credentials DIR --revoke K); re-read on SIGHUP",
 )
 
 SETTINGS = (
@@ -82,6 +91,7 @@ SETTINGS = (
     _row("SERVER_STATUS_PORT", "status_port", _optional_port, "", "HTTP status port (unset: off)"),
     _row("SERVER_DATA_DIR", "data_dir", required_path, ".", "the data directory: bets.csv and the contest's files"),
     *TLS_SETTINGS,
+    CRL_SETTING,
 )
 
 
@@ -106,9 +116,12 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_ca: Path | None = None
+    tls_crl: Path | None = None
 
     def __post_init__(self) -> None:
         require_together(TLS_SETTINGS, self, "TLS")
+        if self.tls_crl is not None and self.tls_ca is None:
+            raise ConfigError("SERVER_TLS_CRL needs TLS on (SERVER_TLS_CERT, SERVER_TLS_KEY and SERVER_TLS_CA)")
 
     @property
     def tls_enabled(self) -> bool:

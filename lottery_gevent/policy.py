@@ -4,15 +4,17 @@
 # accept, the idle one from the last frame handled) and refused frames never
 # move it; lines any peer can cause pass one LogLimiter (server-wide: a token
 # bucket; per connection: a few lines, never more log bytes than twice the
-# bytes the connection sent), and the count of dropped lines is told.
+# bytes the connection sent; per certificate: a line a second), and the count
+# of dropped lines is told; unauthenticated connections hold at most
+# UNAUTHENTICATED_SHARE of the pool, the oldest giving way (OldestFirst).
 # Never: does I/O, or sleeps.
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Hashable
+from typing import Generic, NamedTuple, TypeVar
 
 from lottery_gevent.config import ServerConfig
 from shared.logs import LINE_OVERHEAD_BYTES, Result, format_action
@@ -28,6 +30,11 @@ WARNINGS_PER_CONNECTION = 3
 LOG_BYTES_PER_BYTE_RECEIVED = 2
 #: The refused frame that closes a connection (TOO_MANY_REFUSALS).
 MAX_REFUSALS = 8
+#: Connections one certificate may hold at once: its session, and one taking it over.
+CONNECTIONS_PER_IDENTITY = 2
+#: The part of the pool that connections without a handshake and Hello done may hold.
+UNAUTHENTICATED_SHARE = 0.5
+Member = TypeVar("Member", bound=Hashable)
 
 
 class LogLimiter:
@@ -95,6 +102,35 @@ def server_log_limiter(clock: Clock = time.monotonic) -> LogLimiter:
     return LogLimiter(LIMIT_LOG_BURST, LIMIT_LOG_RATE_PER_S, clock=clock)
 
 
+def certificate_log_limiter(clock: Clock = time.monotonic) -> LogLimiter:
+    """Lines about one certificate's refused connections: one a second, apart from anonymous noise."""
+    return LogLimiter(1, 1.0, clock=clock)
+
+
+class OldestFirst(Generic[Member]):
+    """Members in arrival order, at most `cap` of them (the unauthenticated connections)."""
+
+    def __init__(self, cap: int) -> None:
+        self._cap = max(1, cap)
+        self._members: dict[Member, None] = {}
+
+    def admit(self, member: Member) -> Member | None:
+        """Add `member`; past the cap, remove and return the oldest, which must give way."""
+        self._members[member] = None
+        return self.evict() if len(self._members) > self._cap else None
+
+    def evict(self) -> Member | None:
+        """Remove and return the oldest member, which must give way (None: there is none)."""
+        oldest = next(iter(self._members), None)
+        if oldest is not None:
+            del self._members[oldest]
+        return oldest
+
+    def leave(self, member: Member) -> None:
+        """`member` is no longer counted (authenticated, or gone); a no-op if it was not."""
+        self._members.pop(member, None)
+
+
 class AddressCounter:
     """Live connections per peer address; `cap` is the most one address may hold (0: no cap)."""
 
@@ -139,6 +175,7 @@ class ConnectionPolicy:
         limit_log: the server-wide limiter (None: a fresh one).
         accepted_at: when the connection was accepted, by `clock` (None: now).
         clock: seconds, monotonic.
+        on_identified: called once Hello is accepted.
     """
 
     def __init__(
@@ -148,7 +185,9 @@ class ConnectionPolicy:
         limit_log: LogLimiter | None = None,
         accepted_at: float | None = None,
         clock: Clock = time.monotonic,
+        on_identified: Callable[[], None] | None = None,
     ) -> None:
+        self._on_identified = on_identified
         self._hello_s = config.hello_timeout_s
         self._idle_s = config.idle_timeout_s
         self._frame_s = config.frame_timeout_s
@@ -177,6 +216,8 @@ class ConnectionPolicy:
     def identified(self) -> None:
         """Hello was accepted: from now on the idle deadline applies."""
         self._identified = True
+        if self._on_identified is not None:
+            self._on_identified()
 
     def refused(self) -> bool:
         """Count a refused frame; True when that was the last one allowed (MAX_REFUSALS)."""

@@ -1,13 +1,13 @@
 # The gevent StreamServer: one greenlet per connection, from a Pool.
-# Guarantees: past `max_connections` live connections (or `max_connections_per_ip`
-# from one address) a new one gets Error(SERVER_BUSY) and is closed at once;
-# the first byte decides: the protocol's start byte is an agency session (or,
-# with TLS on, Error(TLS_REQUIRED)), a TLS handshake byte is TLS then a session
-# (or, with TLS off, a fatal TLS alert), anything else the inline echo; the
-# first byte, the whole TLS handshake and the Hello frame must all come within
-# the Hello timeout of the accept, however they are trickled; stop() closes the
-# listener, ends every session (SHUTTING_DOWN) within STOP_TIMEOUT_S, then
-# stops the lottery and closes the store.
+# Guarantees: past `max_connections` (or `max_connections_per_ip` per address, or
+# CONNECTIONS_PER_IDENTITY per certificate, after the handshake) a new connection
+# gets Error(SERVER_BUSY), over TLS to a TLS peer, and is closed; those not yet
+# past Hello hold UNAUTHENTICATED_SHARE of the pool, the oldest giving way; the
+# first byte decides: the start byte is a session (TLS on: TLS_REQUIRED), a TLS
+# handshake byte TLS then a session (TLS off: a fatal alert), else the inline
+# echo; first byte, handshake and Hello all come within the Hello timeout of the
+# accept; reload_crl (SIGHUP) refuses and ends revoked certificates; stop() ends
+# every session (SHUTTING_DOWN) within STOP_TIMEOUT_S, then the lottery and store.
 # Never: reads or writes a socket itself (shared.transport does).
 from __future__ import annotations
 
@@ -17,21 +17,32 @@ import ssl
 import struct
 import time
 
+import gevent
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.echo import serve_inline_echo
 from lottery_gevent.lottery import Lottery
-from lottery_gevent.policy import AddressCounter, ConnectionPolicy, server_log_limiter
+from lottery_gevent.policy import (
+    CONNECTIONS_PER_IDENTITY,
+    UNAUTHENTICATED_SHARE,
+    AddressCounter,
+    ConnectionPolicy,
+    LogLimiter,
+    OldestFirst,
+    certificate_log_limiter,
+    server_log_limiter,
+)
 from lottery_gevent.registry import AgencyRegistry, EndSession
+from lottery_gevent.revocation import revoked_serials, tls_context
 from lottery_gevent.session import AgencySession
 from lottery_gevent.status import Metrics
 from lottery_gevent.storage import BetStore
-from shared.errors import PeerClosed, ProtocolError, Timeout, TlsRejected
+from shared.errors import ConfigError, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.logs import Result, log_action
 from shared.protocol import START_BYTE, Error, ErrorCode, FrameDecoder
-from shared.tls import start_tls
+from shared.tls import TlsStream, start_tls
 from shared.transport import (
     TLS_HANDSHAKE_BYTE,
     TLS_HANDSHAKE_FAILURE_ALERT,
@@ -39,7 +50,6 @@ from shared.transport import (
     configure_stream,
     receive_message,
     send_message,
-    server_tls_context,
     within,
 )
 
@@ -71,11 +81,19 @@ class LotteryServer:
         #: Connections being served now.
         self.live = 0
         self.metrics = Metrics()
+        self._per_identity = AddressCounter(CONNECTIONS_PER_IDENTITY)
+        self._unauthenticated: OldestFirst[gevent.Greenlet] = OldestFirst(
+            int(config.max_connections * UNAUTHENTICATED_SHARE)
+        )
+        #: The certificate serial number of each live TLS connection's greenlet.
+        self._certified: dict[gevent.Greenlet, int] = {}
+        self._revoked: frozenset[int] = frozenset()
         #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
         self._limit_log = server_log_limiter()
-        self._tls: ssl.SSLContext | None = None
-        if config.tls_cert is not None and config.tls_key is not None and config.tls_ca is not None:
-            self._tls = server_tls_context(config.tls_cert, config.tls_key, config.tls_ca)
+        #: The inline echo's lines, on a budget of their own, and each certificate's refusals.
+        self._echo_log = server_log_limiter()
+        self._certificate_logs: dict[str, LogLimiter] = {}
+        self._tls = tls_context(config)
         self._pool = Pool(config.max_connections + REFUSING_HANDLERS)
         self._listener = StreamServer(
             (config.ip, config.port), self._handle, backlog=config.listen_backlog, spawn=self._pool
@@ -109,21 +127,30 @@ class LotteryServer:
         ip = address[0]
         stream = Stream(sock)
         try:
-            if self.live >= self.config.max_connections:
-                self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
+            full = self.live >= self.config.max_connections
+            if full and not self._give_way(self._unauthenticated.evict()):  # those giving way count till they end
+                stream = self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
             elif not self._per_address.enter(ip):
                 cap = self.config.max_connections_per_ip
-                self._refuse(stream, ip, f"too many connections from {ip} (max {cap})")
+                stream = self._refuse(stream, ip, f"too many connections from {ip} (max {cap})")
             else:
                 self.live += 1
+                me = gevent.getcurrent()
+                self._give_way(self._unauthenticated.admit(me))
                 try:
                     configure_stream(sock)
                     stream = self._dispatch(stream, ip, accepted_at)
                 finally:
+                    self._unauthenticated.leave(me)
                     self.live -= 1
                     self._per_address.leave(ip)
         finally:
             stream.close()  # a TLS stream's socket is no longer the one the StreamServer closes
+
+    def _give_way(self, oldest: gevent.Greenlet | None) -> bool:
+        if oldest is not None:
+            oldest.kill(EndSession("gave way to a newer connection", ErrorCode.SERVER_BUSY), block=False)
+        return oldest is not None
 
     def _dispatch(self, stream: Stream, ip: str, accepted_at: float) -> Stream:
         """Serve one connection by its first byte; returns the stream to close (TLS may have replaced it)."""
@@ -138,7 +165,7 @@ class LotteryServer:
                 tls = self._start_tls(stream, self._tls, ip, hello_by)
                 if tls is not None:
                     stream = tls
-                    self._serve_agency(tls, ip, accepted_at)
+                    self._serve_certified(tls, ip, accepted_at)
             elif first[0] == TLS_HANDSHAKE_BYTE:
                 self._refuse_tls(stream, ip)
             elif first[0] == START_BYTE and self._tls is not None:
@@ -146,7 +173,7 @@ class LotteryServer:
             elif first[0] == START_BYTE:
                 self._serve_agency(stream, ip, accepted_at)
             else:
-                serve_inline_echo(stream, ip)
+                serve_inline_echo(stream, ip, self._echo_log)
         except PeerClosed as exc:
             log_action(
                 logger, logging.DEBUG, "close_connection", Result.SUCCESS, ip=ip, reason=f"nothing received: {exc}"
@@ -154,11 +181,52 @@ class LotteryServer:
         except Timeout:
             self._limit_log.log(logger, logging.INFO, "close_connection", Result.FAIL, ip=ip, reason=silent)
         except EndSession as exc:
-            log_action(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
+            self._limit_log.log(logger, logging.INFO, "close_connection", Result.SUCCESS, ip=ip, reason=exc.reason)
         return stream
 
-    def _serve_agency(self, stream: Stream, ip: str, accepted_at: float) -> None:
-        policy = ConnectionPolicy(self.config, lambda: stream.bytes_received, self._limit_log, accepted_at)
+    def reload_crl(self) -> None:
+        """Take the revocation list again (SIGHUP): new handshakes check it, revoked sessions end."""
+        if self.config.tls_crl is None:
+            return
+        try:
+            context, revoked = tls_context(self.config), revoked_serials(self.config.tls_crl)
+        except ConfigError as exc:
+            log_action(logger, logging.ERROR, "reload_crl", Result.FAIL, error=exc)
+            return
+        self._tls, self._revoked = context, revoked
+        ended = [greenlet for greenlet, serial in self._certified.items() if serial in revoked]
+        for greenlet in ended:
+            greenlet.kill(EndSession("the certificate was revoked", ErrorCode.NOT_AUTHORISED), block=False)
+        log_action(logger, logging.INFO, "reload_crl", Result.SUCCESS, revoked=len(revoked), sessions_ended=len(ended))
+
+    def _serve_certified(self, tls: TlsStream, ip: str, accepted_at: float) -> None:
+        """A TLS session, unless its certificate already holds CONNECTIONS_PER_IDENTITY connections."""
+        name = tls.peer_name or ""
+        limiter = self._certificate_logs.setdefault(name, certificate_log_limiter())
+        if tls.peer_serial in self._revoked:  # its handshake began before the list was reloaded
+            limiter.log(logger, logging.WARNING, "identify", Result.FAIL, ip=ip, cert=name, error="revoked")
+            return self._last_word(tls, Error(ErrorCode.NOT_AUTHORISED, "this certificate is revoked"))
+        if not self._per_identity.enter(name):
+            detail = f"certificate {name} already holds {CONNECTIONS_PER_IDENTITY} connections"
+            limiter.log(logger, logging.WARNING, "accept_connection", Result.FAIL, ip=ip, cert=name, error=detail)
+            return self._last_word(tls, Error(ErrorCode.SERVER_BUSY, detail))
+        me = gevent.getcurrent()
+        self._certified[me] = tls.peer_serial
+        try:
+            self._serve_agency(tls, ip, accepted_at, limiter)
+        finally:
+            del self._certified[me]
+            self._per_identity.leave(name)
+
+    def _serve_agency(self, stream: Stream, ip: str, accepted_at: float, limit_log: LogLimiter | None = None) -> None:
+        me = gevent.getcurrent()
+        policy = ConnectionPolicy(
+            self.config,
+            lambda: stream.bytes_received,
+            limit_log or self._limit_log,
+            accepted_at,
+            on_identified=lambda: self._unauthenticated.leave(me),
+        )
         session = AgencySession(
             stream,
             ip,
@@ -171,7 +239,7 @@ class LotteryServer:
         )
         session.run()
 
-    def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str, hello_by: float) -> Stream | None:
+    def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str, hello_by: float) -> TlsStream | None:
         """The handshake, by the Hello deadline; a failure is logged once, without a traceback (then None)."""
         try:
             with within(hello_by - time.monotonic(), f"no Hello within {self.config.hello_timeout_s}s"):
@@ -203,13 +271,25 @@ class LotteryServer:
         except (PeerClosed, Timeout, ProtocolError):
             pass
 
-    def _refuse(self, stream: Stream, ip: str, detail: str) -> None:
-        """Answer SERVER_BUSY (the frame fits an empty send buffer: no wait) and let the caller close."""
+    def _refuse(self, stream: Stream, ip: str, detail: str) -> Stream:
+        """Answer SERVER_BUSY (over TLS to a TLS peer); returns the stream to close."""
         self._limit_log.log(logger, logging.INFO, "accept_connection", Result.FAIL, ip=ip, error=detail)
         self.metrics.refused(ErrorCode.SERVER_BUSY)
         try:
-            send_message(stream, Error(ErrorCode.SERVER_BUSY, detail), LAST_WORD_S)
-        except (PeerClosed, Timeout):
+            if self._tls is not None:
+                with within(LAST_WORD_S, "no TLS handshake to refuse"):
+                    if stream.peek_byte()[:1] == bytes([TLS_HANDSHAKE_BYTE]):
+                        stream = start_tls(stream, self._tls)
+        except (PeerClosed, Timeout, TlsRejected):
+            return stream
+        self._last_word(stream, Error(ErrorCode.SERVER_BUSY, detail))
+        return stream
+
+    def _last_word(self, stream: Stream, error: Error) -> None:
+        """Send `error` if the peer takes it within LAST_WORD_S (the frame fits an empty send buffer)."""
+        try:
+            send_message(stream, error, LAST_WORD_S)
+        except (PeerClosed, Timeout, ProtocolError):
             pass
 
 

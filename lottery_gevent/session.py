@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ import gevent
 
 from lottery_gevent.batches import store_batch
 from lottery_gevent.config import ServerConfig
+from lottery_gevent.contract import LOTTERY_WINNER_NUMBER
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.policy import ConnectionPolicy
 from lottery_gevent.registry import AgencyRegistry, EndSession
@@ -106,7 +108,9 @@ class AgencySession:
                 self._policy.frame_handled()
                 gevent.sleep(0)  # a peer whose frames are always ready must not starve the others
         except PeerClosed as exc:
-            if exc.mid_frame:
+            if isinstance(exc.__cause__, ssl.SSLError):  # a record that fails to decrypt, or worse
+                self._log_end(logging.WARNING, Result.FAIL, f"TLS protocol violation: {exc.__cause__}")
+            elif exc.mid_frame:
                 self._log_end(logging.WARNING, Result.FAIL, f"truncated frame: {exc}")
             else:
                 self._log_end(logging.INFO, Result.SUCCESS, "peer closed")
@@ -229,7 +233,7 @@ class AgencySession:
         except StorageFailure as exc:
             raise ServerRefused(ErrorCode.DRAW_FAILED, str(exc)) from exc
         log_action(logger, logging.INFO, "winners_sent", Result.SUCCESS, cant_ganadores=len(documents), agency=agency)
-        for part in split_winners(documents):
+        for part in split_winners(documents, LOTTERY_WINNER_NUMBER):
             self._send(part)
 
     # --- helpers ----------------------------------------------------------
@@ -271,11 +275,11 @@ class AgencySession:
     def _log_end(
         self, level: int, outcome: Result, reason: str, action: str = "close_connection", agency: int | None = None
     ) -> None:
-        """The closing line, naming the certificate if any; a failure goes through the server-wide limiter."""
+        """The closing line, naming the certificate if any; a failure, or an end before Hello, is limited."""
         details: dict[str, object] = {"ip": self._ip, "agency": agency or self.agency, "reason": reason}
         if self._stream.peer_name:
             details["cert"] = self._stream.peer_name
-        if outcome is Result.FAIL:
+        if outcome is Result.FAIL or self.agency is None:  # any peer can cause these
             self._policy.limit_log.log(logger, level, action, outcome, **details)
         else:
             log_action(logger, level, action, outcome, **details)

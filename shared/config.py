@@ -95,6 +95,13 @@ def optional_path(text: str) -> Path | None:
     return Path(text) if text else None
 
 
+def key_path(text: str) -> Path | None:
+    """A private key's path (empty: none); PEM text pasted in its place is refused, never echoed."""
+    if "-----BEGIN" in text or "\n" in text:
+        raise ValueError(" holds PEM text, not a path: write the key to a file and give its path (value not shown)")
+    return optional_path(text)
+
+
 @dataclass(frozen=True)
 class Duration:
     """A Go duration: the text as configured (what the log shows), and its value in seconds."""

@@ -24,9 +24,12 @@ class TlsStream(Stream):
     def __init__(self, inner: Stream, tls: ssl.SSLObject, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO) -> None:
         self._inner, self._tls, self._incoming, self._outgoing = inner, tls, incoming, outgoing
         self.bytes_received = inner.bytes_received
-        subject = cast(tuple[tuple[tuple[str, str], ...], ...], (tls.getpeercert() or {}).get("subject", ()))
+        certificate = tls.getpeercert() or {}
+        subject = cast(tuple[tuple[tuple[str, str], ...], ...], certificate.get("subject", ()))
         names = [value for rdn in subject for key, value in rdn if key == "commonName"]
         self._peer_name = names[0] if len(names) == 1 else ""
+        #: The peer certificate's serial number (0: none), for revocation.
+        self.peer_serial = int(str(certificate.get("serialNumber", "0")), 16)
         #: Plaintext read ahead by peek_byte, returned by the next read.
         self._held = b""
 

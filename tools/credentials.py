@@ -1,11 +1,14 @@
 """TLS credentials for one contest: a CA, the server's certificate, one per agency.
 
     python3 -m tools.credentials DIR --agencies N [--server-name NAME ...] [--days D] [--expired]
+    python3 -m tools.credentials DIR --revoke K [--revoke K ...]
 
 Writes into DIR (created 0700 if missing):
     ca.pem, ca.key                 the contest CA (self-signed)
     server.pem, server.key         SANs: server, localhost, 127.0.0.1 and each --server-name
     agency-K.pem, agency-K.key     subject CN agency-K, for K = 1..N
+    crl.pem                        the CA's revocation list (SERVER_TLS_CRL): empty, until
+                                   --revoke K adds agency-K's certificate (then SIGHUP the server)
 
 Existing files are kept: run it again with a larger N to add agencies. A key is
 never overwritten; a missing certificate is issued for the key already there.
@@ -15,7 +18,8 @@ never overwritten; a missing certificate is issued for the key already there.
 # ECDSA P-256 keys (small, and cheap to sign and verify in a TLS 1.3 handshake).
 # Every file is written to a temporary name and then hard-linked into place,
 # which fails if the name exists: a crash never leaves half a key, and a second
-# run racing the first never replaces one. Keys are mode 0600; run as root, they
+# run racing the first never replaces one. Only crl.pem is ever rewritten, in
+# place (--revoke), so that a Compose bind mount of it sees the new list. Keys are mode 0600; run as root, they
 # are also given to the containers' user (uid 10001), which must read them from
 # the Compose secrets mounts; ca.key stays with whoever ran the tool, since no
 # container needs it. The module imports only the standard library,
@@ -210,6 +214,10 @@ def ensure_credentials(
         OSError: a file could not be written.
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        directory.chmod(0o700)  # also when it was made elsewhere (a Docker bind mount): only its owner enters
+    except PermissionError:
+        pass
     files = _Files(uid, durable)
     issuer = _Issuer(directory, days, files)
     leaves = [("server", "server", [*SERVER_NAMES, *server_names])]
@@ -221,7 +229,57 @@ def ensure_credentials(
             continue
         cert = issuer.issue(key, common_name, sans, days, expired)
         files.write(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644, uid)
+    if not (directory / "crl.pem").exists():
+        _write_crl(issuer, directory / "crl.pem", [], days, uid)
+        files.created.append(directory / "crl.pem")
     return files.created
+
+
+def _write_crl(issuer: _Issuer, path: Path, serials: Sequence[int], days: int, uid: int | None) -> None:
+    """Sign a list revoking `serials` and write it to `path`: in place if it exists (a Compose bind
+    mount keeps the file's inode), else as a new file."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(now - CLOCK_SKEW)
+        .next_update(now + datetime.timedelta(days=days))
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+    )
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        )
+    data = builder.sign(issuer.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+    if not path.exists():
+        _Files(uid, durable=True).write(path, data, 0o644, uid)
+        return
+    with open(path, "r+b") as file:
+        file.truncate(0)
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def revoke(directory: Path, agencies: Sequence[int], days: int = DEFAULT_DAYS) -> list[int]:
+    """Add the certificates of `agencies` to DIR/crl.pem, signed by the contest CA; returns every revoked serial.
+
+    Raises:
+        CredentialsError: DIR has no CA, or no certificate for one of `agencies`.
+    """
+    if not (directory / "ca.key").exists() or not (directory / "ca.pem").exists():
+        raise CredentialsError(f"{directory} has no contest CA (ca.pem, ca.key) to sign a revocation list")
+    issuer = _Issuer(directory, days, _Files(None, durable=True))
+    crl = directory / "crl.pem"
+    serials = [entry.serial_number for entry in x509.load_pem_x509_crl(crl.read_bytes())] if crl.exists() else []
+    for agency in agencies:
+        cert = directory / f"{agency_common_name(agency)}.pem"
+        if not cert.exists():
+            raise CredentialsError(f"{cert} does not exist: agency {agency} has no certificate to revoke")
+        serial = x509.load_pem_x509_certificate(cert.read_bytes()).serial_number
+        serials += [serial] if serial not in serials else []
+    _write_crl(issuer, crl, serials, days, None)
+    return serials
 
 
 def _positive(text: str) -> int:
@@ -237,13 +295,24 @@ def main(argv: list[str] | None = None) -> int:
         epilog="Existing files are kept; a key is never overwritten. For a new contest, use a new DIR.",
     )
     parser.add_argument("directory", type=Path, help="where the credentials live (e.g. .secrets)")
-    parser.add_argument("--agencies", type=int, required=True, help="agencies 1..N get a certificate")
+    parser.add_argument("--agencies", type=int, help="agencies 1..N get a certificate")
+    parser.add_argument(
+        "--revoke", type=_positive, action="append", metavar="K", help="revoke agency-K's certificate (repeatable)"
+    )
     parser.add_argument("--server-name", action="append", default=[], help="another SAN for the server (repeatable)")
     parser.add_argument("--days", type=_positive, default=DEFAULT_DAYS, help="validity of new certificates")
     parser.add_argument("--expired", action="store_true", help="new leaf certificates are already expired (tests)")
     args = parser.parse_args(argv)
-    if args.agencies < 0:
-        parser.error("--agencies must be 0 or more")
+    if args.revoke:
+        try:
+            serials = revoke(args.directory, args.revoke, args.days)
+        except (CredentialsError, OSError, ValueError) as exc:
+            print(f"credentials: {exc}", file=sys.stderr)
+            return 1
+        print(f"credentials: {args.directory / 'crl.pem'} revokes {len(serials)} certificates; send the server SIGHUP")
+        return 0
+    if args.agencies is None or args.agencies < 0:
+        parser.error("--agencies N (0 or more) is required, unless --revoke is given")
     # As root, give the containers' user its keys; anyone else keeps them (a local run).
     uid = CONTAINER_UID if os.geteuid() == 0 else None
     try:

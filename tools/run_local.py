@@ -137,7 +137,7 @@ def credentials(directory: Path, agencies: int) -> tuple[dict[str, str], dict[in
     Makes the files with ``python -m tools.credentials DIR --agencies N`` unless they all exist.
     """
     agency_files = [f"agency-{k}.{ext}" for k in range(1, agencies + 1) for ext in ("pem", "key")]
-    wanted = ["ca.pem", "server.pem", "server.key", *agency_files]
+    wanted = ["ca.pem", "server.pem", "server.key", "crl.pem", *agency_files]
     if not all((directory / name).exists() for name in wanted):
         subprocess.run(
             [sys.executable, "-m", "tools.credentials", str(directory), "--agencies", str(agencies)],
@@ -148,6 +148,7 @@ def credentials(directory: Path, agencies: int) -> tuple[dict[str, str], dict[in
         "SERVER_TLS_CERT": str(directory / "server.pem"),
         "SERVER_TLS_KEY": str(directory / "server.key"),
         "SERVER_TLS_CA": str(directory / "ca.pem"),
+        "SERVER_TLS_CRL": str(directory / "crl.pem"),
     }
     clients = {
         k: {

@@ -112,7 +112,7 @@ def server_service(agencies: int, endpoint_mode: str, tls: bool) -> dict[str, An
 
 
 def server_secret_files() -> dict[str, str]:
-    return {"CERT": "server.pem", "KEY": "server.key", "CA": "ca.pem"}
+    return {"CERT": "server.pem", "KEY": "server.key", "CA": "ca.pem", "CRL": "crl.pem"}
 
 
 def agency_secret_files(agency: int) -> dict[str, str]:

@@ -4,7 +4,7 @@
 #   C: Hello(agency, total)     S: Welcome(stored, done, contest, digest)
 #   C: Bets(start, bets)        S: BetsAck(stored) | Error(code, detail)
 #   C: Done()                   S: DoneAck()
-#   C: WinnersQuery()           S: Winners(documents, more=True)* Winners(..., more=False)
+#   C: WinnersQuery()           S: Winners(documents, True, number)* Winners(..., False, number)
 #
 # `stored`: the agency's bets on disk, where a client resumes; the server stores
 # a batch only when its `start` equals `stored`, so a retried batch is never
@@ -148,11 +148,12 @@ class WinnersQuery:
 
 @dataclass(frozen=True, slots=True)
 class Winners:
-    """Server → client: winning documents of this agency; `more` if another part follows."""
+    """Server → client: winning documents of this agency; `more` if another part follows; the drawn `number`."""
 
     TYPE: ClassVar[MessageType] = MessageType.WINNERS
     documents: tuple[str, ...]
     more: bool = False
+    number: int = 0
 
 
 @dataclass(frozen=True, slots=True)

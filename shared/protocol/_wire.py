@@ -52,8 +52,9 @@ _WELCOME = struct.Struct(f">IB{CONTEST_ID_SIZE}s{DIGEST_SIZE}s")
 
 #: Bytes a Bets frame spends before its bets: header, start, field count.
 BETS_FRAME_OVERHEAD = HEADER_SIZE + _U32.size + _U16.size
-#: Bytes a Winners frame spends before its documents: header, more flag, count.
-WINNERS_FRAME_OVERHEAD = HEADER_SIZE + _U8.size + _U16.size
+_WINNERS = struct.Struct(">BI")
+#: Bytes a Winners frame spends before its documents: header, more flag, drawn number, count.
+WINNERS_FRAME_OVERHEAD = HEADER_SIZE + _WINNERS.size + _U16.size
 
 
 def utf8_size(text: str) -> int:
@@ -101,8 +102,8 @@ def _payload(message: Message) -> bytes:
             return _HELLO.pack(agency, total)
         case Welcome(stored=stored, done=done, contest=contest, digest=digest):
             return _WELCOME.pack(stored, done, contest, digest)
-        case Winners(documents=documents, more=more):
-            return _U8.pack(more) + _pack_text_list(documents)
+        case Winners(documents=documents, more=more, number=number):
+            return _WINNERS.pack(more, number) + _pack_text_list(documents)
         case Error(code=code, detail=detail):
             return _U16.pack(code) + _pack_text_list([detail])
         case Done() | DoneAck() | WinnersQuery():
@@ -213,8 +214,9 @@ def decode_payload(message_type: MessageType, payload: bytes) -> Message:
             columns = [iter(fields)] * FIELD_COUNT
             return Bets(start, tuple(map(BetFields._make, zip(*columns, strict=True))))
         case MessageType.WINNERS:
-            more = _flag(_leading(_U8, payload, "Winners"), "more")
-            return Winners(tuple(_unpack_text_list(payload, _U8.size)), more)
+            _leading(_WINNERS, payload, "Winners")
+            more, number = _WINNERS.unpack_from(payload)
+            return Winners(tuple(_unpack_text_list(payload, _WINNERS.size)), _flag(more, "more"), number)
         case MessageType.ERROR:
             raw_code = _leading(_U16, payload, "Error")
             if raw_code not in ErrorCode.__members__.values():
@@ -228,7 +230,7 @@ def decode_payload(message_type: MessageType, payload: bytes) -> Message:
             return _NO_PAYLOAD[message_type]
 
 
-def split_winners(documents: Sequence[str]) -> list[Winners]:
+def split_winners(documents: Sequence[str], number: int = 0) -> list[Winners]:
     """Cut a list of winning documents into Winners messages that each fit one frame.
 
     Always returns at least one message; only the last has ``more=False``.
@@ -239,9 +241,9 @@ def split_winners(documents: Sequence[str]) -> list[Winners]:
     for document in documents:
         extra = document_wire_size(document)
         if current and size + extra > MAX_FRAME_SIZE:
-            parts.append(Winners(tuple(current), more=True))
+            parts.append(Winners(tuple(current), True, number))
             current, size = [], WINNERS_FRAME_OVERHEAD
         current.append(document)
         size += extra
-    parts.append(Winners(tuple(current), more=False))
+    parts.append(Winners(tuple(current), False, number))
     return parts

@@ -303,3 +303,51 @@ def test_a_refused_batch_with_one_behind_it_is_sent_again_on_a_new_connection(
     assert starts[0] == [0, 20]
     assert starts[1] == list(range(0, FILE_BETS, 20))  # every batch again, in order, none skipped
     assert server.connections == 2
+
+
+# --- issue 18: winners an agency can check ------------------------------------------
+
+DRAWN = 7574
+
+
+def losing_document(agency: Agency) -> str:
+    rows = [line.split(",") for line in agency.path.read_text(encoding="utf-8").splitlines()]
+    return next(row[2] for row in rows if int(row[4]) != DRAWN and row[2] not in agency.winners)
+
+
+FALSE_WINNERS: dict[str, Callable[[Agency], tuple[list[str], int]]] = {
+    "one-extra": lambda agency: ([*agency.winners, losing_document(agency)], DRAWN),
+    "one-missing": lambda agency: (agency.winners[1:], DRAWN),
+    "one-repeated": lambda agency: ([*agency.winners, agency.winners[0]], DRAWN),
+    "wrong-number": lambda agency: (agency.winners, DRAWN + 1),
+}
+
+
+def answering(documents: list[str], number: int) -> Attack:
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(encode(Winners(tuple(documents), False, number)))
+        stop.wait(TIMEOUT_S)
+
+    return answer
+
+
+@pytest.mark.parametrize("lie", sorted(FALSE_WINNERS))
+def test_false_winners_are_each_refused(make_agencies: Callable[..., list[Agency]], tmp_path: Path, lie: str) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [2])
+    with HostileServer(on_winners=answering(*FALSE_WINNERS[lie](agency))) as server:
+        client = run_client(tmp_path, agency, server)
+    assert client.process.returncode == 1
+    assert "the winners are not this agency's bets on number" in the_failure(client)
+    assert not client.actions("consulta_ganadores") or client.actions("consulta_ganadores")[0]["result"] == "fail"
+
+
+def test_the_true_winners_are_accepted_and_the_number_logged(
+    make_agencies: Callable[..., list[Agency]], tmp_path: Path
+) -> None:
+    (agency,) = make_agencies(1, FILE_BETS, [2])
+    with HostileServer(on_winners=answering(agency.winners, DRAWN)) as server:
+        client = run_client(tmp_path, agency, server)
+    assert client.process.returncode == 0
+    (line,) = client.actions("consulta_ganadores")
+    assert list(line)[:3] == ["action", "result", "cant_ganadores"]
+    assert (line["cant_ganadores"], line["numero"]) == ("2", str(DRAWN))

@@ -120,22 +120,43 @@ def test_slowloris_and_idle_peers(start_server: Callable[..., ServerProcess]) ->
 def test_excess_connections_are_refused_at_once(start_server: Callable[..., ServerProcess]) -> None:
     limit = 50
     server = start_server(
-        agencies=1, env={"SERVER_MAX_CONNECTIONS": str(limit), **NO_ADDRESS_CAP, "LOGGING_LEVEL": "DEBUG"}
+        agencies=limit, env={"SERVER_MAX_CONNECTIONS": str(limit), **NO_ADDRESS_CAP, "LOGGING_LEVEL": "DEBUG"}
     )
-    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(limit)]
+    # Only identified sessions can fill the pool: unauthenticated ones hold half of it at most.
+    held: list[RawPeer] = []
     try:
-        # The pool is full once the server has spawned a handler for each: an echo on
-        # an excess connection must then be refused, not queued.
+        for agency in range(1, limit + 1):
+            held.append(RawPeer(server.port))
+            assert resume(held[-1].request(Hello(agency))) == (0, False)
         for _ in range(10):
             with RawPeer(server.port) as extra:  # refused at once, with a reason
                 (busy,) = extra.last_words()
                 assert isinstance(busy, Error) and busy.code is ErrorCode.SERVER_BUSY
         server.wait_for_line(r"action: accept_connection \| result: fail .*too many connections \(max 50\)")
     finally:
-        for sock in held:
-            sock.close()
-    # Each held connection, closed without a byte, ends its handler (logged at DEBUG).
-    server.wait_for_count(r"close_connection .*nothing received", limit)
+        for peer in held:
+            peer.close()
+    server.wait_for_count(r"close_connection .*peer closed", limit)
     with RawPeer(server.port) as peer:  # capacity comes back when the held ones leave
         assert resume(peer.request(Hello(1))) == (0, False)
+    assert server.stop() == 0
+
+
+def test_silent_connections_past_half_the_pool_give_way_oldest_first(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    limit = 20
+    server = start_server(agencies=1, env={"SERVER_MAX_CONNECTIONS": str(limit), **NO_ADDRESS_CAP})
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(limit)]
+    try:
+        with RawPeer(server.port) as peer:  # never refused: the oldest silent connections made room
+            assert resume(peer.request(Hello(1))) == (0, False)
+        # Each of the first half was closed (its reader sees EOF), told nothing more than SERVER_BUSY.
+        for sock in held[: limit // 2]:
+            sock.settimeout(10.0)
+            while sock.recv(4096):
+                pass
+    finally:
+        for sock in held:
+            sock.close()
     assert server.stop() == 0

@@ -108,8 +108,8 @@ def file_rows(path: Path) -> list[BetFields]:
 def test_client_resumes_from_the_stored_count(
     make_agencies: Callable[..., list[Agency]], tmp_path: Path, stored: int
 ) -> None:
-    (agency,) = make_agencies(1, FILE_BETS, [0])
-    winners = tuple(row.document for row in file_rows(agency.path)[:2])  # the client accepts only its own
+    (agency,) = make_agencies(1, FILE_BETS, [2])
+    winners = tuple(agency.winners)  # the client accepts only exactly its own bets on the drawn number
     env = {"CLI_BATCH_MAXAMOUNT": str(BATCH), "CLI_CONNECTION_RETRYTIMEOUT": f"{TIMEOUT_S:g}s"}
     with FakeServer(welcome(agency.path, stored), winners) as server:
         client = ClientProcess(tmp_path, 1, server.port, agency.path, env=env)
@@ -182,8 +182,8 @@ def test_a_hostile_or_wrong_welcome_is_refused_before_anything_is_sent(
 def test_an_honest_done_welcome_goes_straight_to_the_winners(
     make_agencies: Callable[..., list[Agency]], tmp_path: Path
 ) -> None:
-    (agency,) = make_agencies(1, FILE_BETS, [0])
-    winners = (file_rows(agency.path)[0].document,)  # the client accepts only its own
+    (agency,) = make_agencies(1, FILE_BETS, [1])
+    winners = tuple(agency.winners)  # the client accepts only exactly its own bets on the drawn number
     with FakeServer(welcome(agency.path, FILE_BETS, done=True), winners) as server:
         client = ClientProcess(tmp_path, 1, server.port, agency.path)
         assert client.wait(TIMEOUT_S) == 0, client.output()

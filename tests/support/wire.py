@@ -30,6 +30,7 @@ from shared.protocol import (
     encode,
 )
 from shared.transport import receive_message
+from tools.generate_agencies import WINNING_NUMBER
 
 
 class RawConnection(ServerConnection):
@@ -114,7 +115,7 @@ def send_message(sock: socket.socket, message: Message) -> None:
 def honest_reply(message: Message, welcome: Welcome, winners: tuple[str, ...] = ()) -> Message:
     """What a well-behaved server answers to `message`, for the tests' fake servers.
 
-    Every batch is acknowledged; Hello gets `welcome`; the query gets `winners`.
+    Every batch is acknowledged; Hello gets `welcome`; the query gets `winners` (drawn: WINNING_NUMBER).
 
     Raises:
         AssertionError: `message` is one no agency sends.
@@ -127,5 +128,5 @@ def honest_reply(message: Message, welcome: Welcome, winners: tuple[str, ...] = 
         case Done():
             return DoneAck()
         case WinnersQuery():
-            return Winners(winners, more=False)
+            return Winners(winners, False, WINNING_NUMBER)
     raise AssertionError(f"the client sent {message!r}")

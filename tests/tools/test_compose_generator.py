@@ -30,6 +30,7 @@ SERVER_TLS = [
     "SERVER_TLS_CERT=/run/secrets/server.pem",
     "SERVER_TLS_KEY=/run/secrets/server.key",
     "SERVER_TLS_CA=/run/secrets/ca.pem",
+    "SERVER_TLS_CRL=/run/secrets/crl.pem",
 ]
 
 
@@ -60,7 +61,7 @@ def test_lottery_compose_for_five_agencies(tmp_path: Path) -> None:
     assert "SERVER_STATUS_PORT=8080" in server["environment"]
     assert server["ports"] == ["127.0.0.1:8080:8080"]
     assert server_tls(server) == SERVER_TLS
-    assert server["secrets"] == ["server.pem", "server.key", "ca.pem"]
+    assert server["secrets"] == ["server.pem", "server.key", "ca.pem", "crl.pem"]
     assert server["volumes"] == [SERVER_CONFIG_MOUNT]
     assert server["networks"] == ["testing_net"]
     health = server["healthcheck"]
@@ -79,7 +80,7 @@ def test_lottery_compose_for_five_agencies(tmp_path: Path) -> None:
     ipam = {"driver": "default", "config": [{"subnet": "172.25.125.0/24"}]}
     assert tree["networks"] == {"testing_net": {"ipam": ipam}}
     agencies = [f"agency-{k}.{ext}" for k in range(1, 6) for ext in ("pem", "key")]
-    names = ["server.pem", "server.key", "ca.pem", *agencies]
+    names = ["server.pem", "server.key", "ca.pem", "crl.pem", *agencies]
     assert tree["secrets"] == {name: {"file": f"./.secrets/{name}"} for name in names}
     for name in names:  # generar-compose.sh made every file the document names
         assert (tmp_path / ".secrets" / name).is_file()

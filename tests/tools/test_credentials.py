@@ -27,7 +27,7 @@ def test_writes_a_ca_a_server_and_one_certificate_per_agency(tmp_path: Path) -> 
     created = ensure_credentials(tmp_path / "s", 2, ["lottery.example", "10.0.0.7"])
 
     names = ["ca.key", "ca.pem", "server.key", "server.pem", "agency-1.key", "agency-1.pem"]
-    assert [path.name for path in created] == [*names, "agency-2.key", "agency-2.pem"]
+    assert [path.name for path in created] == [*names, "agency-2.key", "agency-2.pem", "crl.pem"]
     assert (tmp_path / "s").stat().st_mode & 0o777 == 0o700
     ca = cert(tmp_path / "s" / "ca.pem")
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -116,3 +116,40 @@ def test_command_line_server_names_that_are_addresses_become_ip_sans(tmp_path: P
     addresses = [ipaddress.ip_address(ip) for ip in ("127.0.0.1", "10.231.7.1", "fd00::1")]
     assert sans.get_values_for_type(x509.IPAddress) == addresses
     assert sans.get_values_for_type(x509.DNSName) == ["server", "localhost", "lottery.example"]
+
+
+def crl_serials(directory: Path) -> set[int]:
+    crl = x509.load_pem_x509_crl((directory / "crl.pem").read_bytes())
+    assert crl.is_signature_valid(cert(directory / "ca.pem").public_key())  # type: ignore[arg-type]
+    return {entry.serial_number for entry in crl}
+
+
+def test_an_empty_revocation_list_comes_with_the_credentials(tmp_path: Path) -> None:
+    ensure_credentials(tmp_path / "s", 2)
+    assert crl_serials(tmp_path / "s") == set()
+
+
+def test_revoke_adds_agencies_to_the_list_in_place(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    directory = tmp_path / "s"
+    ensure_credentials(directory, 3)
+    inode = (directory / "crl.pem").stat().st_ino
+    assert main([str(directory), "--revoke", "2"]) == 0
+    assert main([str(directory), "--revoke", "3", "--revoke", "2"]) == 0
+    serials = {cert(directory / f"agency-{k}.pem").serial_number for k in (2, 3)}
+    assert crl_serials(directory) == serials
+    assert (directory / "crl.pem").stat().st_ino == inode  # a Compose bind mount of the file sees the new list
+    assert "send the server SIGHUP" in capsys.readouterr().out
+
+
+def test_revoke_refuses_an_agency_without_a_certificate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ensure_credentials(tmp_path / "s", 1)
+    assert main([str(tmp_path / "s"), "--revoke", "4"]) == 1
+    assert "agency 4 has no certificate" in capsys.readouterr().err
+
+
+def test_an_existing_directory_is_closed_to_everyone_but_its_owner(tmp_path: Path) -> None:
+    directory = tmp_path / "s"
+    directory.mkdir(mode=0o755)  # as `mkdir -p` leaves it, before a Docker run of the tool
+    ensure_credentials(directory, 1)
+    assert directory.stat().st_mode & 0o777 == 0o700
+    assert all((directory / name).stat().st_mode & 0o777 == 0o600 for name in ("ca.key", "server.key", "agency-1.key"))

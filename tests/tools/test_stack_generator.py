@@ -67,11 +67,12 @@ def test_credentials_become_swarm_secrets(tmp_path: Path) -> None:
     tree, _ = generate(tmp_path, 2)
 
     server = tree["services"]["server"]
-    assert {mount["target"] for mount in server["secrets"]} == {"ca.pem", "server.pem", "server.key"}
+    assert {mount["target"] for mount in server["secrets"]} == {"ca.pem", "server.pem", "server.key", "crl.pem"}
     assert {
         "SERVER_TLS_CERT=/run/secrets/server.pem",
         "SERVER_TLS_KEY=/run/secrets/server.key",
         "SERVER_TLS_CA=/run/secrets/ca.pem",
+        "SERVER_TLS_CRL=/run/secrets/crl.pem",
     } <= set(server["environment"])
     client = tree["services"]["client2"]
     # An agency gets the CA and its own certificate and key, nothing of another agency.

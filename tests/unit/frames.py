@@ -81,10 +81,10 @@ FIXTURES: list[tuple[str, Message, bytes]] = [
     ("winners-query", WinnersQuery(), b"\x9e\x04\x07\x00\x00"),
     (
         "winners",
-        Winners(("30904465", "1"), more=False),
-        b"\x9e\x04\x08\x00\x10" + b"\x00" + b"\x00\x02" + b"\x00\x08\x00\x01" + b"309044651",
+        Winners(("30904465", "1"), more=False, number=7574),
+        b"\x9e\x04\x08\x00\x14" + b"\x00" + b"\x00\x00\x1d\x96" + b"\x00\x02" + b"\x00\x08\x00\x01" + b"309044651",
     ),
-    ("winners-empty-more", Winners((), more=True), b"\x9e\x04\x08\x00\x03" + b"\x01" + b"\x00\x00"),
+    ("winners-empty-more", Winners((), more=True), b"\x9e\x04\x08\x00\x07" + b"\x01" + b"\x00" * 4 + b"\x00\x00"),
     (
         "error",
         Error(ErrorCode.INVALID_BET, "bad ñ"),

@@ -197,7 +197,7 @@ ERROR_FIXTURES: list[tuple[str, bytes, str, int]] = [
     ("done-with-payload", frame_of(5, b"\x00"), "trailing bytes", END),
     ("done-ack-with-payload", frame_of(6, b"xy"), "trailing bytes", END),
     ("winners-query-with-payload", frame_of(7, b"?"), "trailing bytes", END),
-    ("winners-text-long", frame_of(8, b"\x00\x00\x01\x00\x01ab"), "trailing bytes", END),
+    ("winners-text-long", frame_of(8, b"\x00" + bytes(4) + b"\x00\x01\x00\x01ab"), "trailing bytes", END),
     ("error-invalid-byte", frame_of(9, b"\x00\x01\x00\x01\x00\x01\xff"), "invalid UTF-8", END),
     ("error-torn-sequence", frame_of(9, b"\x00\x01\x00\x01\x00\x01\xc3"), "invalid UTF-8", END),
     ("error-surrogate", frame_of(9, b"\x00\x01\x00\x01\x00\x01\xed\xa0\x80"), "invalid UTF-8", END),
@@ -218,7 +218,7 @@ ERROR_FIXTURES: list[tuple[str, bytes, str, int]] = [
     ("welcome-v1-layout", frame_of(2, b"\x00\x00\x00\x00\x00"), "truncated payload", END),
     ("welcome-digest-short", frame_of(2, b"\x00\x00\x00\x00\x00" + bytes(47)), "truncated payload", END),
     ("welcome-long", frame_of(2, b"\x00\x00\x00\x00\x00" + bytes(49)), "trailing bytes", END),
-    ("winners-more-2", frame_of(8, b"\x02\x00\x00"), "bad field value", END),
+    ("winners-more-2", frame_of(8, b"\x02" + bytes(4) + b"\x00\x00"), "bad field value", END),
     ("error-code-0", frame_of(9, b"\x00\x00\x00\x01\x00\x00"), "bad field value", END),
     ("error-code-99", frame_of(9, b"\x00\x63\x00\x01\x00\x00"), "bad field value", END),
 ]
@@ -439,13 +439,13 @@ def test_split_winners_small_list_is_one_part() -> None:
 def test_split_winners_cuts_at_8_kib() -> None:
     documents = [f"{n:08d}" for n in range(3000)]
     parts = check_split(documents)
-    # 8 bytes of overhead, 10 per document: 818 fit in one frame.
+    # 12 bytes of overhead, 10 per document: 818 fit in one frame.
     assert [len(part.documents) for part in parts] == [818, 818, 818, 546]
 
 
 def test_split_winners_fills_a_frame_to_exactly_8192_bytes() -> None:
-    # (8192 - 8) = 8184 = 818 * 10 + 4: 817 eight-digit documents and one of 12.
-    documents = [f"{n:08d}" for n in range(817)] + ["1" * 12, "tail"]
+    # (8192 - 12) = 8180 = 818 * 10: 817 eight-digit documents and one of 8.
+    documents = [f"{n:08d}" for n in range(817)] + ["1" * 8, "tail"]
     parts = check_split(documents)
     assert len(encode(parts[0])) == MAX_FRAME_SIZE
     assert parts[1].documents == ("tail",)

@@ -10,7 +10,7 @@ import pytest
 
 from lottery_gevent import policy
 from lottery_gevent.config import ServerConfig
-from lottery_gevent.policy import AddressCounter, ConnectionPolicy, LogLimiter
+from lottery_gevent.policy import AddressCounter, ConnectionPolicy, LogLimiter, OldestFirst, certificate_log_limiter
 from shared.logs import LINE_OVERHEAD_BYTES, Result, format_action
 
 
@@ -136,3 +136,30 @@ def test_refused_frames_before_hello_never_move_the_hello_deadline() -> None:
         rules.refused()
         rules.frame_handled()
     assert rules.remaining_s() == 1
+
+
+# --- issue 18: the unauthenticated share, per-certificate lines ---------------------
+
+
+def test_oldest_first_gives_the_oldest_member_away_past_its_cap() -> None:
+    members: OldestFirst[str] = OldestFirst(2)
+    assert members.admit("a") is None and members.admit("b") is None
+    assert members.admit("c") == "a"
+    members.leave("b")
+    assert members.admit("d") is None
+    assert members.admit("e") == "c"
+    members.leave("nobody")  # no error
+    assert members.evict() == "d" and members.evict() == "e" and members.evict() is None
+
+
+def test_a_certificate_gets_one_line_a_second_then_the_count_of_the_rest(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    limiter = certificate_log_limiter(clock)
+    log = logging.getLogger("test.cert")
+    with caplog.at_level(logging.INFO, logger="test.cert"):
+        for _ in range(5):
+            limiter.log(log, logging.INFO, "accept_connection", Result.FAIL, cert="agency-2")
+        clock.now += 1.0
+        limiter.log(log, logging.INFO, "accept_connection", Result.FAIL, cert="agency-2")
+    lines = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert len(lines) == 2 and lines[1].endswith("suppressed: 4")

@@ -37,8 +37,9 @@ EVERY_KEY: dict[str, tuple[str, str, Any]] = {
     "SERVER_TLS_CERT": ("/run/secrets/server.pem", "tls_cert", Path("/run/secrets/server.pem")),
     "SERVER_TLS_KEY": ("/run/secrets/server.key", "tls_key", Path("/run/secrets/server.key")),
     "SERVER_TLS_CA": ("/run/secrets/ca.pem", "tls_ca", Path("/run/secrets/ca.pem")),
+    "SERVER_TLS_CRL": ("/run/secrets/crl.pem", "tls_crl", Path("/run/secrets/crl.pem")),
 }
-TLS = {key: text for key, (text, _, _) in EVERY_KEY.items() if key.startswith("SERVER_TLS_")}
+TLS = {key: text for key, (text, _, _) in EVERY_KEY.items() if key.startswith("SERVER_TLS_") and "CRL" not in key}
 
 
 def ini(tmp_path: Path, body: str) -> Path:
@@ -283,3 +284,18 @@ def test_help_lists_every_setting() -> None:
         (line,) = [line for line in lines if line.split()[:1] == [row.key]]
         assert line.split()[1] == f"[{row.default or '(none)'}]", line
     assert any("--config" in line for line in lines)
+
+
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqSECRET\n-----END PRIVATE KEY-----\n"
+
+
+def test_pem_text_in_the_key_setting_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(ini(tmp_path, ""), {**TLS, "SERVER_TLS_KEY": PEM_KEY})
+    assert "SERVER_TLS_KEY holds PEM text, not a path" in str(caught.value)
+    assert "SECRET" not in str(caught.value) and "BEGIN" not in str(caught.value)
+
+
+def test_a_revocation_list_needs_tls(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SERVER_TLS_CRL needs TLS on"):
+        load_config(ini(tmp_path, ""), {"SERVER_TLS_CRL": "/run/secrets/crl.pem"})

@@ -242,14 +242,14 @@ def test_a_bad_start_byte_is_refused_within_the_header() -> None:
 
 def test_an_oversized_frame_is_refused_before_its_payload_is_read() -> None:
     payload = b"p" * 100
-    sock = FakeSocket(b"\x9e\x03\x03\xff\xff" + payload, recv_limit=1)
+    sock = FakeSocket(b"\x9e\x04\x03\xff\xff" + payload, recv_limit=1)
     with pytest.raises(ProtocolError):
         receive_message(Stream(sock), FrameDecoder())
     assert sock.unread == payload
 
 
 def test_an_unknown_type_is_refused_with_the_header() -> None:
-    sock = FakeSocket(b"\x9e\x03\x63\x00\x02ab")
+    sock = FakeSocket(b"\x9e\x04\x63\x00\x02ab")
     with pytest.raises(ProtocolError):
         receive_message(Stream(sock), FrameDecoder())
     assert sock.unread == b"ab"
