@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import ssl
 from collections import Counter
@@ -155,8 +156,9 @@ class LotteryAgency:
             return winners, number
 
     def _check_winners(self, winners: list[str], number: int) -> None:
-        """UnexpectedReply unless `winners` are exactly the documents of this agency's bets on `number`."""
-        expected = Counter(bet.document for bet in self._source.rows() if int(bet.number) == number)
+        """UnexpectedReply unless `winners` are exactly the documents of this agency's stored bets on `number`."""
+        stored = itertools.islice(self._source.rows(), self._closed_with)  # after a close: those stored only
+        expected = Counter(bet.document for bet in stored if int(bet.number) == number)
         got = Counter(winners)
         missing, extra = sum((expected - got).values()), sum((got - expected).values())
         if missing or extra:
