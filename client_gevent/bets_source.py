@@ -112,9 +112,6 @@ class SingleBet(CsvBets):
         yield list(self.bet)
 
 
-BetsSource = CsvBets | SingleBet
-
-
 def batches(
     bets: Iterable[BetFields], max_amount: int, max_frame_size: int = MAX_FRAME_SIZE
 ) -> Iterator[list[BetFields]]:

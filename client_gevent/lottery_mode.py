@@ -1,17 +1,15 @@
-# Contract: the agency's whole job, resumable at any point: connect, Hello ->
-# Welcome(stored, done, contest, digest); check the digest of the file's first
-# `stored` rows (resume.py), then upload the rest in batches, UPLOAD_WINDOW of
-# them unacknowledged, each BetsAck matching the oldest; Done -> DoneAck;
-# WinnersQuery -> Winners, bounded by the agency's own documents and count,
-# then exactly its bets with the drawn number the reply carries.
-# A lost connection or a retryable refusal reconnects after a backoff pause;
-# only real progress (bets or Done acknowledged for the first time) restarts the
-# give-up window, and the stored count means a retry never skips or repeats a
-# bet. Bad data, a reply the conversation forbids, a certificate problem or
-# another protocol version end the run at once with one `fail` line: another
-# connection would fail the same way. The bets file is checked before connecting.
-# Told SALES_CLOSED, it logs how many of its bets are stored, asks for its
-# winners on a new connection and exits SALES_CLOSED_EXIT instead of 0.
+# Contract: the agency's whole job, resumable at any point: check the bets file,
+# connect, Hello -> Welcome(stored, done, contest, digest); check the digest of
+# the file's first `stored` rows (resume.py), upload the rest in batches,
+# UPLOAD_WINDOW of them unacknowledged, each BetsAck matching the oldest; Done ->
+# DoneAck; WinnersQuery -> Winners, bounded by the agency's documents and count,
+# then exactly its bets with the drawn number the reply carries. A lost connection
+# or a retryable refusal reconnects after a backoff pause; only real progress
+# restarts the give-up window; the stored count means a retry never skips or
+# repeats a bet. Bad data, a forbidden reply, a certificate problem or another
+# protocol version end the run at once with one `fail` line. Told SALES_CLOSED,
+# it logs how many of its bets are stored, asks for its winners on a new
+# connection and exits SALES_CLOSED_EXIT instead of 0.
 from __future__ import annotations
 
 import collections
@@ -23,7 +21,7 @@ from collections import Counter
 import gevent
 
 from client_gevent.backoff import Backoff
-from client_gevent.bets_source import BetsFileError, BetsSource, batches
+from client_gevent.bets_source import BetsFileError, CsvBets, batches
 from client_gevent.config import ClientConfig
 from client_gevent.connection import ServerConnection
 from client_gevent.resume import check_resume
@@ -70,7 +68,7 @@ _CONNECTION_ERRORS = (ConnectFailed, PeerClosed, Timeout, ProtocolError)
 class LotteryAgency:
     """Uploads one agency's bets from `source` and fetches its winners; `backoff` paces reconnections."""
 
-    def __init__(self, config: ClientConfig, source: BetsSource, backoff: Backoff) -> None:
+    def __init__(self, config: ClientConfig, source: CsvBets, backoff: Backoff) -> None:
         self._config = config
         self._source = source
         self._backoff = backoff
@@ -118,15 +116,8 @@ class LotteryAgency:
                 error = exc
             else:
                 documents, number = winners
-                log_action(
-                    logger,
-                    logging.INFO,
-                    "consulta_ganadores",
-                    Result.SUCCESS,
-                    cant_ganadores=len(documents),
-                    client_id=self._agency,
-                    numero=number,
-                )
+                details = {"cant_ganadores": len(documents), "client_id": self._agency, "numero": number}
+                log_action(logger, logging.INFO, "consulta_ganadores", Result.SUCCESS, **details)
                 return 0 if self._closed_with is None else SALES_CLOSED_EXIT
             if not self._backoff.failed("connect", error):
                 return self._fail(error, gave_up_after_s=self._config.retry_timeout.seconds)
@@ -186,10 +177,7 @@ class LotteryAgency:
             )
 
     def _own_documents(self) -> tuple[frozenset[str], int]:
-        """The documents this agency bet with, and its number of bets: what bounds the winners reply.
-
-        Noted by an upload that read the whole file, else read in one pass (BetsFileError if it cannot be).
-        """
+        """The documents this agency bet with and its number of bets (noted by a whole-file upload, else read)."""
         if self._bounds is None:
             documents: set[str] = set()
             count = 0

@@ -1,16 +1,14 @@
 """Run the lottery server: ``python -m lottery_gevent [--config PATH] [--new-contest]``;
 ``python -m lottery_gevent [--config PATH] close-sales`` closes sales in SERVER_DATA_DIR (sales.py).
 
-The server works in its data directory (SERVER_DATA_DIR): it resolves every
-configured path first, then changes into it, so the storage contract's
-./bets.csv lands there. Before recovery touches anything it locks the
-directory (contest.py) for as long as it runs.
+The server resolves every configured path, then works in its data directory (SERVER_DATA_DIR, so
+the storage contract's ./bets.csv lands there), locked (contest.py) before recovery touches anything.
 
-Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 1 if the server cannot
-start (storage damaged, address not bindable) or stopped because an fsync failed
-(a restart recovers from what is on disk), 2 for a bad configuration (TLS files
-that cannot be loaded included) or a data directory in use by another server.
-close-sales exits 0 once the close is recorded (or already was), 1 if it cannot be.
+Exit codes: 0 after a clean stop (SIGTERM or SIGINT), 1 if the server cannot start (storage
+damaged, address not bindable) or stopped because an fsync failed (a restart recovers from what
+is on disk), 2 for a bad configuration (TLS files that cannot be loaded included) or a data
+directory in use by another server. close-sales exits 0 once the close is recorded (or already
+was), 1 if it cannot be.
 """
 
 from __future__ import annotations
@@ -87,12 +85,9 @@ def _enter_data_dir(config: ServerConfig, new_contest: bool) -> int | None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
         lock_data_dir(directory)  # its descriptor stays open: the lock lasts as long as the process
-    except ConfigError as exc:  # another server holds it
+    except (ConfigError, OSError) as exc:  # ConfigError: another server holds it
         log_action(logger, logging.ERROR, "lock_data_dir", Result.FAIL, data_dir=directory, error=exc)
-        return 2
-    except OSError as exc:
-        log_action(logger, logging.ERROR, "lock_data_dir", Result.FAIL, data_dir=directory, error=exc)
-        return 1
+        return 2 if isinstance(exc, ConfigError) else 1
     os.chdir(directory)
     log_action(logger, logging.INFO, "lock_data_dir", Result.SUCCESS, data_dir=directory, pid=os.getpid())
     if new_contest:
@@ -115,11 +110,7 @@ def _raise_fd_limit(wanted: int) -> None:
 #: What the two start-up lines show: `config` (what the server is) and `limits` (what it tolerates).
 CONFIG_FIELDS = ("port", "listen_backlog", "logging_level", "agencies", "data_dir")
 LIMIT_FIELDS = (
-    "max_connections",
-    "max_connections_per_ip",
-    "hello_timeout_s",
-    "idle_timeout_s",
-    "frame_timeout_s",
+    "max_connections", "max_connections_per_ip", "hello_timeout_s", "idle_timeout_s", "frame_timeout_s",
     "max_bets_per_agency",
 )
 

@@ -38,17 +38,10 @@ Member = TypeVar("Member", bound=Hashable)
 
 
 class LogLimiter:
-    """A token bucket for log lines, optionally also bounded by bytes received.
-
-    Lines past the budget go to DEBUG and are counted in `suppressed`, which the
-    next line let through carries (so each drop is told once: there, or at close).
-
-    Args:
-        burst: the bucket's size (and its content at the start).
-        rate_per_s: tokens added per second (0: none, so `burst` lines in all).
-        received: if given, the bytes the peer sent so far: log bytes stay within
-            LOG_BYTES_PER_BYTE_RECEIVED times that.
-        clock: seconds, monotonic.
+    """A token bucket of `burst` lines refilled at `rate_per_s` (0: `burst` lines in all); given
+    `received` (the bytes the peer sent so far), log bytes also stay within LOG_BYTES_PER_BYTE_RECEIVED
+    times that. Lines past the budget go to DEBUG and are counted in `suppressed`, which the next
+    line let through carries (so each drop is told once: there, or at close).
     """
 
     def __init__(
@@ -164,18 +157,11 @@ class ReadBounds(NamedTuple):
 class ConnectionPolicy:
     """One session's deadlines, refusals and warnings.
 
-    Until Hello, the whole of it (first byte, TLS handshake, Hello frame) must
-    end by the Hello deadline; then each frame must start by the idle deadline,
-    which every frame handled without a refusal moves, and end within the frame
-    timeout of its first byte.
-
-    Args:
-        config: the hello, idle and frame timeouts.
-        received: the bytes the connection has sent so far.
-        limit_log: the server-wide limiter (None: a fresh one).
-        accepted_at: when the connection was accepted, by `clock` (None: now).
-        clock: seconds, monotonic.
-        on_identified: called once Hello is accepted.
+    Until Hello, the whole of it (first byte, TLS handshake, Hello frame) must end by the Hello
+    deadline, counted from `accepted_at` (None: now); then each frame must start by the idle
+    deadline, which every frame handled without a refusal moves, and end within the frame timeout
+    of its first byte. `received` gives the bytes the connection sent so far; `limit_log` is the
+    server-wide limiter (None: a fresh one); `on_identified` is called once Hello is accepted.
     """
 
     def __init__(

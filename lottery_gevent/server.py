@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
-import struct
 import time
 
 import gevent
@@ -42,16 +41,8 @@ from lottery_gevent.storage import BetStore
 from shared.errors import ConfigError, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.logs import Result, log_action
 from shared.protocol import START_BYTE, Error, ErrorCode, FrameDecoder
-from shared.tls import TlsStream, start_tls
-from shared.transport import (
-    TLS_HANDSHAKE_BYTE,
-    TLS_HANDSHAKE_FAILURE_ALERT,
-    Stream,
-    configure_stream,
-    receive_message,
-    send_message,
-    within,
-)
+from shared.tls import TLS_HANDSHAKE_BYTE, TlsStream, refuse_tls_handshake, start_tls
+from shared.transport import Stream, configure_stream, receive_message, send_message, within
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +52,6 @@ STOP_TIMEOUT_S = 2.0
 REFUSING_HANDLERS = 16
 #: Seconds a refusal or an answer to a connection being closed may take.
 LAST_WORD_S = 1.0
-_TLS_RECORD_HEADER = struct.Struct(">BHH")
-_TLS_MAX_RECORD = 2**14
 
 
 class LotteryServer:
@@ -227,17 +216,10 @@ class LotteryServer:
             accepted_at,
             on_identified=lambda: self._unauthenticated.leave(me),
         )
-        session = AgencySession(
-            stream,
-            ip,
-            store=self.store,
-            lottery=self.lottery,
-            registry=self._registry,
-            config=self.config,
-            policy=policy,
-            metrics=self.metrics,
-        )
-        session.run()
+        AgencySession(
+            stream, ip, store=self.store, lottery=self.lottery, registry=self._registry,
+            config=self.config, policy=policy, metrics=self.metrics,
+        ).run()
 
     def _start_tls(self, stream: Stream, context: ssl.SSLContext, ip: str, hello_by: float) -> TlsStream | None:
         """The handshake, by the Hello deadline; a failure is logged once, without a traceback (then None)."""
@@ -291,18 +273,3 @@ class LotteryServer:
             send_message(stream, error, LAST_WORD_S)
         except (PeerClosed, Timeout, ProtocolError):
             pass
-
-
-def refuse_tls_handshake(stream: Stream, timeout: float) -> None:
-    """Read the peer's first TLS record whole (so that closing sends no RST), then send a fatal alert.
-
-    Raises:
-        ProtocolError: the record declares more than a TLS record may hold (nothing more is read).
-        PeerClosed, Timeout.
-    """
-    with within(timeout, f"TLS record not complete within {timeout}s"):
-        _, _, length = _TLS_RECORD_HEADER.unpack(stream.recv_exact(_TLS_RECORD_HEADER.size))
-        if length > _TLS_MAX_RECORD:
-            raise ProtocolError(f"a TLS record of {length} bytes; the most is {_TLS_MAX_RECORD}")
-        stream.recv_exact(length)
-        stream.send_all(TLS_HANDSHAKE_FAILURE_ALERT)

@@ -61,29 +61,15 @@ class SessionState(enum.Enum):
 
 
 class AgencySession:
-    """The protocol conversation with one agency over one connection.
+    """The protocol conversation with one agency over `stream`, which the session's greenlet owns.
 
-    Args:
-        stream: the connection; the session's greenlet owns it.
-        ip: the peer's address, for the log.
-        store, lottery, registry: the bets, the draw, the one live session per agency.
-        config: the server's settings.
-        policy: the connection's deadlines, refusals and log budgets (None: fresh,
-            the Hello deadline counted from now).
-        metrics: where refusals and acknowledgement latencies are counted (None: a registry of its own).
+    `policy` holds the connection's deadlines, refusals and log budgets (None: fresh, the Hello
+    deadline counted from now); `metrics` counts refusals and ack latencies (None: a registry of its own).
     """
 
     def __init__(
-        self,
-        stream: Stream,
-        ip: str,
-        *,
-        store: BetStore,
-        lottery: Lottery,
-        registry: AgencyRegistry,
-        config: ServerConfig,
-        policy: ConnectionPolicy | None = None,
-        metrics: Metrics | None = None,
+        self, stream: Stream, ip: str, *, store: BetStore, lottery: Lottery, registry: AgencyRegistry,
+        config: ServerConfig, policy: ConnectionPolicy | None = None, metrics: Metrics | None = None
     ) -> None:
         self._stream = stream
         self._ip = ip
@@ -101,7 +87,6 @@ class AgencySession:
         self._metrics = metrics or Metrics()
 
     def run(self) -> None:
-        """Serve the connection until it closes."""
         try:
             while self.state is not SessionState.CLOSED:
                 self._step(receive_message(self._stream, self._decoder, *self._policy.read_bounds()))
@@ -145,8 +130,6 @@ class AgencySession:
             return
         if self.state is before:  # a handler that closed, or knew better (Hello of a done agency), has set it
             self.state = target
-
-    # --- handlers: each returns normally when its transition is taken ------
 
     def _on_hello(self, message: Hello) -> None:
         agency = message.agency
@@ -236,8 +219,6 @@ class AgencySession:
         for part in split_winners(documents, LOTTERY_WINNER_NUMBER):
             self._send(part)
 
-    # --- helpers ----------------------------------------------------------
-
     def _agency(self) -> int:
         assert self.agency is not None, "the transition table admits this only after Hello"
         return self.agency
@@ -266,7 +247,6 @@ class AgencySession:
         self._sending = False
 
     def _try_send(self, message: Message) -> None:
-        """Send a last message if the peer can still take it; never raises."""
         try:
             send_message(self._stream, message, LAST_WORD_TIMEOUT_S)
         except (PeerClosed, Timeout):

@@ -47,12 +47,7 @@ class StorageFailure(LotteryError):
 
 
 class BetStore:
-    """bets.csv and the done log, shared by every connection.
-
-    Args:
-        durable: fsync before a batch or a done mark counts as stored. Off only
-            for in-process tests.
-    """
+    """bets.csv and the done log, shared by every connection (`durable=False`, no fsync: in-process tests only)."""
 
     def __init__(self, *, durable: bool = True) -> None:
         self._durable = durable
@@ -76,8 +71,6 @@ class BetStore:
         self.failed = AsyncResult()
         #: The contest id (contest.py); set by open().
         self.contest = b""
-
-    # --- life cycle -------------------------------------------------------
 
     def open(self) -> None:
         """Recover both files, read or make the contest id, keep a descriptor of bets.csv for fsync.
@@ -103,17 +96,9 @@ class BetStore:
         self._digests = dict(bets.digests)
         self._size = self._durable_size = bets.size
         self._done = done
-        log_action(
-            logger,
-            logging.INFO,
-            "storage_recovery",
-            Result.SUCCESS,
-            rows=bets.rows,
-            agencies=len(bets.counts),
-            done=len(done),
-            repaired_bytes=bets.repaired_bytes + done_repaired,
-            contest=self.contest.hex(),
-        )
+        repaired = bets.repaired_bytes + done_repaired
+        details = {"rows": bets.rows, "agencies": len(bets.counts), "done": len(done), "repaired_bytes": repaired}
+        log_action(logger, logging.INFO, "storage_recovery", Result.SUCCESS, **details, contest=self.contest.hex())
 
     def close(self) -> None:
         """Make everything appended durable (unless the store failed) and release the descriptor."""
@@ -128,8 +113,6 @@ class BetStore:
                 os.close(fd)
         if not self.failed.ready():
             log_action(logger, logging.INFO, "close_storage", Result.SUCCESS, file=self._path)
-
-    # --- queries ----------------------------------------------------------
 
     def done_agencies(self) -> frozenset[int]:
         return frozenset(self._done)
@@ -151,8 +134,6 @@ class BetStore:
         count = self.durable_count(agency)
         digest = self._digests.get(agency)
         return count, EMPTY_DIGEST if digest is None else digest.digest()
-
-    # --- writes -----------------------------------------------------------
 
     def append(self, agency: int, start: int, bets: Sequence[Bet]) -> Ticket:
         """Write a batch of the agency's bets, whole or not at all; `wait_durable` takes the ticket.
@@ -181,11 +162,7 @@ class BetStore:
             return self._size
 
     def wait_durable(self, ticket: Ticket) -> None:
-        """Return once a finished fsync covers the append behind `ticket`.
-
-        Raises:
-            StorageFailure: the store failed first; the append may be lost.
-        """
+        """Return once a finished fsync covers the append behind `ticket` (StorageFailure: the store failed first)."""
         while self._durable and self._durable_size < ticket:
             if self.failed.ready():
                 raise StorageFailure(f"not known to be durable: {self.failed.exception}")
@@ -233,8 +210,6 @@ class BetStore:
             except (OSError, ValueError, csv.Error) as exc:
                 raise StorageFailure(f"the draw could not read {BETS_FILENAME}: {exc}") from exc
             return winners
-
-    # --- internals --------------------------------------------------------
 
     def _usable_fd(self) -> int:
         if self.failed.ready():

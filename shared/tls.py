@@ -9,13 +9,19 @@
 from __future__ import annotations
 
 import ssl
+import struct
 from typing import cast
 
-from shared.errors import PeerClosed
-from shared.transport import Stream, _translated
+from shared.errors import PeerClosed, ProtocolError
+from shared.transport import Stream, _translated, within
 
 #: Raw bytes asked of the inner stream per read: many records at once.
 RAW_CHUNK = 65536
+TLS_HANDSHAKE_BYTE = 0x16  # the first byte of a TLS handshake record
+#: A plaintext fatal alert (handshake_failure): a server with TLS off answers a ClientHello with it.
+TLS_HANDSHAKE_FAILURE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40])
+_TLS_RECORD_HEADER = struct.Struct(">BHH")
+_TLS_MAX_RECORD = 2**14
 
 
 class TlsStream(Stream):
@@ -119,3 +125,18 @@ def _send_quietly(stream: Stream, data: bytes) -> None:
         stream.send_all(data)
     except PeerClosed:  # the read that follows reports it; a deadline (Timeout) must not be swallowed
         pass
+
+
+def refuse_tls_handshake(stream: Stream, timeout: float) -> None:
+    """Read the peer's first TLS record whole (so that closing sends no RST), then send a fatal alert.
+
+    Raises:
+        ProtocolError: the record declares more than a TLS record may hold (nothing more is read).
+        PeerClosed, Timeout.
+    """
+    with within(timeout, f"TLS record not complete within {timeout}s"):
+        _, _, length = _TLS_RECORD_HEADER.unpack(stream.recv_exact(_TLS_RECORD_HEADER.size))
+        if length > _TLS_MAX_RECORD:
+            raise ProtocolError(f"a TLS record of {length} bytes; the most is {_TLS_MAX_RECORD}")
+        stream.recv_exact(length)
+        stream.send_all(TLS_HANDSHAKE_FAILURE_ALERT)

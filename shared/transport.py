@@ -26,9 +26,6 @@ from shared.protocol import FrameDecoder, Message, encode
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_PROBES = 3
-TLS_HANDSHAKE_BYTE = 0x16  # the first byte of a TLS handshake record
-#: A plaintext fatal alert (handshake_failure): a server with TLS off answers a ClientHello with it.
-TLS_HANDSHAKE_FAILURE_ALERT = bytes([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 40])
 TLS_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_3
 
 

@@ -67,14 +67,6 @@ def bet_wire_size(bet: BetFields) -> int:
     return FIELD_COUNT * _U16.size + utf8_size("".join(bet))
 
 
-def document_wire_size(document: str) -> int:
-    """Bytes one document adds to a Winners frame."""
-    return _U16.size + utf8_size(document)
-
-
-# --- encoding -------------------------------------------------------------
-
-
 def _frame(kind: MessageType, payload: bytes) -> bytes:
     if len(payload) > MAX_PAYLOAD_SIZE:
         raise ProtocolError(f"frame too large: {kind.name} payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_SIZE}")
@@ -117,15 +109,9 @@ def encode(message: Message) -> bytes:
     return _frame(message.TYPE, _payload(message))
 
 
-# --- decoding -------------------------------------------------------------
-
-
 def check_header_prefix(data: bytes | bytearray) -> None:
-    """Check as much of a header as `data` holds, so a text line or another version is refused early.
-
-    Raises:
-        ProtocolError: a wrong start byte; VersionMismatch: a wrong version.
-    """
+    """Check as much of a header as `data` holds, so a text line (ProtocolError) or another version
+    (VersionMismatch) is refused early."""
     if data and data[0] != START_BYTE:
         raise ProtocolError(f"bad header: start byte 0x{data[0]:02x}, expected 0x{START_BYTE:02x}")
     if len(data) > 1 and data[1] != VERSION:
@@ -231,15 +217,12 @@ def decode_payload(message_type: MessageType, payload: bytes) -> Message:
 
 
 def split_winners(documents: Sequence[str], number: int = 0) -> list[Winners]:
-    """Cut a list of winning documents into Winners messages that each fit one frame.
-
-    Always returns at least one message; only the last has ``more=False``.
-    """
+    """Cut winning documents into Winners messages of one frame each: at least one, only the last not `more`."""
     parts: list[Winners] = []
     current: list[str] = []
     size = WINNERS_FRAME_OVERHEAD
     for document in documents:
-        extra = document_wire_size(document)
+        extra = _U16.size + utf8_size(document)  # its length, then its text
         if current and size + extra > MAX_FRAME_SIZE:
             parts.append(Winners(tuple(current), True, number))
             current, size = [], WINNERS_FRAME_OVERHEAD

@@ -11,11 +11,9 @@ import gevent
 import gevent.socket
 import pytest
 
-from lottery_gevent.server import refuse_tls_handshake
-from shared import transport
 from shared.errors import ConfigError, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.protocol import BetsAck, FrameDecoder, Hello
-from shared.tls import TlsStream, start_tls
+from shared.tls import TLS_HANDSHAKE_BYTE, TLS_HANDSHAKE_FAILURE_ALERT, TlsStream, refuse_tls_handshake, start_tls
 from shared.transport import (
     Stream,
     _translated,
@@ -141,7 +139,7 @@ def test_missing_or_mismatched_files_fail_setup(contest: Contest, tmp_path: Path
 
 def _record(body: bytes, declared: int | None = None) -> bytes:
     length = len(body) if declared is None else declared
-    return bytes([transport.TLS_HANDSHAKE_BYTE, 0x03, 0x01]) + length.to_bytes(2, "big") + body
+    return bytes([TLS_HANDSHAKE_BYTE, 0x03, 0x01]) + length.to_bytes(2, "big") + body
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -149,7 +147,7 @@ def test_a_client_hello_is_read_whole_then_answered_with_a_fatal_alert(seed: int
     hello = _record(bytes(range(200)))
     sock = FakeSocket(hello + b"after", seed=seed)
     refuse_tls_handshake(Stream(sock), timeout=5)
-    assert bytes(sock.sent) == transport.TLS_HANDSHAKE_FAILURE_ALERT
+    assert bytes(sock.sent) == TLS_HANDSHAKE_FAILURE_ALERT
     assert sock.unread == b"after"  # exactly the record, nothing past it
 
 
