@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import gevent
 from gevent.event import AsyncResult
@@ -92,10 +92,28 @@ class Lottery:
         """True once the draw is over (it succeeded or failed)."""
         return bool(self._barrier.ready())
 
-    def await_draw(self, interrupt: gevent.Greenlet) -> bool:
-        """Block, without a deadline, until the draw is over (True) or `interrupt` ends first (False)."""
-        gevent.wait([self._barrier, interrupt], count=1)
-        return bool(self._barrier.ready())
+    def await_draw(self, watch: Callable[[], bytes]) -> bytes | None:
+        """Block, without a deadline, until the draw is over (None) or `watch()` returns first (what it returned).
+
+        `watch` waits on the connection (a peek). The draw interrupts it as gevent.Timeout interrupts a
+        wait, by throwing into the waiting greenlet, so a waiting session costs no greenlet of its own.
+        """
+        if self._barrier.ready():
+            return None
+        waiter, waiting = gevent.getcurrent(), [True]
+
+        def interrupt(_: object) -> None:
+            if waiting[0]:
+                waiter.throw(_DrawOver())
+
+        self._barrier.rawlink(interrupt)
+        try:
+            return watch()
+        except _DrawOver:
+            return None
+        finally:
+            waiting[0] = False
+            self._barrier.unlink(interrupt)
 
     def winners(self, agency: int) -> list[str]:
         """The agency's winning documents; the draw must be over (see `await_draw`).
@@ -147,3 +165,7 @@ class Lottery:
             return
         log_action(logger, logging.INFO, "sorteo", Result.SUCCESS)
         self._barrier.set(winners)
+
+
+class _DrawOver(Exception):
+    """Thrown into a greenlet waiting in `Lottery.await_draw` when the draw is over."""

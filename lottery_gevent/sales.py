@@ -17,7 +17,7 @@ from typing import Any
 
 import gevent
 
-from lottery_gevent.contest import LOCK_FILENAME, write_durably
+from lottery_gevent.contest import LOCK_FILENAME, fsync_dir, write_durably
 from lottery_gevent.lottery import Lottery
 from shared.logs import Result, log_action
 
@@ -41,7 +41,16 @@ def record_close(directory: Path, by: str) -> tuple[tuple[str, str], bool]:
     if existing is not None:
         return existing, False
     at = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-    write_durably(directory / SALES_CLOSED_FILENAME, f"{by} {at}\n")
+    path = directory / SALES_CLOSED_FILENAME
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    write_durably(partial, f"{by} {at}\n")
+    try:  # a link, not a rename: the command and the server's deadline may race, and the first record wins
+        os.link(partial, path)
+    except FileExistsError:
+        return read_close(directory) or (by, at), False
+    finally:
+        partial.unlink()
+    fsync_dir(directory)
     return (by, at), True
 
 
@@ -84,7 +93,7 @@ class SalesWatch:
 
     def start(self) -> None:
         """Apply a close already recorded; else wait for the command and the deadline."""
-        self._watchers.append(gevent.signal_handler(signal.SIGUSR1, gevent.spawn, self.apply))
+        self._watchers.append(gevent.signal_handler(signal.SIGUSR1, self.apply))
         self.apply()
         if self._close_at is not None and self._lottery.sales_open:
             delay = (self._close_at - datetime.datetime.now(datetime.UTC)).total_seconds()

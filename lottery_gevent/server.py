@@ -116,13 +116,15 @@ class LotteryServer:
         ip = address[0]
         stream = Stream(sock)
         try:
-            full = self.live >= self.config.max_connections
-            if full and not self._give_way(self._unauthenticated.evict()):  # those giving way count till they end
-                stream = self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
-            elif not self._per_address.enter(ip):
+            if not self._per_address.enter(ip):  # first: an address over its cap must not push others out
                 cap = self.config.max_connections_per_ip
                 stream = self._refuse(stream, ip, f"too many connections from {ip} (max {cap})")
-            else:
+                return
+            try:
+                full = self.live >= self.config.max_connections
+                if full and not self._give_way(self._unauthenticated.evict()):  # those giving way count till they end
+                    stream = self._refuse(stream, ip, f"too many connections (max {self.config.max_connections})")
+                    return
                 self.live += 1
                 me = gevent.getcurrent()
                 self._give_way(self._unauthenticated.admit(me))
@@ -132,7 +134,8 @@ class LotteryServer:
                 finally:
                     self._unauthenticated.leave(me)
                     self.live -= 1
-                    self._per_address.leave(ip)
+            finally:
+                self._per_address.leave(ip)
         finally:
             stream.close()  # a TLS stream's socket is no longer the one the StreamServer closes
 

@@ -29,7 +29,7 @@ from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.status import Metrics
 from lottery_gevent.storage import BetStore, StorageFailure
 from shared.domain import agency_common_name
-from shared.errors import InvalidBet, PeerClosed, ProtocolError, ServerRefused, Timeout
+from shared.errors import InvalidBet, PeerClosed, ProtocolError, ServerRefused, Timeout, TlsRejected
 from shared.logs import Result, log_action
 from shared.protocol import (
     Bets,
@@ -83,6 +83,7 @@ class AgencySession:
         self._greenlet = gevent.getcurrent()
         #: True while a frame is being written (a kill then must not add another).
         self._sending = False
+        self._winners_sent = False
         self._policy = policy or ConnectionPolicy(config, lambda: stream.bytes_received)
         self._metrics = metrics or Metrics()
 
@@ -92,6 +93,8 @@ class AgencySession:
                 self._step(receive_message(self._stream, self._decoder, *self._policy.read_bounds()))
                 self._policy.frame_handled()
                 gevent.sleep(0)  # a peer whose frames are always ready must not starve the others
+        except TlsRejected as exc:  # a TLS alert from the peer after the handshake
+            self._log_end(logging.WARNING, Result.FAIL, str(exc))
         except PeerClosed as exc:
             if isinstance(exc.__cause__, ssl.SSLError):  # a record that fails to decrypt, or worse
                 self._log_end(logging.WARNING, Result.FAIL, f"TLS protocol violation: {exc.__cause__}")
@@ -105,8 +108,7 @@ class AgencySession:
             self._close(ErrorCode.MALFORMED_FRAME, str(exc))
         except EndSession as exc:
             self._log_end(logging.INFO, Result.SUCCESS, exc.reason)
-            if not self._sending:  # never cut into a frame already on its way
-                self._try_send(Error(exc.code, exc.reason))
+            self._try_send(Error(exc.code, exc.reason))
         finally:
             if self.agency is not None:
                 self._registry.release(self.agency, self._greenlet)
@@ -142,8 +144,8 @@ class AgencySession:
             detail = f"agency {agency} is not one of 1..{self._config.agencies}"
             self._close(ErrorCode.UNKNOWN_AGENCY, detail, action="identify", agency=agency)
             return
+        self.agency = agency  # before the claim, which may block: a session ended meanwhile still releases it
         self._registry.claim(agency, self._greenlet)
-        self.agency = agency
         if message.total:
             self._lottery.totals[agency] = message.total
         self._policy.identified()
@@ -201,13 +203,11 @@ class AgencySession:
 
     def _on_winners_query(self, _: WinnersQuery) -> None:
         agency = self._agency()
-        watcher = gevent.spawn(self._stream.peek_byte)  # ends when the peer sends or closes
-        try:
-            drawn = self._lottery.await_draw(watcher)
-        finally:
-            watcher.kill()
-        if not drawn:
-            if watcher.successful() and watcher.value:
+        if self._winners_sent:  # once per connection: a repeated query would buy log lines and winners for 5 bytes
+            raise ServerRefused(ErrorCode.UNEXPECTED_MESSAGE, "the winners were already sent on this connection")
+        sent = self._lottery.await_draw(self._stream.peek_byte)  # the peer sending or closing ends the wait
+        if sent is not None:
+            if sent:
                 self._close(ErrorCode.UNEXPECTED_MESSAGE, "nothing may be sent while a winners query is pending")
                 return
             raise PeerClosed()
@@ -218,6 +218,7 @@ class AgencySession:
         log_action(logger, logging.INFO, "winners_sent", Result.SUCCESS, cant_ganadores=len(documents), agency=agency)
         for part in split_winners(documents, LOTTERY_WINNER_NUMBER):
             self._send(part)
+        self._winners_sent = True
 
     def _agency(self) -> int:
         assert self.agency is not None, "the transition table admits this only after Hello"
@@ -247,6 +248,8 @@ class AgencySession:
         self._sending = False
 
     def _try_send(self, message: Message) -> None:
+        if self._sending:  # a frame was cut short: nothing after it can be read
+            return
         try:
             send_message(self._stream, message, LAST_WORD_TIMEOUT_S)
         except (PeerClosed, Timeout):

@@ -174,7 +174,7 @@ class BetStore:
     def mark_done(self, agency: int) -> None:
         """Record, durably, that the agency has sent all its bets. Idempotent.
 
-        Each mark is written whole without yielding, so concurrent marks need no lock.
+        Two marks of one agency may race across the fsync (a takeover): the done log is read as a set.
 
         Raises:
             StorageFailure: the mark could not be written (and was cut back), or the store failed.

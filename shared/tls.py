@@ -64,7 +64,7 @@ class TlsStream(Stream):
                     return self._tls.read(size)
                 except ssl.SSLWantReadError:
                     pass
-                except ssl.SSLEOFError:  # closed without close_notify: EOF, as on a plain socket
+                except (ssl.SSLEOFError, ssl.SSLZeroReturnError):  # with or without close_notify: EOF
                     return b""
             if self._incoming.eof:
                 return b""

@@ -3,7 +3,7 @@ for cases that need to reach inside (a failing draw, a stop while agencies wait)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gevent
@@ -65,9 +65,9 @@ def test_stop_ends_agencies_waiting_for_the_draw(serve: LotteryServer, monkeypat
     waiting = gevent.event.Event()
     await_draw = Lottery.await_draw
 
-    def spied(lottery: Lottery, interrupt: gevent.Greenlet) -> bool:
+    def spied(lottery: Lottery, watch: Callable[[], bytes]) -> bytes | None:
         waiting.set()
-        return await_draw(lottery, interrupt)
+        return await_draw(lottery, watch)
 
     monkeypatch.setattr(Lottery, "await_draw", spied)
     with _upload_and_finish(serve.port, 1) as peer:

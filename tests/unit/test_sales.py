@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lottery_gevent import sales
 from lottery_gevent.contest import LOCK_FILENAME, archive_contest, load_or_create_contest
 from lottery_gevent.sales import SALES_CLOSED_FILENAME, close_sales_command, read_close, record_close, signal_server
 
@@ -47,3 +48,13 @@ def test_a_new_contest_archives_the_close(tmp_path: Path) -> None:
     target = archive_contest(tmp_path)
     assert target is not None and (target / SALES_CLOSED_FILENAME).exists()
     assert read_close(tmp_path) is None  # the next contest's sales are open
+
+
+def test_the_first_record_wins_a_race(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The command and the server's deadline may both find no record and both write: the first stays.
+    (tmp_path / SALES_CLOSED_FILENAME).write_text("command 2026-12-24T21:00:00.000+00:00\n")
+    looks = iter([None])  # the deadline's look for a record came before the command wrote it
+    monkeypatch.setattr(sales, "read_close", lambda directory: next(looks, None) or read_close(directory))
+    record, new = record_close(tmp_path, "deadline")
+    assert (record, new) == (("command", "2026-12-24T21:00:00.000+00:00"), False)
+    assert [path.name for path in tmp_path.iterdir()] == [SALES_CLOSED_FILENAME]  # no partial file left

@@ -172,7 +172,7 @@ def test_before_the_close_an_early_winners_query_is_refused_and_after_it_a_batch
     assert server.lottery.totals == {1: 3}
 
     server.lottery.close_sales("command", "2026-12-24T21:00:00+00:00")
-    assert server.lottery.await_draw(gevent.spawn(gevent.event.Event().wait, 10))  # a fake peer cannot wait for it
+    assert server.lottery.await_draw(lambda: bytes(gevent.event.Event().wait(10) or b"")) is None  # the draw wins
     sock = FakeSocket(encode(Hello(1)) + encode(Bets(1, (ANA,))) + encode(WinnersQuery()))
     session = serve(server, sock)
     session.join(timeout=10)
@@ -182,3 +182,16 @@ def test_before_the_close_an_early_winners_query_is_refused_and_after_it_a_batch
     assert winners == [Winners((winner.document,), number=7574)]
     assert server.store.durable_count(1) == 1  # nothing of the refused batch
     assert server.lottery.state == "done" and not server.lottery.sales_open
+
+
+def test_the_draw_wakes_a_waiting_session_which_answers_the_winners_once(server: Parts) -> None:
+    session, peer = waiting_for_the_draw(server)
+    with peer:
+        server.lottery.mark_done(2)  # the last agency: the draw runs and wakes the waiting session
+        winners = receive_message(peer, FrameDecoder(), 10, start_within_s=10)
+        assert isinstance(winners, Winners) and winners.number == 7574
+        send_message(peer, WinnersQuery())  # a second query on the same connection is refused
+        again = receive_message(peer, FrameDecoder(), 10, start_within_s=10)
+        assert isinstance(again, Error) and again.code is ErrorCode.UNEXPECTED_MESSAGE
+    session.join(timeout=10)
+    assert session.successful()
