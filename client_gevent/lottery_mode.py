@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import ssl
 from collections import Counter
@@ -79,8 +78,8 @@ class LotteryAgency:
         self._done_acknowledged = False
         self._tls: ssl.SSLContext | None = None
         self._contest = b""
-        #: The documents of the file's bets and their number, once a pass over the whole file has seen them.
-        self._bounds: tuple[frozenset[str], int] | None = None
+        #: (document, number) of every bet in the file, in order, once a pass over the whole file has seen them.
+        self._bets: list[tuple[str, str]] | None = None
         self._total = 0
         #: Once told SALES_CLOSED: how many of its bets the server stores (None: sales were open).
         self._closed_with: int | None = None
@@ -136,7 +135,8 @@ class LotteryAgency:
             elif self._closed_with is None:
                 self._upload_and_finish(server, welcome)
             self._phase = "consulta_ganadores"
-            documents, count = self._own_documents()
+            bets = self._own_bets()
+            documents, count = frozenset(document for document, _ in bets), len(bets)
             reporter = gevent.spawn(self._report_waiting, WAIT_LOG_S)
             try:
                 winners = server.query_winners(allowed=documents, limit=count)
@@ -148,8 +148,8 @@ class LotteryAgency:
 
     def _check_winners(self, winners: list[str], number: int) -> None:
         """UnexpectedReply unless `winners` are exactly the documents of this agency's stored bets on `number`."""
-        stored = itertools.islice(self._source.rows(), self._closed_with)  # after a close: those stored only
-        expected = Counter(bet.document for bet in stored if int(bet.number) == number)
+        stored = self._own_bets()[: self._closed_with]  # after a close: those stored only
+        expected = Counter(document for document, drawn in stored if int(drawn) == number)
         got = Counter(winners)
         missing, extra = sum((expected - got).values()), sum((got - expected).values())
         if missing or extra:
@@ -176,27 +176,22 @@ class LotteryAgency:
                 logger, logging.INFO, "wait_draw", Result.IN_PROGRESS, client_id=self._agency, waited_s=round(waited, 3)
             )
 
-    def _own_documents(self) -> tuple[frozenset[str], int]:
-        """The documents this agency bet with and its number of bets (noted by a whole-file upload, else read)."""
-        if self._bounds is None:
-            documents: set[str] = set()
-            count = 0
-            for bet in self._source.rows():
-                documents.add(bet.document)
-                count += 1
-            self._bounds = frozenset(documents), count
-        return self._bounds
+    def _own_bets(self) -> list[tuple[str, str]]:
+        """(document, number) of the file's bets: noted by an upload from the first row, else read once."""
+        if self._bets is None:
+            self._bets = [(bet.document, bet.number) for bet in self._source.rows()]
+        return self._bets
 
     def _upload(self, server: ServerConnection, stored: int) -> None:
         index = stored
         # The `stored` count each batch on its way should be acknowledged with, oldest first.
         in_flight: collections.deque[int] = collections.deque()
         level = logging.INFO if self._config.single_bet is not None else logging.DEBUG
-        # An upload from the first row reads the whole file: it notes the documents on the way.
-        documents: set[str] | None = set() if stored == 0 else None
+        # An upload from the first row reads the whole file: it notes the bets on the way.
+        noted: list[tuple[str, str]] | None = [] if stored == 0 else None
         for batch in batches(self._source.rows(skip=stored), self._config.batch_max_amount):
-            if documents is not None:
-                documents.update([bet.document for bet in batch])
+            if noted is not None:
+                noted.extend((bet.document, bet.number) for bet in batch)
             if logger.isEnabledFor(level):
                 for bet in batch:
                     log_action(logger, level, "apuesta_enviada", Result.SUCCESS, dni=bet.document, numero=bet.number)
@@ -205,8 +200,8 @@ class LotteryAgency:
             in_flight.append(index)
             if len(in_flight) == UPLOAD_WINDOW:
                 self._take_ack(server, in_flight.popleft())
-        if documents is not None:
-            self._bounds = frozenset(documents), index
+        if noted is not None:
+            self._bets = noted
         while in_flight:
             self._take_ack(server, in_flight.popleft())
         log_action(
