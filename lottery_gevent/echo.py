@@ -16,6 +16,8 @@ logger = logging.getLogger(__name__)
 
 ECHO_MAX_BYTES = 1024  # the longest line echoed, newline included
 ECHO_TIMEOUT_S = 5.0  # for the whole line and its echo
+#: Echo lines logged in a burst before the server-wide one a second: a Compose project's echo clients fit.
+ECHO_LOG_BURST = 64
 
 
 def serve_inline_echo(stream: Stream, ip: str, limit_log: LogLimiter) -> None:

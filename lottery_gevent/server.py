@@ -21,10 +21,11 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from lottery_gevent.config import ServerConfig
-from lottery_gevent.echo import serve_inline_echo
+from lottery_gevent.echo import ECHO_LOG_BURST, serve_inline_echo
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.policy import (
     CONNECTIONS_PER_IDENTITY,
+    LIMIT_LOG_RATE_PER_S,
     UNAUTHENTICATED_SHARE,
     AddressCounter,
     ConnectionPolicy,
@@ -80,7 +81,7 @@ class LotteryServer:
         #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
         self._limit_log = server_log_limiter()
         #: The inline echo's lines, on a budget of their own, and each certificate's refusals.
-        self._echo_log = server_log_limiter()
+        self._echo_log = LogLimiter(ECHO_LOG_BURST, LIMIT_LOG_RATE_PER_S)
         self._certificate_logs: dict[str, LogLimiter] = {}
         self._tls = tls_context(config)
         self._pool = Pool(config.max_connections + REFUSING_HANDLERS)
