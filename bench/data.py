@@ -18,7 +18,7 @@ from pathlib import Path
 
 from client_gevent.bets_source import CsvBets, batches
 from shared.domain import BetFields
-from shared.transport import client_tls_context
+from shared.tls import client_tls_context
 from tests.support.processes import REPO_ROOT
 from tools.generate_agencies import WINNING_NUMBER, generate
 

@@ -38,7 +38,7 @@ from shared.errors import (
 )
 from shared.logs import Result, log_action
 from shared.protocol import Bets, BetsAck, Done, DoneAck, ErrorCode, Hello, Welcome
-from shared.transport import client_tls_context
+from shared.tls import client_tls_context
 
 logger = logging.getLogger(__name__)
 

@@ -28,6 +28,8 @@ LIMIT_LOG_RATE_PER_S = 1.0
 WARNINGS_PER_CONNECTION = 3
 #: Log bytes a connection may cause per byte it sent.
 LOG_BYTES_PER_BYTE_RECEIVED = 2
+#: Seconds a last word (a refusal, an Error before closing) may take to send.
+LAST_WORD_S = 1.0
 #: The refused frame that closes a connection (TOO_MANY_REFUSALS).
 MAX_REFUSALS = 8
 #: Connections one certificate may hold at once: its session, and one taking it over.

@@ -25,6 +25,7 @@ from lottery_gevent.echo import ECHO_LOG_BURST, serve_inline_echo
 from lottery_gevent.lottery import Lottery
 from lottery_gevent.policy import (
     CONNECTIONS_PER_IDENTITY,
+    LAST_WORD_S,
     LIMIT_LOG_RATE_PER_S,
     UNAUTHENTICATED_SHARE,
     AddressCounter,
@@ -35,7 +36,7 @@ from lottery_gevent.policy import (
     server_log_limiter,
 )
 from lottery_gevent.registry import AgencyRegistry, EndSession
-from lottery_gevent.revocation import revoked_serials, tls_context
+from lottery_gevent.revocation import tls_context
 from lottery_gevent.session import AgencySession
 from lottery_gevent.status import Metrics
 from lottery_gevent.storage import BetStore
@@ -51,8 +52,6 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT_S = 2.0
 #: Handlers beyond max_connections, there only to refuse the excess at once.
 REFUSING_HANDLERS = 16
-#: Seconds a refusal or an answer to a connection being closed may take.
-LAST_WORD_S = 1.0
 
 
 class LotteryServer:
@@ -77,13 +76,12 @@ class LotteryServer:
         )
         #: The certificate serial number of each live TLS connection's greenlet.
         self._certified: dict[gevent.Greenlet, int] = {}
-        self._revoked: frozenset[int] = frozenset()
         #: Lines about refused, silent or misbehaving connections, which any number of peers can cause.
         self._limit_log = server_log_limiter()
         #: The inline echo's lines, on a budget of their own, and each certificate's refusals.
         self._echo_log = LogLimiter(ECHO_LOG_BURST, LIMIT_LOG_RATE_PER_S)
         self._certificate_logs: dict[str, LogLimiter] = {}
-        self._tls = tls_context(config)
+        self._tls, self._revoked = tls_context(config)
         self._pool = Pool(config.max_connections + REFUSING_HANDLERS)
         self._listener = StreamServer(
             (config.ip, config.port), self._handle, backlog=config.listen_backlog, spawn=self._pool
@@ -182,7 +180,7 @@ class LotteryServer:
         if self.config.tls_crl is None:
             return
         try:
-            context, revoked = tls_context(self.config), revoked_serials(self.config.tls_crl)
+            context, revoked = tls_context(self.config)
         except ConfigError as exc:
             log_action(logger, logging.ERROR, "reload_crl", Result.FAIL, error=exc)
             return

@@ -24,7 +24,7 @@ from lottery_gevent.batches import store_batch
 from lottery_gevent.config import ServerConfig
 from lottery_gevent.contract import LOTTERY_WINNER_NUMBER
 from lottery_gevent.lottery import Lottery
-from lottery_gevent.policy import ConnectionPolicy
+from lottery_gevent.policy import LAST_WORD_S, ConnectionPolicy
 from lottery_gevent.registry import AgencyRegistry, EndSession
 from lottery_gevent.status import Metrics
 from lottery_gevent.storage import BetStore, StorageFailure
@@ -48,9 +48,6 @@ from shared.protocol import (
 from shared.transport import Stream, receive_message, send_message
 
 logger = logging.getLogger(__name__)
-
-#: How long a last Error message (before closing) may take to send.
-LAST_WORD_TIMEOUT_S = 1.0
 
 
 class SessionState(enum.Enum):
@@ -251,7 +248,7 @@ class AgencySession:
         if self._sending:  # a frame was cut short: nothing after it can be read
             return
         try:
-            send_message(self._stream, message, LAST_WORD_TIMEOUT_S)
+            send_message(self._stream, message, LAST_WORD_S)
         except (PeerClosed, Timeout):
             pass
 

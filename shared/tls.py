@@ -4,16 +4,18 @@
 # caller's gevent.Timeouts (nothing the peer sends re-arms them); records that
 # decrypt to nothing are waited past; a bare TCP close without close_notify
 # reads as EOF, as on a plain socket (our frames are length-prefixed, so a cut
-# shows up as a cut frame); errors become shared.errors as in the transport.
+# shows up as a cut frame); errors become shared.errors as in the transport;
+# contexts have a TLS 1.3 floor, require the peer's certificate, and clients check the host name.
 # Never: sends or receives except through the inner Stream.
 from __future__ import annotations
 
 import ssl
 import struct
+from pathlib import Path
 from typing import cast
 
-from shared.errors import PeerClosed, ProtocolError
-from shared.transport import Stream, _translated, within
+from shared.errors import ConfigError, PeerClosed, ProtocolError
+from shared.transport import Stream, translated, within
 
 #: Raw bytes asked of the inner stream per read: many records at once.
 RAW_CHUNK = 65536
@@ -50,7 +52,7 @@ class TlsStream(Stream):
         self._inner.close()
 
     def send_all(self, data: bytes) -> None:
-        with _translated("send", expected=len(data)):
+        with translated("send", expected=len(data)):
             self._tls.write(data)  # into a memory BIO: never blocks
         self._inner.send_all(self._outgoing.read())
 
@@ -59,7 +61,7 @@ class TlsStream(Stream):
             held, self._held = self._held[:size], self._held[size:]
             return held
         while True:
-            with _translated("recv", partial, expected):
+            with translated("recv", partial, expected):
                 try:
                     return self._tls.read(size)
                 except ssl.SSLWantReadError:
@@ -102,7 +104,7 @@ def start_tls(stream: Stream, context: ssl.SSLContext, server_hostname: str | No
     try:
         while True:
             try:
-                with _translated("TLS handshake"):
+                with translated("TLS handshake"):
                     try:
                         tls.do_handshake()
                         break
@@ -140,3 +142,32 @@ def refuse_tls_handshake(stream: Stream, timeout: float) -> None:
             raise ProtocolError(f"a TLS record of {length} bytes; the most is {_TLS_MAX_RECORD}")
         stream.recv_exact(length)
         stream.send_all(TLS_HANDSHAKE_FAILURE_ALERT)
+
+
+#: The oldest TLS version either end accepts: before 1.3 the agency's certificate travels in clear.
+TLS_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_3
+
+
+def _tls_context(protocol: int, cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
+    """TLS 1.3 or newer, our certificate, the peer's required (ConfigError if a file is bad)."""
+    try:
+        context = ssl.SSLContext(protocol)
+        context.minimum_version = TLS_MINIMUM_VERSION
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=ca)
+        context.load_cert_chain(cert, key)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise ConfigError(f"cannot load the TLS credentials ({cert}, {key}, {ca}): {exc}") from exc
+    return context
+
+
+def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
+    """The server's side: a client certificate signed by `ca` required."""
+    context = _tls_context(ssl.PROTOCOL_TLS_SERVER, cert, key, ca)
+    context.num_tickets = 0  # agencies never resume a TLS session
+    return context
+
+
+def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+    """An agency's side: the server's certificate signed by `ca`, for the host dialled (TLS_CLIENT's default)."""
+    return _tls_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, ca)

@@ -3,9 +3,8 @@
 # or raises PeerClosed with what arrived; a frame read never reads past its
 # frame and yields to the loop between chunks, however the peer cuts them (one-
 # byte TLS records included); OSError and TLS errors become shared.errors types
-# only in `_translated`. Peer deadlines are gevent.Timeouts armed once, never
-# socket timeouts. TLS (shared.tls) is a stream over this one; its contexts are
-# made here (1.3 floor, peer certificate required, host name checked by clients).
+# only in `translated`. Peer deadlines are gevent.Timeouts armed once, never
+# socket timeouts. TLS (shared.tls) is a stream over this one.
 # Never: decides what a message means, or logs.
 from __future__ import annotations
 
@@ -13,20 +12,18 @@ import contextlib
 import socket
 import ssl
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Protocol
 
 import gevent
 from gevent import socket as gsocket
 
-from shared.errors import ConfigError, ConnectFailed, PeerClosed, ProtocolError, Timeout, TlsRejected
+from shared.errors import ConnectFailed, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.protocol import FrameDecoder, Message, encode
 
 #: TCP keepalive: a peer gone without a FIN is noticed even by a waiting connection.
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5
 KEEPALIVE_PROBES = 3
-TLS_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_3
 
 
 class RawSocket(Protocol):
@@ -48,7 +45,7 @@ def within(seconds: float | None, what: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _translated(what: str, partial: bytes = b"", expected: int = 0) -> Iterator[None]:
+def translated(what: str, partial: bytes = b"", expected: int = 0) -> Iterator[None]:
     """TimeoutError -> Timeout; a failed verification or a TLS alert -> TlsRejected; other OSError -> PeerClosed."""
     try:
         yield
@@ -104,13 +101,13 @@ class Stream:
         """Write all of `data`, however many send() calls that takes (PeerClosed, Timeout)."""
         view = memoryview(data)
         while view:
-            with _translated("send", expected=len(data)):
+            with translated("send", expected=len(data)):
                 sent = self._sock.send(view)
             view = view[sent:]
 
     def recv_some(self, size: int, partial: bytes = b"", expected: int = 0) -> bytes:
         """One recv() of at most `size` bytes; b"" means EOF. `partial`/`expected` describe the read, for errors."""
-        with _translated("recv", partial, expected):
+        with translated("recv", partial, expected):
             chunk = self._sock.recv(size)
         self.bytes_received += len(chunk)
         return chunk
@@ -143,33 +140,8 @@ class Stream:
 
     def peek_byte(self) -> bytes:
         """The next byte, left for the next read; b"" on EOF. Waits for ever: bound it with `within`."""
-        with _translated("waiting for the first byte", expected=1):
+        with translated("waiting for the first byte", expected=1):
             return self._sock.recv(1, socket.MSG_PEEK)
-
-
-def _tls_context(protocol: int, cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
-    """TLS 1.3 or newer, our certificate, the peer's required (ConfigError if a file is bad)."""
-    try:
-        context = ssl.SSLContext(protocol)
-        context.minimum_version = TLS_MINIMUM_VERSION
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cafile=ca)
-        context.load_cert_chain(cert, key)
-    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-        raise ConfigError(f"cannot load the TLS credentials ({cert}, {key}, {ca}): {exc}") from exc
-    return context
-
-
-def server_tls_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
-    """The server's side: a client certificate signed by `ca` required."""
-    context = _tls_context(ssl.PROTOCOL_TLS_SERVER, cert, key, ca)
-    context.num_tickets = 0  # agencies never resume a TLS session
-    return context
-
-
-def client_tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
-    """An agency's side: the server's certificate signed by `ca`, for the host dialled (TLS_CLIENT's default)."""
-    return _tls_context(ssl.PROTOCOL_TLS_CLIENT, cert, key, ca)
 
 
 def open_connection(host: str, port: int, timeout: float | None) -> Stream:

@@ -13,7 +13,7 @@ import pytest
 from client_gevent.bets_source import CsvBets
 from shared.errors import PeerClosed, TlsRejected
 from shared.protocol import Bets, BetsAck, Done, DoneAck, Error, ErrorCode, Hello, WinnersQuery
-from shared.transport import client_tls_context
+from shared.tls import client_tls_context
 from tests.conftest import DATASET_BETS, DATASET_WINNERS
 from tests.proxy import FaultProxy
 from tests.rawclient import RawPeer, batch, resume

@@ -16,7 +16,7 @@ from pathlib import Path
 from gevent import ssl as gssl
 
 from shared.domain import agency_common_name
-from shared.transport import TLS_MINIMUM_VERSION, client_tls_context
+from shared.tls import TLS_MINIMUM_VERSION, client_tls_context
 from tests.support.wire import RawConnection
 from tools.credentials import ensure_credentials
 

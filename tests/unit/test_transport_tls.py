@@ -13,15 +13,15 @@ import pytest
 
 from shared.errors import ConfigError, PeerClosed, ProtocolError, Timeout, TlsRejected
 from shared.protocol import BetsAck, FrameDecoder, Hello
-from shared.tls import TLS_HANDSHAKE_BYTE, TLS_HANDSHAKE_FAILURE_ALERT, TlsStream, refuse_tls_handshake, start_tls
-from shared.transport import (
-    Stream,
-    _translated,
-    receive_message,
-    send_message,
+from shared.tls import (
+    TLS_HANDSHAKE_BYTE,
+    TLS_HANDSHAKE_FAILURE_ALERT,
+    TlsStream,
+    refuse_tls_handshake,
     server_tls_context,
-    within,
+    start_tls,
 )
+from shared.transport import Stream, receive_message, send_message, translated, within
 from tests.support.tls import Contest
 from tests.unit.fakes import FakeSocket
 
@@ -122,7 +122,7 @@ def test_ssl_errors_map_to_typed_errors() -> None:
         (ssl.SSLEOFError(8, "EOF"), PeerClosed, None),
     ]
     for error, expected, words in cases:
-        with pytest.raises(expected, match=words) as raised, _translated("recv"):
+        with pytest.raises(expected, match=words) as raised, translated("recv"):
             raise error
         assert raised.value.__cause__ is error
 
